@@ -1,0 +1,287 @@
+"""The `envctl` command: argument parsing and presentation over the library API."""
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+import yaml
+from rich.console import Console
+
+from envctl import images as image_api
+from envctl import run as run_api
+from envctl import state
+from envctl.engine import Engine
+from envctl.errors import EnvctlError, Terminated
+from envctl.presentation import progress_for, table
+from envctl.topology import Topology, load_topology
+from envctl.topology.document import to_document
+
+def _console(stderr: bool = False) -> Console:
+    console = Console(stderr=stderr, highlight=False)
+    if not console.is_terminal:  # CI logs: do not wrap tables at 80 columns
+        console = Console(stderr=stderr, highlight=False, width=200)
+    return console
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+class Context:
+    def __init__(self, file: str | None, run: str | None) -> None:
+        self.file = file
+        self.run = run
+        self._topology: Topology | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def topology(self) -> Topology:
+        if self._topology is None:
+            self._topology = load_topology(self.file)
+            for warning in self._topology.warnings:
+                err.print(f"[yellow]warning:[/] {warning}")
+        return self._topology
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine.connect()
+        return self._engine
+
+    def record(self) -> state.RunRecord:
+        return run_api.current_run(self.topology, self.run)
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-f", "--file", envvar="ENVCTL_FILE", metavar="FILE",
+              help="The topology file (default: ./envctl.yaml).")
+@click.option("--run", "run", envvar="ENVCTL_RUN", metavar="RUN",
+              help="The run to act on (default: the current one); with 'up', the id for a new run.")
+@click.version_option(package_name="envctl")
+@click.pass_context
+def main(ctx: click.Context, file: str | None, run: str | None) -> None:
+    """Bring up a multi-service integration environment on one Docker engine."""
+    ctx.obj = Context(file, state.sanitize_run_id(run) if run else None)
+
+
+@main.command()
+@click.argument("services", nargs=-1)
+@click.option("--except", "except_services", multiple=True, metavar="SERVICE",
+              help="Start everything else; containers reach SERVICE on the host (repeatable).")
+@click.option("--profile", "profiles", multiple=True, help="Also start services of this profile.")
+@click.option("--keep-on-failure", is_flag=True, help="Leave the run up when start-up fails, for debugging.")
+@click.option("--parallel", default=2, show_default=True, help="Images built at once.")
+@pass_ctx
+def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
+       keep_on_failure: bool, parallel: int) -> None:
+    """Build what is missing and bring the stack (or SERVICES) to ready."""
+    topology, engine = c.topology, c.engine
+    with progress_for(err) as progress:
+        result = run_api.up(topology, engine, services=services, except_services=except_services,
+                            profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
+                            progress=progress, max_parallel_builds=parallel)
+    record = run_api.current_run(topology, result.run)
+    rows = run_api.status(engine, topology, record)
+    out.print(_status_table(rows))
+    elapsed = result.timeline[-1].at - result.timeline[0].at if result.timeline else 0.0
+    built = sum(1 for i in result.images.values() if i.built)
+    out.print(f"run [bold]{result.run}[/] ready in {elapsed:.1f}s "
+              f"({len(result.started)} started, {len(result.unchanged)} unchanged, {built} images built)")
+    for name in except_services:
+        out.print(f"'{name}' runs on the host: [bold]eval \"$(envctl env {name} --export)\"[/] then start it; "
+                  f"containers reach it at host.docker.internal")
+
+
+@main.command()
+@click.option("--all", "all_runs", is_flag=True, help="Every run of this project on the engine.")
+@click.option("--no-logs", is_flag=True, help="Do not save container logs first.")
+@pass_ctx
+def down(c: Context, all_runs: bool, no_logs: bool) -> None:
+    """Save each container's log, then remove the run's containers, network and volumes."""
+    topology, engine = c.topology, c.engine
+    if all_runs:
+        runs = run_api.project_runs(engine, topology.name)
+    else:
+        record = state.read_current(topology)
+        runs = [c.run] if c.run else ([record.run] if record else [])
+    if not runs:
+        out.print("nothing to take down")
+        return
+    with progress_for(err) as progress:
+        for run in runs:
+            result = run_api.down(topology, engine, run, save_logs=not no_logs, progress=progress)
+            where = f"; logs in {result.logs_dir[run]}" if run in result.logs_dir else ""
+            out.print(f"run {run} removed ({result.containers} containers){where}")
+
+
+@main.command()
+@click.argument("services", nargs=-1)
+@click.option("--parallel", default=2, show_default=True, help="Images built at once.")
+@click.option("--tag-commit", is_flag=True, help="Also tag each image with the git commit (git-SHA).")
+@pass_ctx
+def build(c: Context, services: tuple[str, ...], parallel: int, tag_commit: bool) -> None:
+    """Build the bases and service images that are missing (content-hash tags)."""
+    topology, engine = c.topology, c.engine
+    for name in services:
+        if name not in topology.services:
+            raise EnvctlError(f"unknown service '{name}'", fix="name one of: " + ", ".join(sorted(topology.services)))
+    with progress_for(err) as progress:
+        builder = image_api.ImageBuilder(topology, engine, progress, max_parallel=parallel, tag_commit=tag_commit)
+        resolved = builder.ensure(services or None)
+    built = [i for i in resolved.values() if i.built]
+    out.print(_table(["image", "id", "built"],
+                     [[i.ref, i.id.split(":")[-1][:12], "built" if i.built else "cached"] for i in resolved.values()]))
+    out.print(f"{len(built)} built, {len(resolved) - len(built)} up to date")
+
+
+@main.command()
+@click.option("--prune", is_flag=True, help="Remove images the topology no longer produces (never one in use).")
+@pass_ctx
+def images(c: Context, prune: bool) -> None:
+    """List the project's images (current, stale, in use); prune the stale ones."""
+    topology, engine = c.topology, c.engine
+    if prune:
+        removed = image_api.prune_images(topology, engine)
+        for row in removed:
+            out.print(f"removed {row.ref} ({row.size / 1e6:.0f} MB)")
+        out.print(f"{len(removed)} images removed")
+        return
+    rows = image_api.project_images(topology, engine)
+    out.print(_table(["image", "kind", "id", "size", "created", "state"], [
+        [r.ref, r.kind, r.id.split(":")[-1][:12], f"{r.size / 1e6:.0f} MB",
+         datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+         ("current" if r.current else "stale") + (", in use" if r.in_use else "")] for r in rows]))
+
+
+@main.command()
+@click.option("--services", "names_only", is_flag=True, help="Print only the service names.")
+@pass_ctx
+def config(c: Context, names_only: bool) -> None:
+    """Validate the topology and print it resolved (host variables filled in)."""
+    topology = c.topology
+    if names_only:
+        for name in topology.services:
+            out.print(name)
+        return
+    click.echo(yaml.safe_dump(to_document(topology), sort_keys=False, default_flow_style=False), nl=False)
+
+
+@main.command()
+@pass_ctx
+def status(c: Context) -> None:
+    """A table of the run's services: state, readiness and host ports."""
+    record = c.record()
+    rows = run_api.status(c.engine, c.topology, record)
+    if not rows:
+        raise EnvctlError(f"run {record.run} has no containers", fix="start it with 'envctl up'")
+    out.print(f"run {record.run}")
+    out.print(_status_table(rows))
+
+
+@main.command()
+@click.argument("service", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", default="all", help="Lines from the end of each log (default: all).")
+@pass_ctx
+def logs(c: Context, service: str | None, follow: bool, tail: str) -> None:
+    """Print the logs of SERVICE (or of every service, prefixed)."""
+    record = c.record()
+    if follow:
+        for name, line in run_api.follow_logs(c.engine, c.topology, record, service):
+            click.echo(line if service else f"{name:<14}| {line}")
+        return
+    tail_value: int | str = int(tail) if tail.isdigit() else "all"
+    for name, text in run_api.logs(c.engine, c.topology, record, service, tail=tail_value).items():
+        for line in text.splitlines():
+            click.echo(line if service else f"{name:<14}| {line}")
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("service")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_ctx
+def exec_(c: Context, service: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in SERVICE's container: envctl exec SERVICE -- CMD ARGS..."""
+    engine = c.engine
+    _, (exec_id, stream) = run_api.exec_in(engine, c.topology, c.record(), service, list(command))
+    for chunk in stream:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    code = engine.exec_exit_code(exec_id)
+    sys.exit(code or 0)
+
+
+@main.command()
+@click.argument("service")
+@click.argument("port", required=False, type=int)
+@pass_ctx
+def port(c: Context, service: str, port: int | None) -> None:
+    """Print 127.0.0.1:HOSTPORT for SERVICE's PORT (default: its first port)."""
+    click.echo(f"127.0.0.1:{run_api.host_port(c.engine, c.topology, c.record(), service, port)}")
+
+
+@main.command()
+@click.argument("service")
+@click.option("--export", "export", is_flag=True, help="Print shell 'export' lines, for eval.")
+@pass_ctx
+def env(c: Context, service: str, export: bool) -> None:
+    """Print SERVICE's environment as the host needs it (to run SERVICE on the host)."""
+    values = run_api.host_environment(c.engine, c.topology, c.record(), service)
+    for key, value in values.items():
+        click.echo(f"export {key}={shlex.quote(value)}" if export else f"{key}={value}")
+
+
+def _status_table(rows: list[run_api.ServiceStatus]):
+    def readiness(row: run_api.ServiceStatus) -> str:
+        if row.ready is None:
+            return "-"
+        return "[green]ready[/]" if row.ready else "[red]not ready[/]"
+
+    return _table(["service", "state", "ready", "ports", "detail"], [
+        [r.service, r.state if r.exit_code is None else f"{r.state} ({r.exit_code})", readiness(r),
+         " ".join(f"127.0.0.1:{h}->{c}" for c, h in sorted(r.ports.items())),
+         "" if r.ready else r.detail] for r in rows])
+
+
+def _table(headers: list[str], rows: list[list[str]]):
+    return table(headers, rows)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def run() -> None:
+    """Console-script entry point: errors for people, exit codes for machines."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        main.main(standalone_mode=False, prog_name="envctl")
+    except click.exceptions.Abort:
+        err.print("envctl: interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except EnvctlError as exc:
+        print(f"envctl: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Terminated:
+        print("envctl: terminated", file=sys.stderr)
+        sys.exit(143)
+    except KeyboardInterrupt:
+        print("envctl: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    run()

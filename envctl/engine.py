@@ -1,0 +1,437 @@
+"""The one place that talks to the Docker SDK.
+
+Thin and factual: labels, names, networks, volumes, containers and images, with Docker's
+errors translated into envctl's. Policy (what to start when, what to remove) lives above.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import docker.errors
+from docker.types import Mount as DockerMount
+
+from envctl.errors import BuildFailed, EngineUnavailable, EnvctlError
+
+# Labels on everything envctl creates; the labels, not local state, are the truth.
+PROJECT = "envctl.project"
+RUN = "envctl.run"
+SERVICE = "envctl.service"
+CONFIG_HASH = "envctl.config-hash"
+IMAGE_KIND = "envctl.kind"
+INPUT_HASH = "envctl.input-hash"
+GIT_COMMIT = "envctl.git-commit"
+MANAGED = "envctl.managed"
+
+POOL_EXHAUSTED = "could not find an available, non-overlapping"
+
+
+def container_name(project: str, run: str, service: str) -> str:
+    return f"envctl-{project}-{run}-{service}"
+
+
+def network_name(project: str, run: str) -> str:
+    return f"envctl-{project}-{run}"
+
+
+def volume_name(project: str, run: str, volume: str) -> str:
+    return f"envctl-{project}-{run}-{volume}"
+
+
+def run_labels(project: str, run: str, service: str | None = None) -> dict[str, str]:
+    labels = {MANAGED: "true", PROJECT: project, RUN: run}
+    if service is not None:
+        labels[SERVICE] = service
+    return labels
+
+
+def label_filter(labels: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in labels.items()]
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one service container."""
+
+    name: str
+    image: str
+    network: str
+    alias: str
+    labels: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    ports: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # "8000/tcp" -> (ip, host port)
+    mounts: list[DockerMount] = field(default_factory=list)
+    working_dir: str | None = None
+    user: str | None = None
+    init: bool = True
+    healthcheck: dict[str, Any] | None = None
+    stop_timeout: int = 2
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A container as the engine reports it: enough for status, ports and diagnostics."""
+
+    id: str
+    name: str
+    service: str
+    run: str
+    status: str  # created, running, exited, dead, ...
+    exit_code: int | None
+    oom_killed: bool
+    health: str | None  # healthy, unhealthy, starting, or None without a healthcheck
+    ports: dict[int, int]  # container port -> published host port (tcp)
+    image_id: str
+    labels: dict[str, str]
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+class Engine:
+    """A connected Docker engine."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.api = client.api
+
+    # -- connection ----------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, timeout: int = 120) -> "Engine":
+        try:
+            client = docker.from_env(timeout=timeout)
+            client.ping()
+        except docker.errors.DockerException as exc:
+            raise EngineUnavailable(
+                f"cannot reach the Docker engine: {_short(exc)}",
+                fix="start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root), "
+                "or point DOCKER_HOST at a running engine; 'envctl doctor' checks the setup",
+            ) from None
+        return cls(client)
+
+    def version(self) -> dict[str, Any]:
+        return self._call(self.api.version)
+
+    # -- images --------------------------------------------------------------------------
+
+    def image_id(self, ref: str) -> str | None:
+        try:
+            return self.api.inspect_image(ref)["Id"]
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        return self._call(self.api.inspect_image, ref)
+
+    def images(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.images, filters={"label": label_filter(labels)})
+
+    def remove_image(self, ref: str) -> None:
+        try:
+            self.api.remove_image(ref, noprune=False)
+        except docker.errors.ImageNotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self._call(self.api.tag, image, repository, tag)
+
+    def pull(self, ref: str) -> str:
+        try:
+            repository, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
+            self.api.pull(repository, tag=tag or "latest")
+        except docker.errors.APIError as exc:
+            raise EnvctlError(
+                f"cannot pull image {ref}: {_short(exc)}",
+                fix="check the name and that a registry is reachable, or build the base from "
+                "Debian's mirror instead ('bootstrap:' in envctl.yaml)",
+            ) from None
+        return self.image_id(ref) or ref
+
+    def import_rootfs(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> str:
+        result = self._call(self.api.import_image, src=str(tarball), repository=repository, tag=tag, changes=changes)
+        image_id = self.image_id(f"{repository}:{tag}")
+        if image_id is None:
+            raise EnvctlError(f"docker import of {tarball} did not produce an image: {result}")
+        return image_id
+
+    def build(
+        self,
+        context: IO[bytes],
+        *,
+        dockerfile: str,
+        tag: str,
+        buildargs: dict[str, str],
+        log: IO[str],
+        what: str,
+    ) -> str:
+        """Build from a prepared context tar, streaming the output to `log`; return the image id."""
+        tail: deque[str] = deque(maxlen=25)
+        step = ""
+        image_id = None
+        try:
+            stream = self.api.build(
+                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
+                buildargs=buildargs, rm=True, forcerm=True, decode=True, pull=False,
+            )
+            for chunk in stream:
+                text = chunk.get("stream") or chunk.get("status") or ""
+                if text:
+                    log.write(text)
+                    for line in text.splitlines():
+                        if line.strip():
+                            tail.append(line.rstrip())
+                        if re.match(r"^Step \d+/\d+ :", line):
+                            step = line.strip()
+                if "aux" in chunk and "ID" in chunk["aux"]:
+                    image_id = chunk["aux"]["ID"]
+                if "error" in chunk:
+                    log.write(chunk["error"] + "\n")
+                    raise _build_failed(what, step, list(tail) + [chunk["error"].strip()], log)
+        except docker.errors.APIError as exc:
+            raise _build_failed(what, step, list(tail) + [_short(exc)], log) from None
+        log.flush()
+        return image_id or self.image_id(tag) or tag
+
+    def commit_files(self, image: str, files: dict[str, bytes], repository: str, tag: str,
+                     changes: list[str]) -> str:
+        """A new image: `image` plus `files` (absolute paths), with Dockerfile-style `changes`.
+
+        One container create and one commit: much cheaper than a build on slow storage drivers.
+        """
+        original_cmd = (self.inspect_image(image).get("Config") or {}).get("Cmd")
+        if original_cmd:  # the commit would otherwise keep the placeholder command below
+            changes = [f"CMD {json.dumps(original_cmd)}", *changes]
+        container = self._call(self.api.create_container, image, command=["true"])
+        try:
+            archive = in_memory_tar({path.lstrip("/"): data for path, data in files.items()})
+            self._call(self.api.put_archive, container["Id"], "/", archive.getvalue())
+            committed = self._call(self.api.commit, container["Id"], repository=repository, tag=tag,
+                                   changes=changes)
+        finally:
+            self.api.remove_container(container["Id"], force=True)
+        return committed["Id"]
+
+    # -- networks and volumes ------------------------------------------------------------
+
+    def create_network(self, name: str, labels: dict[str, str]) -> str:
+        existing = self._call(self.api.networks, names=[name])
+        for net in existing:
+            if net["Name"] == name:
+                return net["Id"]
+        try:
+            return self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)["Id"]
+        except docker.errors.APIError as exc:
+            if POOL_EXHAUSTED in str(exc):
+                raise EnvctlError(
+                    "Docker has no free address range for another network (its default address pool is used up)",
+                    fix="remove stale runs ('envctl gc', 'docker network prune'), or give dockerd more room "
+                    "with 'default-address-pools' in /etc/docker/daemon.json",
+                ) from None
+            raise _translate(exc) from None
+
+    def networks(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.networks, filters={"label": label_filter(labels)})
+
+    def remove_network(self, network_id: str) -> None:
+        try:
+            self.api.remove_network(network_id)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+
+    def create_volume(self, name: str, labels: dict[str, str]) -> None:
+        self._call(self.api.create_volume, name=name, labels=labels)
+
+    def volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.volumes, filters={"label": label_filter(labels)}).get("Volumes") or []
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self.api.remove_volume(name, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+
+    # -- containers ----------------------------------------------------------------------
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        host_config = self.api.create_host_config(
+            port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
+            mounts=spec.mounts or None,
+            init=spec.init,
+            network_mode=spec.network,
+            extra_hosts={"host.docker.internal": "host-gateway"},
+        )
+        networking = self.api.create_networking_config(
+            {spec.network: self.api.create_endpoint_config(aliases=[spec.alias])}
+        )
+        try:
+            created = self.api.create_container(
+                spec.image, command=spec.command, entrypoint=spec.entrypoint, name=spec.name,
+                environment=spec.environment, labels=spec.labels, ports=[_port_key(p) for p in spec.ports],
+                working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
+                host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
+                detach=True,
+            )
+        except docker.errors.APIError as exc:
+            raise _translate(exc, f"cannot create the container for '{spec.alias}'") from None
+        return created["Id"]
+
+    def start(self, container_id: str, what: str) -> None:
+        try:
+            self.api.start(container_id)
+        except docker.errors.APIError as exc:
+            text = _short(exc)
+            if "port is already allocated" in text or "address already in use" in text:
+                raise EnvctlError(f"cannot start '{what}': {text}",
+                                  fix="free that host port or change it in envctl.yaml") from None
+            raise _translate(exc, f"cannot start '{what}'") from None
+
+    def containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        listed = self._call(self.api.containers, all=True, filters={"label": label_filter(labels)})
+        states = []
+        for item in listed:
+            state = self.container_state(item["Id"])
+            if state is not None:
+                states.append(state)
+        return states
+
+    def container_state(self, container_id: str) -> ContainerState | None:
+        try:
+            info = self.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+        state = info["State"]
+        labels = info["Config"].get("Labels") or {}
+        ports: dict[int, int] = {}
+        for key, bindings in (info["NetworkSettings"].get("Ports") or {}).items():
+            number, _, proto = key.partition("/")
+            if bindings and proto == "tcp":
+                ports[int(number)] = int(bindings[0]["HostPort"])
+        return ContainerState(
+            id=info["Id"], name=info["Name"].lstrip("/"), service=labels.get(SERVICE, ""),
+            run=labels.get(RUN, ""), status=state["Status"],
+            exit_code=state.get("ExitCode") if state["Status"] in ("exited", "dead") else None,
+            oom_killed=bool(state.get("OOMKilled")), health=(state.get("Health") or {}).get("Status"),
+            ports=ports, image_id=info["Image"], labels=labels,
+        )
+
+    def remove_container(self, container_id: str, grace: int = 2) -> None:
+        """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove with anonymous volumes."""
+        try:
+            self.api.stop(container_id, timeout=grace)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            pass  # removing with force below still takes it away
+        try:
+            self.api.remove_container(container_id, v=True, force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise _translate(exc) from None
+
+    def logs(self, container_id: str, *, tail: int | str = "all", follow: bool = False,
+             timestamps: bool = False) -> bytes | Iterator[bytes]:
+        try:
+            return self.api.logs(container_id, stdout=True, stderr=True, tail=tail, follow=follow,
+                                 stream=follow, timestamps=timestamps)
+        except docker.errors.NotFound:
+            return b"" if not follow else iter(())
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+
+    def exec(self, container_id: str, command: list[str], *, stream: bool = False) -> tuple[int | None, Any]:
+        """Run `command` in the container; returns (exit code, output). Streams when asked."""
+        try:
+            exec_id = self.api.exec_create(container_id, command, stdout=True, stderr=True)["Id"]
+            output = self.api.exec_start(exec_id, stream=stream)
+            if stream:
+                return None, (exec_id, output)
+            return self.api.exec_inspect(exec_id)["ExitCode"], output
+        except docker.errors.APIError as exc:
+            raise _translate(exc, "cannot run the command in the container") from None
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        return self._call(self.api.exec_inspect, exec_id)["ExitCode"]
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.APIError as exc:
+            raise _translate(exc) from None
+        except docker.errors.DockerException as exc:
+            raise _unavailable(exc) from None
+        except Exception as exc:  # requests' connection errors when the engine goes away
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise _unavailable(exc) from None
+            raise
+
+
+def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:
+    """A tar of generated files, directories created as needed."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            entry.mode = 0o644
+            tar.addfile(entry, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def _port_key(key: str) -> tuple[int, str] | int:
+    number, _, proto = key.partition("/")
+    return (int(number), proto) if proto and proto != "tcp" else int(number)
+
+
+def _short(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = explanation if isinstance(explanation, str) and explanation else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _translate(exc: docker.errors.APIError, context: str = "the Docker engine refused a request") -> EnvctlError:
+    return EnvctlError(f"{context}: {_short(exc)}")
+
+
+def _unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"lost the Docker engine: {_short(exc)}",
+        fix="check that dockerd is running ('docker info'); 'envctl status' and 'envctl down' work again once it is back",
+    )
+
+
+def _build_failed(what: str, step: str, tail: Iterable[str], log: IO[str]) -> BuildFailed:
+    log.flush()
+    where = getattr(log, "name", "the build log")
+    lines = "\n".join("    " + line for line in tail)
+    return BuildFailed(
+        f"building {what} failed" + (f" at {step}" if step else "") + f"; the last lines:\n{lines}",
+        fix=f"fix the Dockerfile or the build context; the full log is {where}",
+    )
+

@@ -1,0 +1,187 @@
+"""Dependency ordering: cycle detection, closure, and a small dependency-aware executor.
+
+The executor runs one task per node in its own thread as soon as the milestones it waits
+for are reached (a DAG, not level by level); builds and `up` both use it.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+DONE = "done"
+
+
+def find_cycle(edges: Mapping[str, Iterable[str]]) -> list[str] | None:
+    """A dependency cycle as a path that returns to its start (``a -> b -> a``), or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(edges.get(node, ())):
+            if state.get(dep) == 1:
+                return stack[stack.index(dep):] + [dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def closure(roots: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[str]:
+    """`roots` and everything they depend on, transitively."""
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(edges.get(node, ()))
+    return seen
+
+
+def dependents(roots: Iterable[str], edges: Mapping[str, Iterable[str]]) -> set[str]:
+    """`roots` and everything that depends on them, transitively."""
+    reverse: dict[str, set[str]] = {}
+    for node, deps in edges.items():
+        for dep in deps:
+            reverse.setdefault(dep, set()).add(node)
+    return closure(roots, reverse)
+
+
+def topological_order(edges: Mapping[str, Iterable[str]]) -> list[str]:
+    """Dependencies first; ties broken by name so the order is stable."""
+    order: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> None:
+        if node in done:
+            return
+        done.add(node)
+        for dep in sorted(edges.get(node, ())):
+            visit(dep)
+        order.append(node)
+
+    for node in sorted(edges):
+        visit(node)
+    return order
+
+
+class DependencyFailed(Exception):
+    """A task was skipped because something it waits for failed or was cancelled."""
+
+    def __init__(self, node: str, dependency: str) -> None:
+        super().__init__(f"{node} was not started because {dependency} failed")
+        self.node = node
+        self.dependency = dependency
+
+
+@dataclass
+class _Node:
+    milestones: dict[str, threading.Event] = field(default_factory=dict)
+    failed: bool = False
+
+    def event(self, milestone: str) -> threading.Event:
+        return self.milestones.setdefault(milestone, threading.Event())
+
+
+@dataclass
+class Outcome:
+    """What the executor did: nodes that completed, and the error of each that did not."""
+
+    completed: list[str] = field(default_factory=list)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+
+
+Task = Callable[[str, Callable[[str], None]], None]
+
+
+def run_dag(
+    requires: Mapping[str, Iterable[tuple[str, str]]],
+    task: Task,
+    *,
+    max_parallel: int | None = None,
+    cancel: threading.Event | None = None,
+    fail_fast: bool = True,
+) -> Outcome:
+    """Run `task(node, reach)` for every node once the milestones it requires are reached.
+
+    `requires[node]` lists ``(dependency, milestone)`` pairs. A task calls ``reach(m)`` to
+    announce milestone ``m`` (e.g. "started"); returning reaches every milestone. A task
+    that raises fails its dependents with `DependencyFailed`; with `fail_fast` it also sets
+    `cancel`, which tasks should watch while they wait. `max_parallel` bounds how many
+    tasks run at once (waiting for dependencies does not count).
+    """
+    cancel = cancel or threading.Event()
+    nodes = {name: _Node() for name in requires}
+    slots = threading.BoundedSemaphore(max_parallel) if max_parallel else None
+    outcome = Outcome()
+    lock = threading.Lock()
+
+    def wait_for(name: str) -> None:
+        for dep, milestone in requires[name]:
+            event = nodes[dep].event(milestone)
+            while not event.wait(0.05):
+                if cancel.is_set():
+                    raise DependencyFailed(name, "the run was cancelled")
+            if nodes[dep].failed:
+                raise DependencyFailed(name, dep)
+
+    def finish(name: str, failed: bool) -> None:
+        node = nodes[name]
+        node.failed = failed
+        node.event(DONE).set()
+        for event in list(node.milestones.values()):
+            event.set()
+
+    def worker(name: str) -> None:
+        try:
+            wait_for(name)
+            if slots:
+                while not slots.acquire(timeout=0.05):
+                    if cancel.is_set():
+                        raise DependencyFailed(name, "the run was cancelled")
+            try:
+                if cancel.is_set():
+                    raise DependencyFailed(name, "the run was cancelled")
+                task(name, lambda milestone: nodes[name].event(milestone).set())
+            finally:
+                if slots:
+                    slots.release()
+        except BaseException as exc:  # noqa: BLE001 - reported through the outcome
+            with lock:
+                outcome.errors[name] = exc
+            if fail_fast and not isinstance(exc, DependencyFailed):
+                cancel.set()
+            finish(name, failed=True)
+            return
+        with lock:
+            outcome.completed.append(name)
+        finish(name, failed=False)
+
+    threads = [threading.Thread(target=worker, args=(n,), name=f"envctl-{n}", daemon=True) for n in requires]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.1)  # short joins keep the main thread responsive to signals
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): stop the workers and let them finish what they are
+        # doing, so the caller tears down everything they created.
+        cancel.set()
+        for thread in threads:
+            thread.join()
+        raise
+    return outcome

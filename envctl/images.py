@@ -1,0 +1,371 @@
+"""Images: bases (bootstrapped, pulled or built), service images on them, content-hash tags.
+
+A tag is the hash of an image's build inputs (context files after `.dockerignore`, the
+Dockerfile, build args and the parent image's id), so an unchanged image is found by
+name and never rebuilt, and a touched file (mtime only) changes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from envctl import engine as labels
+from envctl.buildcontext import BuildContext
+from envctl.engine import Engine
+from envctl.errors import BootstrapToolMissing, BuildFailed, EnvctlError
+from envctl.graph import DependencyFailed, closure, run_dag, topological_order
+from envctl.progress import Event, Progress, silent
+from envctl.topology import Base, Topology
+
+HASH_VERSION = "1"  # bump when the meaning of a hash changes, to rebuild everything once
+CA_TARGET = "/etc/ssl/certs/ca-certificates.crt"
+CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """One image the topology produces: a base or a service's own build."""
+
+    key: str  # "base:NAME" or "service:NAME"
+    name: str
+    kind: str  # "base" or "service"
+    repository: str
+    parent: str | None  # key of the base it builds on
+
+
+@dataclass(frozen=True)
+class ResolvedImage:
+    key: str
+    ref: str  # repository:tag, or a pulled image's name
+    id: str
+    built: bool  # False when an existing image was reused
+
+
+def state_dir(topology: Topology) -> Path:
+    return topology.root / ".envctl"
+
+
+def host_ca_bundle() -> Path | None:
+    """The CA bundle this host trusts (where a TLS-intercepting proxy's CA would be)."""
+    for candidate in (os.environ.get("ENVCTL_CA_BUNDLE"), os.environ.get("SSL_CERT_FILE"), CA_TARGET):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    return None
+
+
+def image_targets(topology: Topology, services: Iterable[str] | None = None) -> dict[str, ImageTarget]:
+    """The images needed by `services` (all by default), bases included, keyed by target key."""
+    wanted: set[str] = set()
+    names = list(topology.services) if services is None else list(services)
+    for name in names:
+        service = topology.services[name]
+        if service.build is not None:
+            wanted.add(f"service:{name}")
+        if service.base is not None:
+            wanted.add(f"base:{service.base}")
+    for mock in topology.mocks.values():
+        if services is None and (mock.base or len(topology.bases) == 1):
+            wanted.add(f"base:{mock.base or next(iter(topology.bases))}")
+    edges = {key: [t.parent] if t.parent else [] for key, t in _all_targets(topology).items()}
+    return {k: t for k, t in _all_targets(topology).items() if k in closure(wanted, edges)}
+
+
+def _all_targets(topology: Topology) -> dict[str, ImageTarget]:
+    targets = {}
+    for name, base in topology.bases.items():
+        parent = f"base:{base.parent}" if base.parent else None
+        targets[f"base:{name}"] = ImageTarget(f"base:{name}", name, "base", f"{topology.name}/base-{name}", parent)
+    for name, service in topology.services.items():
+        if service.build is not None:
+            parent = f"base:{service.base}" if service.base else None
+            targets[f"service:{name}"] = ImageTarget(f"service:{name}", name, "service", f"{topology.name}/{name}", parent)
+    return targets
+
+
+def _hash(payload: dict) -> str:
+    payload = {"envctl-hash": HASH_VERSION, **payload}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def git_commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+class ImageBuilder:
+    """Makes sure the images a topology needs exist, building only what is missing."""
+
+    def __init__(self, topology: Topology, engine: Engine, progress: Progress = silent,
+                 max_parallel: int = 2, tag_commit: bool = False) -> None:
+        self.topology = topology
+        self.engine = engine
+        self.progress = progress
+        self.max_parallel = max_parallel
+        self.tag_commit = tag_commit
+        self.commit = git_commit(topology.root)
+        self.logs = state_dir(topology) / "builds"
+        self.resolved: dict[str, ResolvedImage] = {}
+        self._lock = threading.Lock()
+
+    # -- the public part -----------------------------------------------------------------
+
+    def ensure(self, services: Iterable[str] | None = None, cancel: threading.Event | None = None) -> dict[str, ResolvedImage]:
+        """Resolve (and build where needed) every image `services` need; return them by key."""
+        targets = image_targets(self.topology, services)
+        requires = {k: [(t.parent, "done")] if t.parent else [] for k, t in targets.items()}
+        outcome = run_dag(requires, lambda key, reach: self._resolve(targets[key]),
+                          max_parallel=self.max_parallel, cancel=cancel)
+        failures = {k: e for k, e in outcome.errors.items() if not isinstance(e, DependencyFailed)}
+        if failures:
+            first = failures[sorted(failures)[0]]
+            if isinstance(first, EnvctlError):
+                raise first
+            raise EnvctlError(f"building {sorted(failures)[0]} failed: {first!r}")
+        if outcome.errors:  # only dependency failures: the run was cancelled
+            raise next(iter(outcome.errors.values()))
+        return dict(self.resolved)
+
+    def expected_refs(self) -> set[str]:
+        """The image refs the topology produces now, without building anything."""
+        refs: set[str] = set()
+        targets = _all_targets(self.topology)
+        ids: dict[str, str | None] = {}
+        for key in topological_order({k: [t.parent] if t.parent else [] for k, t in targets.items()}):
+            target = targets[key]
+            parent_id = ids.get(target.parent) if target.parent else None
+            if target.parent and parent_id is None:
+                ids[key] = None
+                continue
+            final = self._final_ref(target, parent_id)
+            refs.update(self._candidate_refs(target, final))
+            ids[key] = self.engine.image_id(final) if final else None
+        return refs
+
+    # -- per target ----------------------------------------------------------------------
+
+    def _resolve(self, target: ImageTarget) -> None:
+        parent = self.resolved[target.parent] if target.parent else None
+        if target.kind == "base":
+            image = self._base(target, self.topology.bases[target.name], parent)
+        else:
+            service = self.topology.services[target.name]
+            assert service.build is not None
+            context = BuildContext(service.build.context, service.build.dockerfile)
+            image = self._build(target, context, dict(service.build.args), parent)
+        with self._lock:
+            self.resolved[target.key] = image
+
+    def _base(self, target: ImageTarget, base: Base, parent: ResolvedImage | None) -> ResolvedImage:
+        if base.bootstrap is not None:
+            raw = self._bootstrap(target, base)
+            return self._trust_host_ca(target, base, raw)
+        if base.image is not None:
+            image_id = self.engine.image_id(base.image)
+            if image_id is None:
+                self._emit(target, "pull", base.image)
+                image_id = self.engine.pull(base.image)
+            raw = ResolvedImage(target.key, base.image, image_id, built=False)
+            return self._trust_host_ca(target, base, raw)
+        assert base.dockerfile is not None and base.context is not None
+        context = BuildContext(base.context, os.path.relpath(base.dockerfile, base.context))
+        return self._build(target, context, dict(base.args), parent)
+
+    def _bootstrap_ref(self, target: ImageTarget, base: Base) -> str:
+        assert base.bootstrap is not None
+        return f"{target.repository}-rootfs:" + _hash({"bootstrap": asdict(base.bootstrap)})
+
+    def _bootstrap(self, target: ImageTarget, base: Base) -> ResolvedImage:
+        ref = self._bootstrap_ref(target, base)
+        image_id = self.engine.image_id(ref)
+        if image_id is not None:
+            return ResolvedImage(target.key, ref, image_id, built=False)
+        spec = base.bootstrap
+        assert spec is not None
+        tool = shutil.which("mmdebstrap")
+        if tool is None:
+            raise BootstrapToolMissing(
+                f"base '{target.name}' is bootstrapped from Debian's mirror, and mmdebstrap is not installed",
+                fix="install it: 'sudo apt-get install mmdebstrap' (Debian/Ubuntu), or use an 'image:' base",
+            )
+        self._emit(target, "bootstrap", f"{spec.distro} {spec.suite} with {len(spec.packages)} packages")
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs / f"base-{target.name}.log"
+        with tempfile.TemporaryDirectory(prefix="envctl-bootstrap-") as tmp:
+            tarball = Path(tmp) / "rootfs.tar"
+            command = [tool, f"--variant={spec.variant}", "--format=tar"]
+            if spec.packages:
+                command.append("--include=" + ",".join(spec.packages))
+            command += [spec.suite, str(tarball)]
+            if spec.mirror:
+                command.append(spec.mirror)
+            with open(log_path, "w") as log:
+                result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+            if result.returncode != 0:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
+                raise BuildFailed(
+                    f"bootstrapping base '{target.name}' ({spec.distro} {spec.suite}) failed; the last lines:\n"
+                    + "\n".join("    " + line for line in tail),
+                    fix=f"check the suite, package names and the mirror; the full log is {log_path}",
+                )
+            repository, tag = ref.split(":")
+            self._emit(target, "import", ref)
+            image_id = self.engine.import_rootfs(tarball, repository, tag, self._import_changes(target, "rootfs"))
+        return ResolvedImage(target.key, ref, image_id, built=True)
+
+    def _import_changes(self, target: ImageTarget, kind: str) -> list[str]:
+        return [f"ENV PATH={DEFAULT_PATH}", "ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]',
+                _label_line(self._labels(target, kind, ""))]
+
+    def _trust_host_ca(self, target: ImageTarget, base: Base, raw: ResolvedImage) -> ResolvedImage:
+        bundle = host_ca_bundle() if base.trust_host_ca else None
+        if bundle is None:
+            return ResolvedImage(target.key, raw.ref, raw.id, raw.built)
+        data = bundle.read_bytes()
+        ref = _ca_layer_ref(target, raw.id, data)
+        image_id = self.engine.image_id(ref)
+        if image_id is not None:
+            return ResolvedImage(target.key, ref, image_id, built=False)
+        self._emit(target, "build", "trusting the host's CA bundle")
+        repository, tag = ref.split(":")
+        changes = [f"ENV {name}={CA_TARGET}" for name in CA_ENV]
+        changes.append(_label_line(self._labels(target, "base", tag)))
+        image_id = self.engine.commit_files(
+            raw.ref, {CA_TARGET: data, "/usr/local/share/ca-certificates/envctl-host-ca.crt": data},
+            repository, tag, changes,
+        )
+        return ResolvedImage(target.key, ref, image_id, built=True)
+
+    def _service_ref(self, target: ImageTarget, context: BuildContext, args: dict[str, str], parent_id: str | None) -> str:
+        digest = context.digest()
+        return f"{target.repository}:" + _hash({"context": digest, "args": args, "parent": parent_id})
+
+    def _build(self, target: ImageTarget, context: BuildContext, args: dict[str, str],
+               parent: ResolvedImage | None) -> ResolvedImage:
+        ref = self._service_ref(target, context, args, parent.id if parent else None)
+        image_id = self.engine.image_id(ref)
+        if image_id is not None:
+            self._emit(target, "cached", ref)
+            self._maybe_tag_commit(target, ref)
+            return ResolvedImage(target.key, ref, image_id, built=False)
+        self._emit(target, "build", ref)
+        buildargs = dict(args)
+        if parent is not None:
+            buildargs["BASE_IMAGE"] = parent.ref
+        archive, dockerfile = context.archive((_label_line(self._labels(target, target.kind, ref.split(":")[1])),))
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_name = f"{target.kind}-{target.name}.log" if target.kind == "base" else f"{target.name}.log"
+        with archive, open(self.logs / log_name, "w") as log:
+            image_id = self.engine.build(
+                archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs, log=log,
+                what=f"{target.kind} '{target.name}'",
+            )
+        self._emit(target, "built", ref)
+        self._maybe_tag_commit(target, ref)
+        return ResolvedImage(target.key, ref, image_id, built=True)
+
+    def _maybe_tag_commit(self, target: ImageTarget, ref: str) -> None:
+        if self.tag_commit and self.commit:
+            self.engine.tag(ref, target.repository, f"git-{self.commit[:12]}")
+
+    def _labels(self, target: ImageTarget, kind: str, input_hash: str) -> dict[str, str]:
+        out = {labels.MANAGED: "true", labels.PROJECT: self.topology.name, labels.IMAGE_KIND: kind,
+               "envctl.name": target.name}
+        if input_hash:
+            out[labels.INPUT_HASH] = input_hash
+        if self.commit:
+            out[labels.GIT_COMMIT] = self.commit
+        return out
+
+    def _emit(self, target: ImageTarget, phase: str, detail: str = "") -> None:
+        self.progress(Event(target.name if target.kind == "service" else f"base:{target.name}", phase, detail))
+
+    # -- for `images --prune` ------------------------------------------------------------
+
+    def _candidate_refs(self, target: ImageTarget, final: str | None) -> list[str]:
+        refs = [final] if final else []
+        if target.kind == "base" and self.topology.bases[target.name].bootstrap is not None:
+            refs.append(self._bootstrap_ref(target, self.topology.bases[target.name]))
+        return refs
+
+    def _final_ref(self, target: ImageTarget, parent_id: str | None) -> str | None:
+        if target.kind == "service":
+            service = self.topology.services[target.name]
+            assert service.build is not None
+            context = BuildContext(service.build.context, service.build.dockerfile)
+            return self._service_ref(target, context, dict(service.build.args), parent_id)
+        base = self.topology.bases[target.name]
+        if base.dockerfile is not None and base.context is not None:
+            context = BuildContext(base.context, os.path.relpath(base.dockerfile, base.context))
+            return self._service_ref(target, context, dict(base.args), parent_id)
+        raw_ref = self._bootstrap_ref(target, base) if base.bootstrap else base.image
+        raw_id = self.engine.image_id(raw_ref) if raw_ref else None
+        bundle = host_ca_bundle() if base.trust_host_ca else None
+        if raw_id is None:
+            return None
+        if bundle is None:
+            return raw_ref
+        return _ca_layer_ref(target, raw_id, bundle.read_bytes())
+
+
+def _label_line(values: dict[str, str]) -> str:
+    """One LABEL instruction for all labels (each instruction is a build step)."""
+    return "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(values.items()))
+
+
+def _ca_layer_ref(target: ImageTarget, raw_id: str, bundle: bytes) -> str:
+    return f"{target.repository}:" + _hash({"raw": raw_id, "ca": hashlib.sha256(bundle).hexdigest()})
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One of the project's images on the engine, for `envctl images`."""
+
+    ref: str
+    id: str
+    size: int
+    created: int
+    kind: str
+    name: str
+    current: bool  # the topology, as it is now, produces this image
+    in_use: bool  # a container of some run of the project uses it
+
+
+def project_images(topology: Topology, engine: Engine) -> list[ImageRow]:
+    expected = ImageBuilder(topology, engine).expected_refs()
+    used = {c.image_id for c in engine.containers({labels.PROJECT: topology.name})}
+    rows = []
+    for image in engine.images({labels.PROJECT: topology.name}):
+        image_labels = image.get("Labels") or {}
+        tags = [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"] or ["<untagged>"]
+        for ref in tags:
+            current = ref in expected or (ref.split(":")[-1].startswith("git-") and
+                                          any(image["Id"] == engine.image_id(e) for e in expected))
+            rows.append(ImageRow(ref, image["Id"], image.get("Size", 0), image.get("Created", 0),
+                                 image_labels.get(labels.IMAGE_KIND, "?"), image_labels.get("envctl.name", "?"),
+                                 current, image["Id"] in used))
+    return sorted(rows, key=lambda r: (r.kind != "rootfs", r.kind != "base", r.ref))
+
+
+def prune_images(topology: Topology, engine: Engine) -> list[ImageRow]:
+    """Remove the project's images the topology no longer produces and no container uses."""
+    rows = project_images(topology, engine)
+    keep_ids = {r.id for r in rows if r.current or r.in_use}
+    removed = []
+    for row in rows:
+        if row.id in keep_ids:
+            continue
+        engine.remove_image(row.ref if row.ref != "<untagged>" else row.id)
+        removed.append(row)
+    return removed

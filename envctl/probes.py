@@ -1,0 +1,135 @@
+"""Readiness checks polled from the host side: http, tcp, or a command's exit code.
+
+Polling starts fast (10 ms) and backs off to the probe's interval, so a service that is
+ready quickly is seen as ready quickly, and a slow one is not hammered.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    ok: bool
+    detail: str
+    at: float = field(default_factory=time.time)
+
+
+Check = Callable[[], ProbeResult]
+
+_session = threading.local()
+
+
+def _http() -> requests.Session:
+    if not hasattr(_session, "value"):
+        session = requests.Session()
+        session.trust_env = False  # a proxy from the environment must never see 127.0.0.1 probes
+        _session.value = session
+    return _session.value
+
+
+def http_check(host: str, port: int, path: str, timeout: float = 2.0) -> ProbeResult:
+    url = f"http://{host}:{port}{path}"
+    try:
+        response = _http().get(url, timeout=timeout, allow_redirects=False)
+    except requests.RequestException as exc:
+        return ProbeResult(False, f"GET {url}: {_reason(exc)}")
+    ok = 200 <= response.status_code < 400
+    return ProbeResult(ok, f"GET {url}: HTTP {response.status_code}")
+
+
+def tcp_check(host: str, port: int, timeout: float = 2.0, settle: float = 0.1) -> ProbeResult:
+    """Connect, then make sure the peer does not hang up at once.
+
+    Docker's userland proxy accepts on the published port even when nothing listens in
+    the container yet, then closes the connection; a real server keeps it open (or talks).
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(settle)
+            try:
+                data = sock.recv(1)
+            except socket.timeout:
+                return ProbeResult(True, f"tcp {host}:{port}: accepting connections")
+            except OSError as exc:
+                return ProbeResult(False, f"tcp {host}:{port}: {exc.strerror or exc}")
+            if data:
+                return ProbeResult(True, f"tcp {host}:{port}: accepting connections")
+            return ProbeResult(False, f"tcp {host}:{port}: connection closed at once (nothing listening yet)")
+    except OSError as exc:
+        return ProbeResult(False, f"tcp {host}:{port}: {exc.strerror or exc}")
+
+
+class NotReady(Exception):
+    """Raised by an `alive` check when waiting makes no sense any more (e.g. the process died)."""
+
+
+@dataclass
+class ProbeHistory:
+    """The last results of a probe, for diagnostics."""
+
+    results: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=20))
+    attempts: int = 0
+
+    @property
+    def last(self) -> ProbeResult | None:
+        return self.results[-1] if self.results else None
+
+
+def wait_until_ready(
+    check: Check,
+    *,
+    timeout: float,
+    max_interval: float = 0.5,
+    cancel: threading.Event | None = None,
+    alive: Callable[[], None] | None = None,
+    history: ProbeHistory | None = None,
+) -> ProbeResult:
+    """Poll `check` until it passes, `timeout` passes, `cancel` is set or `alive` raises.
+
+    Returns the last result (``ok`` False on timeout or cancel).
+    """
+    history = history if history is not None else ProbeHistory()
+
+    def attempt() -> ProbeResult:
+        if alive is not None:
+            alive()
+        result = check()
+        history.results.append(result)
+        history.attempts += 1
+        return result
+
+    def cancelled(state: RetryCallState) -> bool:
+        return cancel is not None and cancel.is_set()
+
+    retrying = Retrying(
+        stop=stop_after_delay(timeout) | cancelled,
+        wait=wait_exponential(multiplier=0.01, min=0.01, max=max_interval),
+        retry=retry_if_result(lambda result: not result.ok),
+        retry_error_callback=lambda state: state.outcome.result(),
+        sleep=_sleeper(cancel),
+    )
+    return retrying(attempt)
+
+
+def _sleeper(cancel: threading.Event | None) -> Callable[[float], None]:
+    if cancel is None:
+        return time.sleep
+    return lambda seconds: cancel.wait(seconds) and None
+
+
+def _reason(exc: requests.RequestException) -> str:
+    text = str(exc)
+    for marker in ("Connection refused", "Connection reset", "Read timed out", "RemoteDisconnected",
+                   "Connection aborted", "Max retries exceeded"):
+        if marker in text:
+            return marker.lower() if marker != "RemoteDisconnected" else "connection closed without a response"
+    return type(exc).__name__

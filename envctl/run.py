@@ -1,0 +1,580 @@
+"""A run: one stack of a topology on one engine. Bringing it up, looking at it, taking it down.
+
+`up` builds what is missing, then starts each service the moment the dependencies it
+waits for are ready (a DAG), each readiness polled from the host. Everything created
+carries the run's labels; `down` removes by those labels, so it works from any process.
+"""
+from __future__ import annotations
+
+import hashlib
+import queue
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docker.types import Mount as DockerMount
+
+from envctl import engine as eng
+from envctl import state
+from envctl.engine import ContainerSpec, ContainerState, Engine
+from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
+from envctl.graph import DependencyFailed, closure, dependents, run_dag
+from envctl.images import ImageBuilder, ResolvedImage
+from envctl.probes import NotReady, ProbeHistory, ProbeResult, http_check, tcp_check, wait_until_ready
+from envctl.progress import Event, Progress, silent
+from envctl.topology import COMPLETED, READY, STARTED, Service, Topology
+from envctl.wiring import container_side, host_side, resolve_environment
+
+LOG_TAIL = 20
+# What a dependent waits for, per depends_on condition.
+MILESTONE = {STARTED: "started", READY: "ready", COMPLETED: "completed"}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    service: str
+    state: str  # running, exited, created, missing, on-host
+    ready: bool | None
+    detail: str
+    ports: dict[int, int]
+    exit_code: int | None = None
+    oom_killed: bool = False
+
+
+@dataclass
+class UpResult:
+    run: str
+    started: list[str] = field(default_factory=list)  # created or recreated now
+    unchanged: list[str] = field(default_factory=list)
+    images: dict[str, ResolvedImage] = field(default_factory=dict)
+    timeline: list[Event] = field(default_factory=list)
+
+
+# -- choosing what to run -----------------------------------------------------------------
+
+def select_services(topology: Topology, requested: Iterable[str] = (), profiles: Iterable[str] = (),
+                    except_services: Iterable[str] = ()) -> list[str]:
+    """The services `up` starts: those requested (or all active ones) and their dependencies."""
+    requested = list(requested)
+    for name in [*requested, *except_services]:
+        if name not in topology.services:
+            raise EnvctlError(f"unknown service '{name}'",
+                              fix="name one of: " + ", ".join(sorted(topology.services)))
+    active = set(profiles)
+    roots = requested or [n for n, s in topology.services.items() if not s.profiles or active & set(s.profiles)]
+    edges = {n: [d.service for d in s.depends_on if d.service in topology.services] for n, s in topology.services.items()}
+    chosen = closure(roots, edges) - set(except_services)
+    for name in sorted(chosen):
+        service = topology.services[name]
+        mocks = [d.service for d in service.depends_on if d.service in topology.mocks]
+        mocks += [ref.target for _, t in service.environment for ref in t if not isinstance(ref, str)
+                  and ref.target in topology.mocks]
+        if mocks:
+            raise EnvctlError(
+                f"service '{name}' uses the mock '{mocks[0]}', and this envctl cannot run mocks yet",
+                fix="leave the mock out of this run, or bring up the services that do not need it",
+            )
+    return [n for n in topology.services if n in chosen]
+
+
+# -- up -----------------------------------------------------------------------------------
+
+def up(
+    topology: Topology,
+    engine: Engine,
+    *,
+    services: Iterable[str] = (),
+    except_services: Iterable[str] = (),
+    profiles: Iterable[str] = (),
+    run_id: str | None = None,
+    keep_on_failure: bool = False,
+    progress: Progress = silent,
+    max_parallel_builds: int = 2,
+) -> UpResult:
+    """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot."""
+    timeline: list[Event] = []
+
+    def report(event: Event) -> None:
+        timeline.append(event)
+        progress(event)
+
+    except_services = list(except_services)
+    selected = select_services(topology, services, profiles, except_services)
+    record = state.read_current(topology)
+    if run_id is None and record is not None and _run_exists(engine, topology, record.run):
+        run_id = record.run
+    run = run_id or state.new_run_id()
+    labels = eng.run_labels(topology.name, run)
+    existing = {c.service: c for c in engine.containers(labels)}
+    fresh_run = not existing and not engine.networks(labels)
+    on_host = {name: {p.container: p.host or p.container for p in topology.services[name].ports}
+               for name in except_services}
+
+    _check_fixed_ports(topology, selected, existing)
+    cancel = threading.Event()
+    created: list[str] = []
+    try:
+        images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds).ensure(selected, cancel)
+        report(Event("", "network", eng.network_name(topology.name, run)))
+        network = eng.network_name(topology.name, run)
+        engine.create_network(network, labels)
+        for volume in sorted({m.source for s in selected for m in topology.services[s].volumes if m.kind == "volume"}):
+            engine.create_volume(eng.volume_name(topology.name, run, volume), labels)
+        state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
+
+        book = container_side(topology, on_host)
+        specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book)
+                 for name in selected}
+        changed = {n for n in selected if n not in existing or not existing[n].running
+                   or existing[n].labels.get(eng.CONFIG_HASH) != specs[n].labels[eng.CONFIG_HASH]}
+        edges = {n: [d.service for d in topology.services[n].depends_on if d.service in selected] for n in selected}
+        changed = dependents(changed, edges) & set(selected)
+        result = UpResult(run=run, images=images, timeline=timeline)
+        needs_completion = {d.service for n in selected for d in topology.services[n].depends_on if d.condition == COMPLETED}
+
+        def start(name: str, reach) -> None:
+            service = topology.services[name]
+            if name in changed:
+                if name in existing:
+                    report(Event(name, "recreate", "configuration or image changed"))
+                    engine.remove_container(existing[name].id, grace=int(service.stop_grace_period))
+                report(Event(name, "create"))
+                container_id = engine.create_container(specs[name])
+                created.append(container_id)
+                report(Event(name, "start"))
+                engine.start(container_id, name)
+                result.started.append(name)
+            else:
+                container_id = existing[name].id
+                result.unchanged.append(name)
+            reach("started")
+            _wait_ready(engine, topology, service, container_id, cancel, report)
+            reach("ready")
+            if name in needs_completion:
+                _wait_completed(engine, service, container_id, cancel)
+            report(Event(name, "ready"))
+
+        requires = {n: [(d.service, MILESTONE[d.condition]) for d in topology.services[n].depends_on
+                        if d.service in selected] for n in selected}
+        outcome = run_dag(requires, start, cancel=cancel)
+        failures = {n: e for n, e in outcome.errors.items() if not isinstance(e, DependencyFailed)}
+        if failures:
+            raise _first_failure(failures)
+        if outcome.errors:
+            raise Cancelled("start-up was cancelled")
+    except BaseException as exc:
+        cancel.set()
+        if isinstance(exc, KeyboardInterrupt):
+            signal_name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("interrupt", 130)
+            exc = Cancelled(f"start-up stopped by {signal_name}" + ("" if keep_on_failure else
+                            "; what this run created was removed"), exit_code=code)
+        if not keep_on_failure:
+            report(Event("", "teardown", "removing what this run created"))
+            if fresh_run:
+                down(topology, engine, run, save_logs=True)
+            else:
+                _remove_containers(engine, created)
+        elif isinstance(exc, EnvctlError):
+            exc.fix = (exc.fix + "; " if exc.fix else "") + f"the run {run} was kept: 'envctl down' removes it"
+        if isinstance(exc, (EnvctlError,)):
+            raise exc from None
+        raise
+    _save_timeline(topology, run, timeline)
+    return result
+
+
+def _run_exists(engine: Engine, topology: Topology, run: str) -> bool:
+    labels = eng.run_labels(topology.name, run)
+    return bool(engine.containers(labels) or engine.networks(labels))
+
+
+def _check_fixed_ports(topology: Topology, selected: list[str], existing: dict[str, ContainerState]) -> None:
+    for name in selected:
+        for port in topology.services[name].ports:
+            if port.host is None:
+                continue
+            if name in existing and port.host in existing[name].ports.values():
+                continue  # our own container holds it
+            if not _port_free(port.host, port.protocol):
+                raise PortTaken(
+                    f"host port {port.host} for service '{name}' is already in use on 127.0.0.1",
+                    fix=f"stop whatever listens on {port.host} ('ss -ltnp | grep :{port.host}'), or change "
+                    f"services.{name}.ports to another host port, or to \"{port.container}\" for an ephemeral one",
+                )
+
+
+def _port_free(port: int, protocol: str) -> bool:
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as sock:
+        # As servers (and docker-proxy) do: connections in TIME_WAIT do not hold the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _image_ref(topology: Topology, name: str, images: dict[str, ResolvedImage]) -> str:
+    service = topology.services[name]
+    if service.build is not None:
+        return images[f"service:{name}"].ref
+    if service.base is not None:
+        return images[f"base:{service.base}"].ref
+    assert service.image is not None
+    return service.image
+
+
+def _container_spec(topology: Topology, run: str, name: str, image: str, book) -> ContainerSpec:
+    service = topology.services[name]
+    mounts = []
+    for mount in service.volumes:
+        if mount.kind == "bind":
+            mounts.append(DockerMount(mount.target, mount.source, type="bind", read_only=mount.read_only))
+        elif mount.kind == "volume":
+            mounts.append(DockerMount(mount.target, eng.volume_name(topology.name, run, mount.source or ""),
+                                      type="volume", read_only=mount.read_only))
+        else:
+            mounts.append(DockerMount(mount.target, None, type="volume"))
+    spec = ContainerSpec(
+        name=eng.container_name(topology.name, run, name),
+        image=image,
+        network=eng.network_name(topology.name, run),
+        alias=name,
+        labels=eng.run_labels(topology.name, run, name),
+        environment=resolve_environment(name, book, topology),
+        command=list(service.command) if service.command is not None else None,
+        entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
+        ports={f"{p.container}/{p.protocol}": ("127.0.0.1", p.host) for p in service.ports},
+        mounts=mounts,
+        working_dir=service.working_dir,
+        user=service.user,
+        init=service.init,
+        healthcheck=_healthcheck(service),
+        stop_timeout=max(0, int(service.stop_grace_period)),
+    )
+    digest = hashlib.sha256(json.dumps({
+        "image": image, "env": spec.environment, "command": spec.command, "entrypoint": spec.entrypoint,
+        "ports": spec.ports, "mounts": [dict(m) for m in mounts], "working_dir": spec.working_dir,
+        "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck,
+    }, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    spec.labels[eng.CONFIG_HASH] = digest
+    return spec
+
+
+def _healthcheck(service: Service) -> dict | None:
+    check = service.healthcheck
+    if check is None:
+        return None
+    if check.disable:
+        return {"test": ["NONE"]}
+    out: dict = {"test": list(check.test)}
+    for key in ("interval", "timeout", "start_period"):
+        value = getattr(check, key)
+        if value is not None:
+            out[key] = int(value * 1_000_000_000)
+    if check.retries is not None:
+        out["retries"] = check.retries
+    return out
+
+
+# -- readiness ----------------------------------------------------------------------------
+
+def _wait_ready(engine: Engine, topology: Topology, service: Service, container_id: str,
+                cancel: threading.Event, report: Progress) -> None:
+    timeout = service.probe.timeout if service.probe else 120.0
+    interval = service.probe.interval if service.probe else 0.5
+    history = ProbeHistory()
+    current: dict[str, ContainerState] = {}
+
+    def alive() -> None:
+        container = engine.container_state(container_id)
+        if container is None:
+            raise NotReady("its container was removed")
+        current["state"] = container
+        if container.status in ("exited", "dead"):
+            if container.exit_code == 0 and service.probe is None and container.health is None:
+                return  # a one-shot job that finished
+            oom = " (killed: out of memory)" if container.oom_killed else ""
+            raise NotReady(f"its container exited with code {container.exit_code}{oom}")
+
+    check = _readiness_check(engine, service, container_id, current)
+    report(Event(service.name, "wait", _describe_readiness(service)))
+    try:
+        result = wait_until_ready(check, timeout=timeout, max_interval=interval, cancel=cancel,
+                                  alive=alive, history=history)
+    except NotReady as exc:
+        raise _startup_failed(engine, service, container_id, str(exc), history) from None
+    if cancel.is_set() and not result.ok:
+        raise DependencyFailed(service.name, "the run was cancelled")
+    if not result.ok:
+        raise _startup_failed(engine, service, container_id, f"it was not ready after {timeout:g}s", history)
+
+
+def _readiness_check(engine: Engine, service: Service, container_id: str, current: dict[str, ContainerState]):
+    probe = service.probe
+    if probe is not None and probe.kind in ("http", "tcp"):
+        def host_probe() -> ProbeResult:
+            container = current.get("state") or engine.container_state(container_id)
+            port = container.ports.get(probe.port) if container else None
+            if port is None:
+                return ProbeResult(False, f"port {probe.port} is not published yet")
+            if probe.kind == "http":
+                return http_check("127.0.0.1", port, probe.path)
+            return tcp_check("127.0.0.1", port)
+        return host_probe
+    if probe is not None:
+        def command_probe() -> ProbeResult:
+            code, output = engine.exec(container_id, list(probe.command))
+            text = output.decode(errors="replace").strip().splitlines()[-1:] if output else []
+            return ProbeResult(code == 0, f"{' '.join(probe.command)}: exit {code}" + (f": {text[0]}" if text else ""))
+        return command_probe
+
+    def engine_state() -> ProbeResult:
+        container = current.get("state") or engine.container_state(container_id)
+        if container is None:
+            return ProbeResult(False, "no container")
+        if container.health is not None:
+            return ProbeResult(container.health == "healthy", f"healthcheck: {container.health}")
+        if container.status == "exited" and container.exit_code == 0:
+            return ProbeResult(True, "completed")
+        return ProbeResult(container.running, f"container {container.status}")
+    return engine_state
+
+
+def _describe_readiness(service: Service) -> str:
+    probe = service.probe
+    if probe is None:
+        return "healthcheck" if service.healthcheck else "running"
+    if probe.kind == "http":
+        return f"http {probe.path} on {probe.port}"
+    if probe.kind == "tcp":
+        return f"tcp {probe.port}"
+    return "cmd " + " ".join(probe.command)
+
+
+def _wait_completed(engine: Engine, service: Service, container_id: str, cancel: threading.Event) -> None:
+    while not cancel.is_set():
+        container = engine.container_state(container_id)
+        if container is None or container.status in ("exited", "dead"):
+            code = container.exit_code if container else None
+            if code == 0:
+                return
+            raise _startup_failed(engine, service, container_id, f"it was expected to complete successfully and exited with code {code}", ProbeHistory())
+        cancel.wait(0.1)
+
+
+def _startup_failed(engine: Engine, service: Service, container_id: str, why: str, history: ProbeHistory) -> StartupFailed:
+    last = history.last
+    lines = [f"service '{service.name}' did not become ready: {why}."]
+    if last is not None:
+        lines.append(f"  last readiness check ({history.attempts} tries): {last.detail}")
+    tail = _log_tail(engine, container_id, LOG_TAIL)
+    lines.append(f"  last {LOG_TAIL} log lines:" if tail else "  it logged nothing.")
+    lines += ["    " + line for line in tail]
+    return StartupFailed("\n".join(lines), fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
+
+
+def _first_failure(failures: dict[str, BaseException]) -> BaseException:
+    name = sorted(failures)[0]
+    error = failures[name]
+    if isinstance(error, EnvctlError):
+        return error
+    return EnvctlError(f"starting '{name}' failed unexpectedly: {error!r}")
+
+
+def _log_tail(engine: Engine, container_id: str, lines: int) -> list[str]:
+    try:
+        data = engine.logs(container_id, tail=lines)
+    except EnvctlError:
+        return []
+    assert isinstance(data, bytes)
+    return data.decode(errors="replace").rstrip().splitlines()[-lines:]
+
+
+def _save_timeline(topology: Topology, run: str, timeline: list[Event]) -> None:
+    if not timeline:
+        return
+    start = timeline[0].at
+    rows = [{"subject": e.subject, "phase": e.phase, "detail": e.detail, "t": round(e.at - start, 4)} for e in timeline]
+    (state.run_directory(topology, run) / "timeline.json").write_text(json.dumps(rows, indent=1))
+
+
+# -- looking at a run ---------------------------------------------------------------------
+
+def current_run(topology: Topology, run: str | None = None) -> state.RunRecord:
+    """The run a command acts on: the one named, else the topology's current run."""
+    record = state.read_current(topology)
+    if run is not None:
+        if record is not None and record.run == run:
+            return record
+        return state.RunRecord(run, topology.name, str(topology.file))
+    if record is None:
+        raise NoRun(f"no run of '{topology.name}' is recorded in {state.directory(topology)}",
+                    fix="start one with 'envctl up' (or name it with --run)")
+    return record
+
+
+def containers_by_service(engine: Engine, topology: Topology, run: str) -> dict[str, ContainerState]:
+    return {c.service: c for c in engine.containers(eng.run_labels(topology.name, run))}
+
+
+def published_ports(engine: Engine, topology: Topology, record: state.RunRecord) -> dict[str, dict[int, int]]:
+    """Host ports of every target in the run, including services run on the host."""
+    ports = {name: dict(c.ports) for name, c in containers_by_service(engine, topology, record.run).items()}
+    ports.update(record.on_host)
+    return ports
+
+
+def host_environment(engine: Engine, topology: Topology, record: state.RunRecord, service: str) -> dict[str, str]:
+    """`service`'s environment with references resolved as the host sees them."""
+    if service not in topology.services:
+        raise EnvctlError(f"unknown service '{service}'", fix="name one of: " + ", ".join(sorted(topology.services)))
+    return resolve_environment(service, host_side(published_ports(engine, topology, record)), topology)
+
+
+def host_port(engine: Engine, topology: Topology, record: state.RunRecord, service: str,
+              container_port: int | None = None) -> int:
+    if service not in topology.services and service not in topology.mocks:
+        raise EnvctlError(f"unknown service '{service}'", fix="name one of: " + ", ".join(sorted(topology.services)))
+    spec = topology.services[service].port(container_port) if service in topology.services else None
+    if spec is None:
+        listed = ", ".join(str(p.container) for p in topology.ports_of(service)) or "none"
+        raise EnvctlError(f"service '{service}' has no port {container_port if container_port else ''}".rstrip(),
+                          fix=f"its ports are: {listed}")
+    ports = published_ports(engine, topology, record).get(service, {})
+    if spec.container not in ports:
+        raise NoRun(f"service '{service}' is not running in run {record.run}", fix=f"start it with 'envctl up {service}'")
+    return ports[spec.container]
+
+
+def status(engine: Engine, topology: Topology, record: state.RunRecord) -> list[ServiceStatus]:
+    found = containers_by_service(engine, topology, record.run)
+    rows = []
+    for name, service in topology.services.items():
+        if name in record.on_host:
+            rows.append(ServiceStatus(name, "on-host", None, "run on the host ('envctl env %s')" % name,
+                                      dict(record.on_host[name])))
+            continue
+        container = found.get(name)
+        if container is None:
+            continue
+        if container.running:
+            result = _readiness_check(engine, service, container.id, {"state": container})()
+            rows.append(ServiceStatus(name, "running", result.ok, result.detail, container.ports))
+        else:
+            detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
+            rows.append(ServiceStatus(name, container.status, False, detail, container.ports,
+                                      container.exit_code, container.oom_killed))
+    return rows
+
+
+def logs(engine: Engine, topology: Topology, record: state.RunRecord, service: str | None = None,
+         tail: int | str = "all") -> dict[str, str]:
+    found = containers_by_service(engine, topology, record.run)
+    names = [service] if service else sorted(found)
+    if service and service not in found:
+        raise NoRun(f"service '{service}' has no container in run {record.run}", fix="check 'envctl status'")
+    out = {}
+    for name in names:
+        data = engine.logs(found[name].id, tail=tail)
+        out[name] = data.decode(errors="replace") if isinstance(data, bytes) else ""
+    return out
+
+
+def follow_logs(engine: Engine, topology: Topology, record: state.RunRecord,
+                service: str | None = None) -> Iterator[tuple[str, str]]:
+    """(service, line) pairs from every selected container until they stop or the caller does."""
+    found = containers_by_service(engine, topology, record.run)
+    names = [service] if service else sorted(found)
+    lines: "queue.Queue[tuple[str, str] | None]" = queue.Queue()
+
+    def pump(name: str) -> None:
+        buffer = b""
+        for chunk in engine.logs(found[name].id, follow=True, tail=50):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                lines.put((name, line.decode(errors="replace")))
+        lines.put(None)
+
+    for name in names:
+        threading.Thread(target=pump, args=(name,), daemon=True).start()
+    remaining = len(names)
+    while remaining:
+        item = lines.get()
+        if item is None:
+            remaining -= 1
+        else:
+            yield item
+
+
+def exec_in(engine: Engine, topology: Topology, record: state.RunRecord, service: str, command: list[str]):
+    found = containers_by_service(engine, topology, record.run)
+    if service not in found or not found[service].running:
+        raise NoRun(f"service '{service}' is not running in run {record.run}", fix="check 'envctl status'")
+    return engine.exec(found[service].id, command, stream=True)
+
+
+# -- down ---------------------------------------------------------------------------------
+
+@dataclass
+class DownResult:
+    runs: list[str] = field(default_factory=list)
+    containers: int = 0
+    logs_dir: dict[str, Path] = field(default_factory=dict)
+
+
+def project_runs(engine: Engine, project: str) -> list[str]:
+    labels = {eng.PROJECT: project}
+    runs = {c.run for c in engine.containers(labels)}
+    runs |= {n["Labels"].get(eng.RUN, "") for n in engine.networks(labels)}
+    runs |= {v["Labels"].get(eng.RUN, "") for v in engine.volumes(labels)}
+    return sorted(r for r in runs if r)
+
+
+def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True,
+         progress: Progress = silent) -> DownResult:
+    """Save each container's log, then remove the run's containers, network and volumes."""
+    labels = eng.run_labels(topology.name, run)
+    containers = engine.containers(labels)
+    result = DownResult(runs=[run], containers=len(containers))
+    if containers and save_logs:
+        log_dir = state.run_directory(topology, run) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        result.logs_dir[run] = log_dir
+    grace = {n: int(s.stop_grace_period) for n, s in topology.services.items()}
+
+    def remove(container: ContainerState) -> None:
+        if save_logs:
+            data = engine.logs(container.id, timestamps=True)
+            (result.logs_dir[run] / f"{container.service or container.name}.log").write_bytes(
+                data if isinstance(data, bytes) else b"")
+        progress(Event(container.service, "remove"))
+        engine.remove_container(container.id, grace=grace.get(container.service, 2))
+
+    _in_parallel(remove, containers)
+    for network in engine.networks(labels):
+        engine.remove_network(network["Id"])
+    for volume in engine.volumes(labels):
+        engine.remove_volume(volume["Name"])
+    state.clear_current(topology, run)
+    return result
+
+
+def _remove_containers(engine: Engine, container_ids: list[str]) -> None:
+    _in_parallel(lambda cid: engine.remove_container(cid, grace=1), container_ids)
+
+
+def _in_parallel(fn, items) -> None:
+    items = list(items)
+    if not items:
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
+        for future in [pool.submit(fn, item) for item in items]:
+            future.result()

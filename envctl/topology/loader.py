@@ -1,0 +1,816 @@
+"""Loading `envctl.yaml`: parse, interpolate host variables, validate, build the model.
+
+Every problem is collected with its file, line and key path, so one run of `envctl config`
+shows all of them at once. Nothing here touches Docker.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable
+
+from envctl.errors import Problem, TopologyError
+from envctl.topology.interpolation import (
+    InterpolationError,
+    Interpolator,
+    Reference,
+    Template,
+    parse_dotenv,
+    references,
+)
+from envctl.topology.model import (
+    CONDITIONS,
+    READY,
+    Base,
+    Bootstrap,
+    Build,
+    Dependency,
+    Fault,
+    Healthcheck,
+    Mock,
+    Mount,
+    PortSpec,
+    Probe,
+    Scrub,
+    Service,
+    Topology,
+)
+from envctl.topology.source import KeyPath, Source, read_yaml
+
+DEFAULT_FILE = "envctl.yaml"
+
+TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "version")
+BASE_KEYS = ("bootstrap", "image", "from", "dockerfile", "context", "args", "trust_host_ca")
+BOOTSTRAP_KEYS = ("distro", "suite", "packages", "mirror", "variant")
+SERVICE_KEYS = (
+    "image", "build", "base", "command", "entrypoint", "environment", "env_file", "ports",
+    "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
+    "stop_grace_period",
+)
+BUILD_KEYS = ("context", "dockerfile", "args")
+PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
+HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
+MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "scrub", "fault", "base")
+SCRUB_KEYS = ("headers", "query", "body_json_keys")
+FAULT_KEYS = ("latency_ms", "error_rate")
+VCR_MATCHERS = ("method", "scheme", "host", "port", "path", "query", "uri", "body", "raw_body", "headers")
+
+# Compose keys envctl deliberately does not take, with what to do instead.
+UNSUPPORTED_HINTS = {
+    "container_name": "envctl names containers per run so runs never collide; remove it",
+    "networks": "every run gets its own network and every service joins it; remove it",
+    "links": "services reach each other by name on the run's network; remove it",
+    "restart": "envctl reports a crashed service instead of restarting it; remove it",
+    "expose": "list the port under 'ports' (it is published on 127.0.0.1 only)",
+    "network_mode": "envctl puts every service on the run's network; remove it",
+    "privileged": "envctl does not run privileged containers; remove it",
+}
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
+
+
+def load_topology(file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Topology:
+    """Load and validate a topology file; raise `TopologyError` listing every problem."""
+    path = Path(file or DEFAULT_FILE)
+    if path.is_dir():
+        path = path / DEFAULT_FILE
+    path = path.absolute()
+    if not path.is_file():
+        raise TopologyError(
+            [Problem(path, None, "", "no topology file here",
+                     f"create {DEFAULT_FILE} (see docs/topology.md) or pass -f FILE")]
+        )
+    source = read_yaml(path)
+    if source.problems:
+        raise TopologyError(source.problems)
+    variables = dict(_dotenv(path.parent, source))
+    variables.update(os.environ if environ is None else environ)
+    topology = _Loader(source, Interpolator(variables, unset=set())).topology()
+    if source.problems or topology is None:
+        raise TopologyError(source.problems)
+    return topology
+
+
+def _dotenv(root: Path, source: Source) -> dict[str, str]:
+    dotenv = root / ".env"
+    if not dotenv.is_file():
+        return {}
+    try:
+        return parse_dotenv(dotenv.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        source.problems.append(Problem(dotenv, None, "", f"cannot read .env: {exc}", "fix or remove it"))
+        return {}
+
+
+def parse_duration(value: Any) -> float | None:
+    """Compose durations: ``1m30s``, ``500ms``, ``10s``; a bare number is seconds."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    pos, total = 0, 0.0
+    for match in _DURATION_RE.finditer(text):
+        if match.start() != pos:
+            return None
+        number, unit = float(match.group(1)), match.group(2)
+        total += number * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}[unit]
+        pos = match.end()
+    return total if pos == len(text) and pos > 0 else None
+
+
+class _Loader:
+    """Turns the raw document into the model, recording problems on the source."""
+
+    def __init__(self, source: Source, interpolator: Interpolator) -> None:
+        self.source = source
+        self.interp = interpolator
+        self.root = source.file.parent
+
+    # -- small typed readers -------------------------------------------------------------
+
+    def problem(self, path: KeyPath, message: str, fix: str | None = None) -> None:
+        self.source.problem(path, message, fix)
+
+    def mapping(self, value: Any, path: KeyPath, allowed: tuple[str, ...], what: str) -> dict | None:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"{what} must be a mapping, not {_kind(value)}", f"write {what} as 'key: value' lines")
+            return None
+        for key in value:
+            if key.startswith("x-"):
+                continue  # Compose extension fields, for anchors
+            if key not in allowed:
+                self.problem(path + (key,), f"unknown key '{key}' in {what}", _key_fix(key, allowed))
+        return {k: v for k, v in value.items() if k in allowed}
+
+    def string(self, value: Any, path: KeyPath, *, template: bool = False) -> Any:
+        if isinstance(value, bool) or value is None or isinstance(value, (dict, list)):
+            self.problem(path, f"expected a string, not {_kind(value)}", "write a string (quote it if needed)")
+            return None
+        try:
+            return self.interp.template(str(value)) if template else self.interp.plain(str(value))
+        except InterpolationError as exc:
+            self.problem(path, str(exc), exc.fix)
+            return None
+
+    def boolean(self, value: Any, path: KeyPath) -> bool | None:
+        if not isinstance(value, bool):
+            self.problem(path, f"expected true or false, not {_kind(value)}", "write true or false")
+            return None
+        return value
+
+    def duration(self, value: Any, path: KeyPath) -> float | None:
+        if isinstance(value, str):
+            value = self.string(value, path)
+        seconds = parse_duration(value)
+        if seconds is None and value is not None:
+            self.problem(path, f"{value!r} is not a duration", "write seconds (30) or a duration like 1m30s, 500ms")
+        return seconds
+
+    def port_number(self, value: Any, path: KeyPath) -> int | None:
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            self.problem(path, f"{value!r} is not a port number", "write a number from 1 to 65535")
+            return None
+        return value
+
+    def string_list(self, value: Any, path: KeyPath, what: str) -> tuple[str, ...] | None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            self.problem(path, f"{what} must be a list, not {_kind(value)}", f"write {what} as a YAML list")
+            return None
+        items = [self.string(item, path + (i,)) for i, item in enumerate(value)]
+        return None if any(i is None for i in items) else tuple(items)
+
+    def command(self, value: Any, path: KeyPath) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            text = self.string(value, path)
+            if text is None:
+                return None
+            try:
+                return tuple(shlex.split(text))
+            except ValueError as exc:
+                self.problem(path, f"cannot split this command: {exc}", "balance the quotes, or write a list")
+                return None
+        return self.string_list(value, path, "a command")
+
+    def name_of(self, name: Any, path: KeyPath, what: str) -> bool:
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            self.problem(path, f"{name!r} is not a valid {what} name",
+                         "use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+            return False
+        return True
+
+    def relative_path(self, value: Any, path: KeyPath) -> Path | None:
+        text = self.string(value, path)
+        if text is None:
+            return None
+        return (self.root / os.path.expanduser(text)).resolve()
+
+    # -- sections ------------------------------------------------------------------------
+
+    def topology(self) -> Topology | None:
+        top = self.mapping(self.source.data, (), TOP_KEYS, "the topology")
+        if top is None:
+            return None
+        name = top.get("name")
+        if name is None:
+            name = re.sub(r"[^a-z0-9_-]", "-", self.root.name.lower()).strip("-_") or "envctl"
+        elif self.name_of(name, ("name",), "project"):
+            pass
+        else:
+            name = "invalid"
+        if not top.get("services") and not top.get("mocks"):
+            self.problem(("services",), "the topology has no services", "add a 'services:' section")
+        bases = self.section(top.get("bases"), ("bases",), "bases", self.base)
+        services = self.section(top.get("services"), ("services",), "services", self.service)
+        mocks = self.section(top.get("mocks"), ("mocks",), "mocks", self.mock)
+        volumes = self.section(top.get("volumes"), ("volumes",), "volumes", lambda n, v, p: n)
+        topology = Topology(
+            name=name, file=self.source.file, bases=bases, services=services, mocks=mocks,
+            volumes=tuple(volumes),
+            warnings=tuple(f"variable {v} is not set; using an empty string"
+                           for v in sorted(self.interp.unset or ())),
+        )
+        self.check_cross_references(topology)
+        return topology
+
+    def section(self, value: Any, path: KeyPath, what: str, parse: Callable) -> dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"'{what}' must be a mapping of names, not {_kind(value)}", f"write '{what}:' as 'name: ...' entries")
+            return {}
+        out = {}
+        for name, body in value.items():
+            if name.startswith("x-"):
+                continue
+            if not self.name_of(name, path + (name,), what.rstrip("s")):
+                continue
+            item = parse(name, body, path + (name,))
+            if item is not None:
+                out[name] = item
+        return out
+
+    def base(self, name: str, raw: Any, path: KeyPath) -> Base | None:
+        body = self.mapping(raw, path, BASE_KEYS, f"base '{name}'")
+        if body is None:
+            return None
+        kinds = [k for k in ("bootstrap", "image", "dockerfile") if k in body]
+        if len(kinds) != 1:
+            self.problem(path, f"base '{name}' needs exactly one of bootstrap, image or dockerfile (has {len(kinds)})",
+                         "give 'bootstrap: {distro: debian, suite: bookworm}', 'image: NAME', "
+                         "or 'from: BASE' with 'dockerfile: PATH'")
+            return None
+        if "from" in body and "dockerfile" not in body:
+            self.problem(path + ("from",), "'from' needs a 'dockerfile' that builds on it", "add 'dockerfile: PATH'")
+        base = Base(name=name)
+        fields: dict[str, Any] = {}
+        if "bootstrap" in body:
+            fields["bootstrap"] = self.bootstrap(body["bootstrap"], path + ("bootstrap",))
+        if "image" in body:
+            fields["image"] = self.string(body["image"], path + ("image",))
+        if "from" in body:
+            fields["parent"] = self.string(body["from"], path + ("from",))
+        if "dockerfile" in body:
+            dockerfile = self.relative_path(body["dockerfile"], path + ("dockerfile",))
+            if dockerfile and not dockerfile.is_file():
+                self.problem(path + ("dockerfile",), f"no Dockerfile at {dockerfile}", "fix the path (relative to the topology file)")
+            fields["dockerfile"] = dockerfile
+            context = self.relative_path(body["context"], path + ("context",)) if "context" in body else (
+                dockerfile.parent if dockerfile else None)
+            if context and not context.is_dir():
+                self.problem(path + ("context",), f"no directory at {context}", "fix the path (relative to the topology file)")
+            fields["context"] = context
+        if "args" in body:
+            fields["args"] = self.args(body["args"], path + ("args",))
+        if "trust_host_ca" in body:
+            fields["trust_host_ca"] = self.boolean(body["trust_host_ca"], path + ("trust_host_ca",))
+        if any(v is None for v in fields.values()):
+            return None
+        return Base(**{**base.__dict__, **fields})
+
+    def bootstrap(self, raw: Any, path: KeyPath) -> Bootstrap | None:
+        body = self.mapping(raw, path, BOOTSTRAP_KEYS, "bootstrap")
+        if body is None:
+            return None
+        distro = self.string(body.get("distro", "debian"), path + ("distro",))
+        if distro not in (None, "debian"):
+            self.problem(path + ("distro",), f"cannot bootstrap distro {distro!r}",
+                         "use 'distro: debian', or an 'image:' or 'dockerfile:' base")
+            return None
+        if "suite" not in body:
+            self.problem(path, "bootstrap needs a 'suite'", "add 'suite: bookworm' (or another Debian release)")
+            return None
+        suite = self.string(body["suite"], path + ("suite",))
+        packages = self.string_list(body.get("packages", []), path + ("packages",), "packages")
+        mirror = self.string(body["mirror"], path + ("mirror",)) if "mirror" in body else None
+        variant = self.string(body.get("variant", "minbase"), path + ("variant",))
+        if None in (distro, suite, packages, variant) or ("mirror" in body and mirror is None):
+            return None
+        return Bootstrap(distro=distro, suite=suite, packages=packages, mirror=mirror, variant=variant)
+
+    def args(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], ...] | None:
+        pairs = self.key_values(raw, path, "args")
+        if pairs is None:
+            return None
+        out = []
+        for key, value in pairs:
+            text = self.string(value if value is not None else "", path + (key,))
+            if text is None:
+                return None
+            out.append((key, text))
+        return tuple(out)
+
+    def key_values(self, raw: Any, path: KeyPath, what: str) -> list[tuple[str, Any]] | None:
+        """A Compose map-or-list (``KEY: value`` or ``- KEY=value``)."""
+        if isinstance(raw, dict):
+            return list(raw.items())
+        if isinstance(raw, list):
+            pairs = []
+            for i, item in enumerate(raw):
+                if not isinstance(item, str):
+                    self.problem(path + (i,), f"expected 'KEY=value', not {_kind(item)}", "write 'KEY=value'")
+                    return None
+                key, sep, value = item.partition("=")
+                pairs.append((key, value if sep else None))
+            return pairs
+        self.problem(path, f"{what} must be a mapping or a list, not {_kind(raw)}", "write 'KEY: value' lines")
+        return None
+
+    def service(self, name: str, raw: Any, path: KeyPath) -> Service | None:
+        if isinstance(raw, dict):
+            for key in raw:
+                if key in UNSUPPORTED_HINTS:
+                    self.problem(path + (key,), f"'{key}' is a Compose key envctl does not take", UNSUPPORTED_HINTS[key])
+            raw = {k: v for k, v in raw.items() if k not in UNSUPPORTED_HINTS}
+        body = self.mapping(raw, path, SERVICE_KEYS, f"service '{name}'")
+        if body is None:
+            return None
+        fields: dict[str, Any] = {"name": name, "line": self.source.line(path)}
+        ok = True
+
+        def put(key: str, value: Any) -> None:
+            nonlocal ok
+            if value is None:
+                ok = False
+            fields[key] = value
+
+        if "image" in body:
+            put("image", self.string(body["image"], path + ("image",)))
+        if "build" in body:
+            put("build", self.build(body["build"], path + ("build",)))
+        if "base" in body:
+            put("base", self.string(body["base"], path + ("base",)))
+        if "image" in body and ("build" in body or "base" in body):
+            self.problem(path + ("image",), f"service '{name}' has 'image' together with 'build' or 'base'",
+                         "use 'image' to run an existing image, or 'build'/'base' to use the project's images")
+            ok = False
+        if not any(k in body for k in ("image", "build", "base")):
+            self.problem(path, f"service '{name}' has no image",
+                         "add 'build: DIR' (with 'base: BASE'), 'base: BASE' to run a base, or 'image: NAME'")
+            ok = False
+        for key in ("command", "entrypoint"):
+            if key in body:
+                put(key, self.command(body[key], path + (key,)))
+        put("environment", self.environment(body, path))
+        if "ports" in body:
+            put("ports", self.ports(body["ports"], path + ("ports",)))
+        if "depends_on" in body:
+            put("depends_on", self.depends_on(body["depends_on"], path + ("depends_on",)))
+        if "healthcheck" in body:
+            put("healthcheck", self.healthcheck(body["healthcheck"], path + ("healthcheck",)))
+        if "volumes" in body:
+            put("volumes", self.volumes(body["volumes"], path + ("volumes",)))
+        for key in ("working_dir", "user"):
+            if key in body:
+                put(key, self.string(body[key], path + (key,)))
+        if "init" in body:
+            put("init", self.boolean(body["init"], path + ("init",)))
+        if "profiles" in body:
+            put("profiles", self.string_list(body["profiles"], path + ("profiles",), "profiles"))
+        if "stop_grace_period" in body:
+            put("stop_grace_period", self.duration(body["stop_grace_period"], path + ("stop_grace_period",)))
+        if not ok:
+            return None
+        if "probe" in body:
+            probe = self.probe(body["probe"], path + ("probe",), fields.get("ports", ()))
+            if probe is None:
+                return None
+            fields["probe"] = probe
+        return Service(**fields)
+
+    def build(self, raw: Any, path: KeyPath) -> Build | None:
+        if isinstance(raw, str):
+            raw = {"context": raw}
+        body = self.mapping(raw, path, BUILD_KEYS, "build")
+        if body is None:
+            return None
+        if "context" not in body:
+            self.problem(path, "build needs a 'context' directory", "add 'context: DIR' (relative to the topology file)")
+            return None
+        context = self.relative_path(body["context"], path + ("context",))
+        dockerfile = self.string(body.get("dockerfile", "Dockerfile"), path + ("dockerfile",))
+        args = self.args(body["args"], path + ("args",)) if "args" in body else ()
+        if context is None or dockerfile is None or args is None:
+            return None
+        if not context.is_dir():
+            self.problem(path, f"build context {context} is not a directory", "fix the path (relative to the topology file)")
+            return None
+        if not (context / dockerfile).is_file():
+            self.problem(path, f"no Dockerfile at {context / dockerfile}",
+                         "add one (starting 'ARG BASE_IMAGE' / 'FROM ${BASE_IMAGE}'), or set build.dockerfile")
+            return None
+        return Build(context=context, dockerfile=dockerfile, args=args)
+
+    def environment(self, body: dict, path: KeyPath) -> tuple[tuple[str, Template], ...] | None:
+        env: dict[str, Template] = {}
+        if "env_file" in body:
+            files = self.string_list(body["env_file"], path + ("env_file",), "env_file")
+            if files is None:
+                return None
+            for i, name in enumerate(files):
+                file = (self.root / name).resolve()
+                try:
+                    for key, value in parse_dotenv(file.read_text(encoding="utf-8")).items():
+                        env[key] = (value,)
+                except (OSError, UnicodeDecodeError) as exc:
+                    self.problem(path + ("env_file", i), f"cannot read {file}: {getattr(exc, 'strerror', exc)}",
+                                 "fix the path (relative to the topology file) or create the file")
+                    return None
+        if "environment" in body:
+            epath = path + ("environment",)
+            pairs = self.key_values(body["environment"], epath, "environment")
+            if pairs is None:
+                return None
+            for key, value in pairs:
+                if not isinstance(key, str) or not re.match(r"^[^=\s]+$", key):
+                    self.problem(epath, f"{key!r} is not a valid variable name", "use a name without '=' or spaces")
+                    return None
+                if value is None:  # Compose: take the value from the host, or leave unset
+                    host = self.interp.variables.get(key)
+                    if host is not None:
+                        env[key] = (host,)
+                    continue
+                if isinstance(value, bool):
+                    value = "true" if value else "false"
+                template = self.string(value, epath + (key,), template=True)
+                if template is None:
+                    return None
+                env[key] = template
+        return tuple(env.items())
+
+    def ports(self, raw: Any, path: KeyPath) -> tuple[PortSpec, ...] | None:
+        if not isinstance(raw, list):
+            self.problem(path, f"ports must be a list, not {_kind(raw)}", 'write ports: ["8000"] or ["8080:8000"]')
+            return None
+        specs = []
+        for i, item in enumerate(raw):
+            spec = self.port(item, path + (i,))
+            if spec is None:
+                return None
+            if any(s.container == spec.container and s.protocol == spec.protocol for s in specs):
+                self.problem(path + (i,), f"container port {spec.container} is listed twice", "list each port once")
+                return None
+            specs.append(spec)
+        return tuple(specs)
+
+    def port(self, item: Any, path: KeyPath) -> PortSpec | None:
+        if isinstance(item, dict):
+            body = self.mapping(item, path, ("target", "published", "protocol", "host_ip"), "a port")
+            if body is None or "target" not in body:
+                self.problem(path, "a long-syntax port needs 'target'", "add 'target: CONTAINER_PORT'")
+                return None
+            host_ip = body.get("host_ip", "127.0.0.1")
+            text = f"{host_ip}:{body.get('published', '')}:{body['target']}/{body.get('protocol', 'tcp')}"
+        elif isinstance(item, (int, str)) and not isinstance(item, bool):
+            text = self.string(item, path)
+            if text is None:
+                return None
+        else:
+            self.problem(path, f"a port must be a string or number, not {_kind(item)}", 'write "8000" or "8080:8000"')
+            return None
+        text, _, protocol = text.partition("/")
+        protocol = protocol or "tcp"
+        if protocol not in ("tcp", "udp"):
+            self.problem(path, f"unknown protocol {protocol!r}", "use tcp or udp")
+            return None
+        fields = text.split(":")
+        if len(fields) == 3:
+            host_ip, published, target = fields
+            if host_ip not in ("127.0.0.1", "localhost"):
+                self.problem(path, f"envctl publishes ports on 127.0.0.1 only, not {host_ip}",
+                             f"drop the address: write \"{published}:{target}\" or \"{target}\"")
+                return None
+        elif len(fields) == 2:
+            published, target = fields
+        elif len(fields) == 1:
+            published, target = "", fields[0]
+        else:
+            self.problem(path, f"{item!r} is not a port mapping", 'write "8000" (ephemeral host port) or "8080:8000"')
+            return None
+        if "-" in target or "-" in published:
+            self.problem(path, "port ranges are not supported", "list each port on its own")
+            return None
+        container = self.port_number(target, path)
+        host = self.port_number(published, path) if published else None
+        if container is None or (published and host is None):
+            return None
+        return PortSpec(container=container, host=host, protocol=protocol)
+
+    def depends_on(self, raw: Any, path: KeyPath) -> tuple[Dependency, ...] | None:
+        if isinstance(raw, list):
+            deps = []
+            for i, item in enumerate(raw):
+                if not isinstance(item, str):
+                    self.problem(path + (i,), f"expected a service name, not {_kind(item)}", "write the service's name")
+                    return None
+                deps.append(Dependency(item, READY))
+            return tuple(deps)
+        if isinstance(raw, dict):
+            deps = []
+            for name, spec in raw.items():
+                body = self.mapping(spec, path + (name,), ("condition", "required", "restart"), f"depends_on.{name}")
+                if body is None:
+                    return None
+                condition = body.get("condition", READY)
+                if condition not in CONDITIONS:
+                    self.problem(path + (name, "condition"), f"unknown condition {condition!r}",
+                                 _key_fix(str(condition), CONDITIONS, noun="condition"))
+                    return None
+                deps.append(Dependency(name, condition))
+            return tuple(deps)
+        self.problem(path, f"depends_on must be a list or a mapping, not {_kind(raw)}", "write depends_on: [db, cache]")
+        return None
+
+    def healthcheck(self, raw: Any, path: KeyPath) -> Healthcheck | None:
+        body = self.mapping(raw, path, HEALTHCHECK_KEYS, "healthcheck")
+        if body is None:
+            return None
+        disable = body.get("disable", False)
+        if disable is True:
+            return Healthcheck(test=("NONE",), disable=True)
+        test = body.get("test")
+        if isinstance(test, str):
+            text = self.string(test, path + ("test",))
+            tokens = ("CMD-SHELL", text) if text is not None else None
+        elif isinstance(test, list) and test:
+            tokens = self.string_list(test, path + ("test",), "test")
+            if tokens and tokens[0] not in ("CMD", "CMD-SHELL", "NONE"):
+                self.problem(path + ("test",), f"a test list must start with CMD, CMD-SHELL or NONE, not {tokens[0]!r}",
+                             'write test: ["CMD", "prog", "arg"] or a shell string')
+                return None
+        else:
+            self.problem(path + ("test",), "healthcheck needs a 'test'", 'add test: ["CMD", "prog", "arg"] or a shell string')
+            return None
+        values = {k: self.duration(body[k], path + (k,)) for k in ("interval", "timeout", "start_period") if k in body}
+        retries = body.get("retries")
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 1):
+            self.problem(path + ("retries",), f"{retries!r} is not a positive number", "write a whole number, e.g. 3")
+            return None
+        if tokens is None or any(v is None for v in values.values()):
+            return None
+        return Healthcheck(test=tokens, retries=retries, **values)
+
+    def volumes(self, raw: Any, path: KeyPath) -> tuple[Mount, ...] | None:
+        if not isinstance(raw, list):
+            self.problem(path, f"volumes must be a list, not {_kind(raw)}", 'write volumes: ["data:/var/lib/data"]')
+            return None
+        mounts = []
+        for i, item in enumerate(raw):
+            mount = self.mount(item, path + (i,))
+            if mount is None:
+                return None
+            mounts.append(mount)
+        return tuple(mounts)
+
+    def mount(self, item: Any, path: KeyPath) -> Mount | None:
+        if isinstance(item, dict):
+            body = self.mapping(item, path, ("type", "source", "target", "read_only"), "a volume")
+            if body is None or "target" not in body:
+                self.problem(path, "a long-syntax volume needs 'target'", "add 'target: /path/in/container'")
+                return None
+            source = self.string(body["source"], path + ("source",)) if "source" in body else None
+            target = self.string(body["target"], path + ("target",))
+            read_only = bool(body.get("read_only", False))
+            kind = body.get("type", "volume" if source else "anonymous")
+        else:
+            text = self.string(item, path)
+            if text is None:
+                return None
+            parts = text.split(":")
+            if len(parts) > 3:
+                self.problem(path, f"{text!r} is not a volume", 'write "NAME:/path", "./dir:/path" or "/path", with ":ro" to mount read-only')
+                return None
+            mode = parts[2] if len(parts) == 3 else ""
+            if len(parts) == 2 and parts[1] in ("ro", "rw"):
+                self.problem(path, f"{text!r} has a mode but no target", 'write "SOURCE:/path:ro"')
+                return None
+            source, target = (parts[0], parts[1]) if len(parts) >= 2 else (None, parts[0])
+            read_only = "ro" in mode.split(",")
+            kind = "anonymous" if source is None else (
+                "bind" if source.startswith((".", "/", "~")) else "volume")
+        if target is None:
+            return None
+        if not target.startswith("/"):
+            self.problem(path, f"the target {target!r} is not an absolute path", "write the path inside the container, from '/'")
+            return None
+        if kind == "bind":
+            source = str((self.root / os.path.expanduser(source)).resolve())
+        elif kind == "volume" and not VOLUME_NAME_RE.match(source or ""):
+            self.problem(path, f"{source!r} is not a valid volume name", "use letters, digits, '_', '.' and '-'")
+            return None
+        elif kind not in ("volume", "anonymous"):
+            self.problem(path + ("type",), f"unknown volume type {kind!r}", "use volume or bind")
+            return None
+        return Mount(kind=kind, source=source, target=target, read_only=read_only)
+
+    def probe(self, raw: Any, path: KeyPath, ports: tuple[PortSpec, ...]) -> Probe | None:
+        body = self.mapping(raw, path, PROBE_KEYS, "probe")
+        if body is None:
+            return None
+        kinds = [k for k in ("http", "tcp", "cmd") if k in body]
+        if len(kinds) != 1:
+            self.problem(path, "a probe needs exactly one of http, tcp or cmd",
+                         "write probe: {http: /healthz, port: 8000}, {tcp: 5432} or {cmd: [pg_isready]}")
+            return None
+        kind = kinds[0]
+        fields: dict[str, Any] = {"kind": kind}
+        for key in ("timeout", "interval"):
+            if key in body:
+                fields[key] = self.duration(body[key], path + (key,))
+                if fields[key] is None:
+                    return None
+        if kind == "cmd":
+            command = self.command(body["cmd"], path + ("cmd",))
+            if command is None:
+                return None
+            return Probe(command=command, **fields)
+        if kind == "tcp":
+            port = self.port_number(body["tcp"], path + ("tcp",))
+        else:
+            probe_path = self.string(body["http"], path + ("http",))
+            if probe_path is None:
+                return None
+            fields["path"] = probe_path if probe_path.startswith("/") else "/" + probe_path
+            port = self.port_number(body["port"], path + ("port",)) if "port" in body else (
+                ports[0].container if ports else None)
+        if port is None:
+            if kind == "http" and "port" not in body:
+                self.problem(path, "an http probe needs a port and the service lists none", "add 'port: N' and list it under 'ports'")
+            return None
+        if not any(p.container == port and p.protocol == "tcp" for p in ports):
+            self.problem(path, f"the probe checks port {port}, which the service does not publish",
+                         f'add "{port}" to the service\'s ports (probes run from the host)')
+            return None
+        return Probe(port=port, **fields)
+
+    def mock(self, name: str, raw: Any, path: KeyPath) -> Mock | None:
+        body = self.mapping(raw, path, MOCK_KEYS, f"mock '{name}'")
+        if body is None:
+            return None
+        if "cassettes" not in body:
+            self.problem(path, f"mock '{name}' needs 'cassettes'", "add 'cassettes: DIR' (a directory of vcrpy cassettes, or one file)")
+            return None
+        cassettes = self.relative_path(body["cassettes"], path + ("cassettes",))
+        if cassettes is None:
+            return None
+        fields: dict[str, Any] = {"name": name, "cassettes": cassettes, "line": self.source.line(path)}
+        if "upstream" in body:
+            upstream = self.string(body["upstream"], path + ("upstream",))
+            if upstream is not None and not re.match(r"^https?://", upstream):
+                self.problem(path + ("upstream",), f"{upstream!r} is not an http(s) URL", "write https://api.example.com")
+                return None
+            fields["upstream"] = upstream
+        if "match_on" in body:
+            match_on = self.string_list(body["match_on"], path + ("match_on",), "match_on")
+            for i, matcher in enumerate(match_on or ()):
+                if matcher not in VCR_MATCHERS:
+                    self.problem(path + ("match_on", i), f"unknown vcrpy matcher {matcher!r}",
+                                 _key_fix(matcher, VCR_MATCHERS, noun="matcher"))
+                    return None
+            fields["match_on"] = match_on
+        for key in ("allow_repeats", "strict"):
+            if key in body:
+                fields[key] = self.boolean(body[key], path + (key,))
+        if "base" in body:
+            fields["base"] = self.string(body["base"], path + ("base",))
+        if "scrub" in body:
+            scrub = self.mapping(body["scrub"], path + ("scrub",), SCRUB_KEYS, "scrub")
+            if scrub is None:
+                return None
+            lists = {k: self.string_list(v, path + ("scrub", k), k) for k, v in scrub.items()}
+            if any(v is None for v in lists.values()):
+                return None
+            fields["scrub"] = Scrub(**lists)
+        if "fault" in body:
+            fault = self.mapping(body["fault"], path + ("fault",), FAULT_KEYS, "fault")
+            if fault is None:
+                return None
+            latency, rate = fault.get("latency_ms", 0), fault.get("error_rate", 0.0)
+            if isinstance(latency, bool) or not isinstance(latency, int) or latency < 0:
+                self.problem(path + ("fault", "latency_ms"), f"{latency!r} is not a number of milliseconds", "write e.g. 50")
+                return None
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                self.problem(path + ("fault", "error_rate"), f"{rate!r} is not a share from 0 to 1", "write e.g. 0.05")
+                return None
+            fields["fault"] = Fault(latency_ms=latency, error_rate=float(rate))
+        if any(v is None for v in fields.values()):
+            return None
+        if not cassettes.exists():
+            self.problem(path + ("cassettes",), f"no cassette directory or file at {cassettes}",
+                         "create the directory (it may be empty when recording) or fix the path")
+            return None
+        return Mock(**fields)
+
+    # -- what names what -----------------------------------------------------------------
+
+    def check_cross_references(self, topology: Topology) -> None:
+        from envctl.graph import find_cycle  # graph imports the model only
+
+        services, mocks, bases = topology.services, topology.mocks, topology.bases
+        targets = sorted(set(services) | set(mocks))
+        for name in set(services) & set(mocks):
+            self.problem(("mocks", name), f"'{name}' is both a service and a mock", "rename one of them")
+        for name, base in bases.items():
+            if base.parent is not None and base.parent not in bases:
+                self.problem(("bases", name, "from"), f"unknown base '{base.parent}'", _key_fix(base.parent, tuple(bases), noun="base"))
+        cycle = find_cycle({n: [b.parent] if b.parent in bases else [] for n, b in bases.items()})
+        if cycle:
+            self.problem(("bases", cycle[0], "from"), "bases build on each other in a cycle: " + " -> ".join(cycle),
+                         "make one of them start from a bootstrap or an image")
+        for name, service in services.items():
+            path: KeyPath = ("services", name)
+            if service.base is not None and service.base not in bases:
+                self.problem(path + ("base",), f"unknown base '{service.base}'", _key_fix(service.base, tuple(bases), noun="base"))
+            for i, dep in enumerate(service.depends_on):
+                dep_path = path + ("depends_on", i) if (path + ("depends_on", i)) in self.source.lines else path + ("depends_on", dep.service)
+                if dep.service == name:
+                    self.problem(dep_path, f"service '{name}' depends on itself", "remove it from its own depends_on")
+                elif dep.service not in services and dep.service not in mocks:
+                    self.problem(dep_path, f"unknown service '{dep.service}'", _key_fix(dep.service, tuple(targets), noun="service"))
+            for key, template in service.environment:
+                for ref in references(template):
+                    self.check_reference(ref, topology, path + ("environment", key))
+        for name, mock in mocks.items():
+            if mock.base is not None and mock.base not in bases:
+                self.problem(("mocks", name, "base"), f"unknown base '{mock.base}'", _key_fix(mock.base, tuple(bases), noun="base"))
+        cycle = find_cycle({n: [d.service for d in s.depends_on if d.service in services and d.service != n]
+                            for n, s in services.items()})
+        if cycle:
+            self.problem(("services", cycle[0], "depends_on"), "services depend on each other in a cycle: " + " -> ".join(cycle),
+                         "remove one of these dependencies")
+        seen: dict[int, str] = {}
+        for name, service in services.items():
+            for i, port in enumerate(service.ports):
+                if port.host is None:
+                    continue
+                if port.host in seen:
+                    self.problem(("services", name, "ports", i),
+                                 f"host port {port.host} is also published by service '{seen[port.host]}'",
+                                 "give one of them another host port, or publish it without one (\"8000\")")
+                seen[port.host] = name
+
+    def check_reference(self, ref: Reference, topology: Topology, path: KeyPath) -> None:
+        if ref.target not in topology.services and ref.target not in topology.mocks:
+            known = tuple(sorted(set(topology.services) | set(topology.mocks)))
+            self.problem(path, f"{ref} names '{ref.target}', which is neither a service nor a mock",
+                         _key_fix(ref.target, known, noun="service"))
+            return
+        ports = topology.ports_of(ref.target)
+        if ref.attr == "host":
+            return
+        if not ports:
+            self.problem(path, f"{ref} needs a port, and '{ref.target}' publishes none", f"add ports to '{ref.target}' or use ${{{ref.target}.host}}")
+        elif ref.port is not None and not any(p.container == ref.port for p in ports):
+            listed = ", ".join(str(p.container) for p in ports)
+            self.problem(path, f"'{ref.target}' has no port {ref.port} (it has {listed})",
+                         f"use one of its ports, or add \"{ref.port}\" to its ports")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _key_fix(key: str, allowed: tuple[str, ...], noun: str = "key") -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    if not allowed:
+        return f"there is no {noun} of that name; define it first"
+    return f"use one of the known {noun}s: " + ", ".join(allowed)
