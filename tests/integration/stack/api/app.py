@@ -42,4 +42,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 print(f"api listening on 8000, backend at {BACKEND_URL}", flush=True)
-ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()

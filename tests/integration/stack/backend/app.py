@@ -40,4 +40,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 print(f"backend listening on 8000, store at {STORE_URL}", flush=True)
-ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()

@@ -37,4 +37,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 print(f"store {NAME} listening on 8000", flush=True)
-ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()

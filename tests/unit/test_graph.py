@@ -1,0 +1,87 @@
+"""Dependency ordering and the executor that starts each node once what it waits for is reached."""
+import threading
+import time
+
+from envctl.graph import DependencyFailed, closure, dependents, find_cycle, run_dag, topological_order
+
+
+def test_find_cycle_returns_the_path() -> None:
+    assert find_cycle({"a": ["b"], "b": ["a"]}) == ["a", "b", "a"]
+    assert find_cycle({"a": ["b"], "b": ["c"], "c": []}) is None
+
+
+def test_closure_and_dependents() -> None:
+    edges = {"api": ["db", "cache"], "web": ["api"], "db": [], "cache": [], "job": ["db"]}
+    assert closure(["web"], edges) == {"web", "api", "db", "cache"}
+    assert dependents(["db"], edges) == {"db", "api", "web", "job"}
+
+
+def test_topological_order_puts_dependencies_first() -> None:
+    order = topological_order({"web": ["api"], "api": ["db"], "db": []})
+    assert order == ["db", "api", "web"]
+
+
+def test_a_node_starts_when_its_own_dependencies_are_done_not_its_level() -> None:
+    # slow -> after_slow; fast -> after_fast. after_fast must not wait for slow.
+    finished: dict[str, float] = {}
+    started: dict[str, float] = {}
+    delays = {"slow": 0.4, "fast": 0.0, "after_slow": 0.0, "after_fast": 0.0}
+
+    def task(name, reach):
+        started[name] = time.monotonic()
+        time.sleep(delays[name])
+        finished[name] = time.monotonic()
+
+    requires = {"slow": [], "fast": [], "after_slow": [("slow", "done")], "after_fast": [("fast", "done")]}
+    outcome = run_dag(requires, task)
+    assert not outcome.errors
+    assert started["after_fast"] < finished["slow"]
+    assert started["after_slow"] >= finished["slow"]
+
+
+def test_milestones_release_dependents_early() -> None:
+    order = []
+
+    def task(name, reach):
+        if name == "db":
+            reach("started")
+            time.sleep(0.2)
+            order.append("db-ready")
+        else:
+            order.append(name)
+
+    run_dag({"db": [], "api": [("db", "started")]}, task)
+    assert order == ["api", "db-ready"]
+
+
+def test_failure_skips_dependents_and_cancels_the_rest() -> None:
+    cancel = threading.Event()
+
+    def task(name, reach):
+        if name == "db":
+            raise RuntimeError("boom")
+        if name == "slow":
+            cancel.wait(5)
+
+    outcome = run_dag({"db": [], "api": [("db", "done")], "slow": []}, task, cancel=cancel)
+    assert isinstance(outcome.errors["db"], RuntimeError)
+    assert isinstance(outcome.errors["api"], DependencyFailed)
+    assert cancel.is_set()
+
+
+def test_max_parallel_bounds_running_tasks() -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def task(name, reach):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    run_dag({str(i): [] for i in range(6)}, task, max_parallel=2)
+    assert peak == 2
