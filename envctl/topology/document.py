@@ -1,49 +1,140 @@
-"""The loaded topology written back as a plain document (what `envctl config` prints)."""
+"""The loaded topology written back in topology-file syntax (what `envctl config` prints).
+
+Host variables are filled in, paths are absolute, defaults are spelled out; references stay
+as written, since they resolve per consumer. The output loads again as the same topology.
+"""
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
-from pathlib import Path
 from typing import Any
 
-from envctl.topology.interpolation import Reference, Template
-from envctl.topology.model import Topology
+from envctl.topology.interpolation import Template
+from envctl.topology.model import READY, Base, Healthcheck, Mock, Mount, PortSpec, Probe, Service, Topology
 
 
 def to_document(topology: Topology) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": topology.name}
     if topology.bases:
-        doc["bases"] = {n: _plain(b, skip={"name"}) for n, b in topology.bases.items()}
-    doc["services"] = {n: _plain(s, skip={"name", "line"}) for n, s in topology.services.items()}
+        doc["bases"] = {name: _base(base) for name, base in topology.bases.items()}
+    doc["services"] = {name: _service(service) for name, service in topology.services.items()}
     if topology.mocks:
-        doc["mocks"] = {n: _plain(m, skip={"name", "line"}) for n, m in topology.mocks.items()}
+        doc["mocks"] = {name: _mock(mock) for name, mock in topology.mocks.items()}
     return doc
 
 
 def template_text(template: Template) -> str:
-    return "".join(part if isinstance(part, str) else str(part) for part in template)
+    """A template as written: `${...}` for references, `$$` for a literal dollar."""
+    return "".join(part.replace("$", "$$") if isinstance(part, str) else str(part) for part in template)
 
 
-def _plain(value: Any, skip: set[str] = frozenset()) -> Any:  # type: ignore[assignment]
-    if is_dataclass(value):
-        out = {}
-        for f in fields(value):
-            if f.name in skip:
-                continue
-            item = getattr(value, f.name)
-            if item in (None, (), {}) or (f.name == "init" and item is True):
-                continue
-            out[f.name] = _environment(item) if f.name == "environment" else _plain(item)
-        return out
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple) and value and all(isinstance(p, tuple) and len(p) == 2 for p in value):
-        return {k: _plain(v) for k, v in value}  # args and other pairs
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Reference):
-        return str(value)
-    return value
+def duration_text(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
 
 
-def _environment(pairs: tuple[tuple[str, Template], ...]) -> dict[str, str]:
-    return {key: template_text(template) for key, template in pairs}
+def _base(base: Base) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if base.bootstrap is not None:
+        b = base.bootstrap
+        out["bootstrap"] = {"distro": b.distro, "suite": b.suite, "packages": list(b.packages), "variant": b.variant}
+        if b.mirror:
+            out["bootstrap"]["mirror"] = b.mirror
+    if base.image:
+        out["image"] = base.image
+    if base.parent:
+        out["from"] = base.parent
+    if base.dockerfile:
+        out["dockerfile"] = str(base.dockerfile)
+        out["context"] = str(base.context)
+    if base.args:
+        out["args"] = dict(base.args)
+    out["trust_host_ca"] = base.trust_host_ca
+    return out
+
+
+def _service(service: Service) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if service.image:
+        out["image"] = service.image
+    if service.build:
+        out["build"] = {"context": str(service.build.context), "dockerfile": service.build.dockerfile}
+        if service.build.args:
+            out["build"]["args"] = dict(service.build.args)
+    if service.base:
+        out["base"] = service.base
+    for key in ("command", "entrypoint"):
+        value = getattr(service, key)
+        if value is not None:
+            out[key] = [part.replace("$", "$$") for part in value]
+    if service.environment:
+        out["environment"] = {key: template_text(value) for key, value in service.environment}
+    if service.ports:
+        out["ports"] = [_port(p) for p in service.ports]
+    if service.depends_on:
+        out["depends_on"] = {d.service: {"condition": d.condition} for d in service.depends_on}
+    if service.healthcheck:
+        out["healthcheck"] = _healthcheck(service.healthcheck)
+    if service.volumes:
+        out["volumes"] = [_mount(m) for m in service.volumes]
+    for key in ("working_dir", "user"):
+        if getattr(service, key) is not None:
+            out[key] = getattr(service, key)
+    out["init"] = service.init
+    if service.profiles:
+        out["profiles"] = list(service.profiles)
+    if service.probe:
+        out["probe"] = _probe(service.probe)
+    out["stop_grace_period"] = duration_text(service.stop_grace_period)
+    return out
+
+
+def _port(port: PortSpec) -> str:
+    text = f"{port.host}:{port.container}" if port.host else str(port.container)
+    return text if port.protocol == "tcp" else f"{text}/{port.protocol}"
+
+
+def _mount(mount: Mount) -> str:
+    suffix = ":ro" if mount.read_only else ""
+    return f"{mount.source}:{mount.target}{suffix}" if mount.source else mount.target
+
+
+def _healthcheck(check: Healthcheck) -> dict[str, Any]:
+    if check.disable:
+        return {"disable": True}
+    out: dict[str, Any] = {"test": list(check.test)}
+    for key in ("interval", "timeout", "start_period"):
+        if getattr(check, key) is not None:
+            out[key] = duration_text(getattr(check, key))
+    if check.retries is not None:
+        out["retries"] = check.retries
+    return out
+
+
+def _probe(probe: Probe) -> dict[str, Any]:
+    if probe.kind == "http":
+        out: dict[str, Any] = {"http": probe.path, "port": probe.port}
+    elif probe.kind == "tcp":
+        out = {"tcp": probe.port}
+    else:
+        out = {"cmd": list(probe.command)}
+    out["timeout"] = duration_text(probe.timeout)
+    out["interval"] = duration_text(probe.interval)
+    return out
+
+
+def _mock(mock: Mock) -> dict[str, Any]:
+    out: dict[str, Any] = {"cassettes": str(mock.cassettes)}
+    if mock.upstream:
+        out["upstream"] = mock.upstream
+    out["match_on"] = list(mock.match_on)
+    out["allow_repeats"] = mock.allow_repeats
+    out["strict"] = mock.strict
+    scrub = {k: list(v) for k, v in vars(mock.scrub).items() if v}
+    if scrub:
+        out["scrub"] = scrub
+    if mock.fault.latency_ms or mock.fault.error_rate:
+        out["fault"] = {"latency_ms": mock.fault.latency_ms, "error_rate": mock.fault.error_rate}
+    if mock.base:
+        out["base"] = mock.base
+    return out
+
+
+__all__ = ["READY", "duration_text", "template_text", "to_document"]

@@ -94,7 +94,7 @@ class Mount:
 @dataclass(frozen=True)
 class Service:
     name: str
-    line: int | None = None
+    line: int | None = field(default=None, compare=False)  # where it is defined, for messages
     image: str | None = None
     build: Build | None = None
     base: str | None = None
@@ -139,7 +139,7 @@ class Mock:
 
     name: str
     cassettes: Path
-    line: int | None = None
+    line: int | None = field(default=None, compare=False)  # where it is defined, for messages
     upstream: str | None = None
     match_on: tuple[str, ...] = ("method", "scheme", "host", "port", "path", "query")
     allow_repeats: bool = True

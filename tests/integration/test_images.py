@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import pytest
 
 from envctl import engine as eng
 from envctl.engine import Engine
-from envctl.images import ImageBuilder
+from envctl import run as run_api
+from envctl.errors import BuildFailed
+from envctl.images import ImageBuilder, project_images, prune_images
 from envctl.topology import load_topology
 
 pytestmark = pytest.mark.integration
@@ -81,3 +84,57 @@ def test_the_base_trusts_the_host_ca_bundle(stack_dir: Path, engine: Engine) -> 
     assert container == host_bundle.read_bytes()
     env = engine.inspect_image(images["base:os"].ref)["Config"]["Env"]
     assert "REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt" in env
+
+
+def test_a_failing_build_shows_the_step_and_the_last_lines(stack_dir: Path, engine: Engine) -> None:
+    (stack_dir / "api" / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo compiling the api && echo 'error: no such module' && exit 4\n")
+    topology = load_topology(stack_dir / "envctl.yaml", environ={})
+    with pytest.raises(BuildFailed) as caught:
+        ImageBuilder(topology, engine).ensure(["api"])
+    text = str(caught.value)
+    assert "building service 'api' failed at Step 3/4 : RUN echo compiling the api" in text
+    assert "error: no such module" in text
+    assert str(stack_dir / ".envctl" / "builds" / "api.log") in text
+
+
+def test_a_base_on_a_base_and_the_git_commit_label(stack_dir: Path, engine: Engine) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=stack_dir, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+                   cwd=stack_dir, check=True)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=stack_dir, capture_output=True, text=True).stdout.strip()
+    (stack_dir / "tools.Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY tools.Dockerfile /etc/tools\n")
+    path = stack_dir / "envctl.yaml"
+    path.write_text(path.read_text().replace(
+        "services:\n", "  tools:\n    from: os\n    dockerfile: tools.Dockerfile\nservices:\n", 1).replace(
+        "    build: api\n    command: [python3, -u, /app/app.py]\n    base: os",
+        "    build: api\n    command: [python3, -u, /app/app.py]\n    base: tools"))
+    topology = load_topology(path, environ={})
+    images = ImageBuilder(topology, engine).ensure(["api"])
+    tools_layers = engine.inspect_image(images["base:tools"].ref)["RootFS"]["Layers"]
+    os_layers = engine.inspect_image(images["base:os"].ref)["RootFS"]["Layers"]
+    api = engine.inspect_image(images["service:api"].ref)
+    assert tools_layers[: len(os_layers)] == os_layers
+    assert api["RootFS"]["Layers"][: len(tools_layers)] == tools_layers
+    assert api["Config"]["Labels"][eng.GIT_COMMIT] == commit
+
+
+def test_prune_removes_stale_images_but_never_one_in_use(stack_dir: Path, engine: Engine, stack_env) -> None:
+    first, _ = built(stack_dir, engine)
+    running = run_api.up(load_topology(stack_dir / "envctl.yaml", environ=stack_env), engine, services=["store"])
+    app = stack_dir / "store" / "app.py"
+    app.write_text(app.read_text() + "# changed\n")
+    second, _ = built(stack_dir, engine)
+    topology = load_topology(stack_dir / "envctl.yaml", environ=stack_env)
+    try:
+        rows = {row.ref: row for row in project_images(topology, engine)}
+        stale = rows[first["service:store"].ref]
+        assert not stale.current and stale.in_use and rows[second["service:store"].ref].current
+        assert first["service:store"].ref not in [row.ref for row in prune_images(topology, engine)]
+    finally:
+        run_api.down(topology, engine, running.run)
+    removed = [row.ref for row in prune_images(topology, engine)]
+    assert first["service:store"].ref in removed
+    assert engine.image_id(first["service:store"].ref) is None
+    for image in second.values():
+        assert engine.image_id(image.ref) is not None

@@ -122,11 +122,11 @@ def test_a_crashing_service_is_reported_at_once_with_its_exit_code(stack_dir: Pa
         "  store:\n    build: store\n    command: [python3, -u, /app/app.py]",
         "  store:\n    build: store\n    command: [sh, -c, 'echo cannot open database; exit 3']"))
     topology = load_topology(path, environ=stack_env)
-    started = time.monotonic()
     with pytest.raises(StartupFailed) as caught:
         run_api.up(topology, engine, run_id="crashes")
-    assert time.monotonic() - started < 55  # not the 60 s readiness timeout
+    # reported as the exit, not as the 60 s readiness timeout running out
     assert "its container exited with code 3" in str(caught.value)
+    assert "not ready after" not in str(caught.value)
     assert "cannot open database" in str(caught.value)
     assert run_resources(engine, "crashes") == {"containers": [], "networks": [], "volumes": []}
 

@@ -258,3 +258,33 @@ def test_every_problem_is_reported_at_once(write_topology) -> None:
     with pytest.raises(TopologyError) as caught:
         load(path)
     assert len(caught.value.problems) >= 2
+
+
+def test_config_output_loads_again_as_the_same_topology(write_topology, tmp_path: Path) -> None:
+    import yaml
+
+    from envctl.topology.document import to_document
+
+    path = write_topology(
+        """
+        name: shop
+        bases:
+          os: {bootstrap: {distro: debian, suite: bookworm, packages: [python3]}}
+        services:
+          db: {base: os, ports: ["5432"], probe: {tcp: 5432}, volumes: ["data:/data"], command: "echo $$HOME"}
+          api:
+            build: api
+            base: os
+            depends_on: {db: {condition: service_started}}
+            ports: ["8080:8000"]
+            probe: {http: /healthz, timeout: 1m}
+            healthcheck: {test: [CMD, "true"], interval: 500ms}
+            environment: {DB: "${db.host}:${db.port}", COST: "$$5", LEVEL: "${LEVEL:-info}"}
+        """,
+        contexts=("api",),
+    )
+    first = load_topology(path, environ={})
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(to_document(first), sort_keys=False))
+    second = load_topology(again, environ={})
+    assert second.services == first.services and second.bases == first.bases
