@@ -1,7 +1,7 @@
 """The `envctl` command: argument parsing and presentation over the library API."""
 from __future__ import annotations
 
-import os
+import functools
 import shlex
 import signal
 import sys
@@ -57,7 +57,24 @@ class Context:
         return run_api.current_run(self.topology, self.run)
 
 
-pass_ctx = click.make_pass_decorator(Context)
+_pass_context = click.make_pass_decorator(Context)
+
+
+def pass_ctx(fn):
+    """Pass the Context; also accept -f and --run after the command name (`envctl up --run X`)."""
+
+    @click.option("--file", "file_", default=None, metavar="FILE", help="The topology file (as before the command).")
+    @click.option("--run", "run_", default=None, metavar="RUN", help="The run to act on (as before the command).")
+    @_pass_context
+    @functools.wraps(fn)
+    def wrapper(c: Context, *args, file_: str | None = None, run_: str | None = None, **kwargs):
+        if file_:
+            c.file = file_
+        if run_:
+            c.run = state.sanitize_run_id(run_)
+        return fn(c, *args, **kwargs)
+
+    return wrapper
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
