@@ -1,7 +1,9 @@
 """The `envctl` command: argument parsing and presentation over the library API."""
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import shlex
 import signal
 import sys
@@ -19,7 +21,9 @@ from envctl.engine import Engine
 from envctl.errors import EnvctlError, Terminated
 from envctl.presentation import progress_for, table
 from envctl.topology import Topology, load_topology
+from envctl.mocks import report as mock_report
 from envctl.topology.document import to_document
+from envctl.topology.model import MOCK_PORT
 
 def _console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr, highlight=False)
@@ -96,15 +100,19 @@ def main(ctx: click.Context, file: str | None, run: str | None) -> None:
 @click.option("--profile", "profiles", multiple=True, help="Also start services of this profile.")
 @click.option("--keep-on-failure", is_flag=True, help="Leave the run up when start-up fails, for debugging.")
 @click.option("--parallel", default=2, show_default=True, help="Images built at once.")
+@click.option("--record", "record", multiple=True, metavar="MOCK",
+              help="This mock proxies to its upstream and records into its cassettes (repeatable).")
+@click.option("--record-all", is_flag=True, help="Every mock records.")
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
-       keep_on_failure: bool, parallel: int) -> None:
-    """Build what is missing and bring the stack (or SERVICES) to ready."""
+       keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool) -> None:
+    """Build what is missing and bring the stack (or SERVICES and MOCKS) to ready."""
     topology, engine = c.topology, c.engine
+    recording = tuple(topology.mocks) if record_all else record
     with progress_for(err) as progress:
         result = run_api.up(topology, engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
-                            progress=progress, max_parallel_builds=parallel)
+                            progress=progress, max_parallel_builds=parallel, record=recording)
     record = run_api.current_run(topology, result.run)
     rows = run_api.status(engine, topology, record)
     out.print(_status_table(rows))
@@ -132,11 +140,18 @@ def down(c: Context, all_runs: bool, no_logs: bool) -> None:
     if not runs:
         out.print("nothing to take down")
         return
+    violations = []
     with progress_for(err) as progress:
         for run in runs:
             result = run_api.down(topology, engine, run, save_logs=not no_logs, progress=progress)
             where = f"; logs in {result.logs_dir[run]}" if run in result.logs_dir else ""
             out.print(f"run {run} removed ({result.containers} containers){where}")
+            violations += result.strict_violations
+    if violations:
+        raise EnvctlError("strict mocks saw unmatched requests or unplayed interactions:\n"
+                          + "\n".join("  " + v for v in violations),
+                          fix="re-record the cassettes ('envctl up --record MOCK') or fix the requests; "
+                          "'envctl mocks' shows the report while the stack is up")
 
 
 @main.command()
@@ -234,6 +249,43 @@ def exec_(c: Context, service: str, command: tuple[str, ...]) -> None:
         sys.stdout.buffer.flush()
     code = engine.exec_exit_code(exec_id)
     sys.exit(code or 0)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--reset", is_flag=True, help="Reset play counts and the unmatched list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw reports as JSON.")
+@pass_ctx
+def mocks(c: Context, name: str | None, reset: bool, as_json: bool) -> None:
+    """Report what each mock (or NAME) played, left unplayed, and could not match."""
+    record = c.record()
+    reports = run_api.mock_reports(c.engine, c.topology, record, name)
+    if reset:
+        found = run_api.containers_by_service(c.engine, c.topology, record.run)
+        for report in reports:
+            mock_report.reset(report.name, found[report.name].ports[MOCK_PORT])
+        out.print(f"reset {len(reports)} mock(s)")
+        return
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in reports], indent=1))
+        return
+    if not reports:
+        out.print("no mocks are running in this run")
+    for report in reports:
+        strict = " (strict)" if c.topology.mocks[report.name].strict else ""
+        out.print(f"[bold]{report.name}[/]{strict}: {report.mode}, {len(report.played)} played, "
+                  f"{len(report.unplayed)} unplayed, {len(report.unmatched)} unmatched"
+                  + (f", {len(report.recorded)} recorded" if report.mode == "record" else ""))
+        for item in report.played:
+            out.print(f"  played   x{item['count']:<3} {item['request']}")
+        for item in report.unplayed:
+            out.print(f"  unplayed      {item['request']}")
+        for item in report.unmatched:
+            out.print(f"  [red]unmatched[/]     {item['request']}")
+            for close in item.get("closest", [])[:1]:
+                out.print(f"      closest: {close['request']} (differs in: {', '.join(close['failed']) or '-'})")
+        for item in report.recorded:
+            out.print(f"  recorded      {item}")
 
 
 @main.command()

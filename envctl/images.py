@@ -22,6 +22,8 @@ from envctl.buildcontext import BuildContext
 from envctl.engine import Engine
 from envctl.errors import BootstrapToolMissing, BuildFailed, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
+from envctl.mocks import IMAGE_CONTEXT
+from envctl.mocks.runtime import mock_base
 from envctl.progress import Event, Progress, silent
 from envctl.topology import Base, Topology
 
@@ -62,19 +64,19 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
-def image_targets(topology: Topology, services: Iterable[str] | None = None) -> dict[str, ImageTarget]:
-    """The images needed by `services` (all by default), bases included, keyed by target key."""
+def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dict[str, ImageTarget]:
+    """The images needed by the services and mocks `names` (all by default), bases included."""
     wanted: set[str] = set()
-    names = list(topology.services) if services is None else list(services)
+    names = [*topology.services, *topology.mocks] if names is None else list(names)
     for name in names:
+        if name in topology.mocks:
+            wanted.add(mock_image_key(topology, name))
+            continue
         service = topology.services[name]
         if service.build is not None:
             wanted.add(f"service:{name}")
         if service.base is not None:
             wanted.add(f"base:{service.base}")
-    for mock in topology.mocks.values():
-        if services is None and (mock.base or len(topology.bases) == 1):
-            wanted.add(f"base:{mock.base or next(iter(topology.bases))}")
     edges = {key: [t.parent] if t.parent else [] for key, t in _all_targets(topology).items()}
     return {k: t for k, t in _all_targets(topology).items() if k in closure(wanted, edges)}
 
@@ -88,7 +90,16 @@ def _all_targets(topology: Topology) -> dict[str, ImageTarget]:
         if service.build is not None:
             parent = f"base:{service.base}" if service.base else None
             targets[f"service:{name}"] = ImageTarget(f"service:{name}", name, "service", f"{topology.name}/{name}", parent)
+    for name in topology.mocks:
+        key = mock_image_key(topology, name)
+        base = key.split(":", 1)[1]
+        targets[key] = ImageTarget(key, f"mock-{base}", "mock", f"{topology.name}/mock-{base}", f"base:{base}")
     return targets
+
+
+def mock_image_key(topology: Topology, mock: str) -> str:
+    """Every mock on the same base shares one image: the base plus vcrpy and the server."""
+    return f"mock:{mock_base(topology, topology.mocks[mock])}"
 
 
 def _hash(payload: dict) -> str:
@@ -159,6 +170,8 @@ class ImageBuilder:
         parent = self.resolved[target.parent] if target.parent else None
         if target.kind == "base":
             image = self._base(target, self.topology.bases[target.name], parent)
+        elif target.kind == "mock":
+            image = self._build(target, BuildContext(IMAGE_CONTEXT, "Dockerfile"), {}, parent)
         else:
             service = self.topology.services[target.name]
             assert service.build is not None
@@ -265,7 +278,7 @@ class ImageBuilder:
             buildargs["BASE_IMAGE"] = parent.ref
         archive, dockerfile = context.archive((_label_line(self._labels(target, target.kind, ref.split(":")[1])),))
         self.logs.mkdir(parents=True, exist_ok=True)
-        log_name = f"{target.kind}-{target.name}.log" if target.kind == "base" else f"{target.name}.log"
+        log_name = f"{target.name}.log" if target.kind == "service" else f"{target.kind}-{target.name}.log"
         with archive, open(self.logs / log_name, "w") as log:
             image_id = self.engine.build(
                 archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs, log=log,
@@ -289,7 +302,7 @@ class ImageBuilder:
         return out
 
     def _emit(self, target: ImageTarget, phase: str, detail: str = "") -> None:
-        self.progress(Event(target.name if target.kind == "service" else f"base:{target.name}", phase, detail))
+        self.progress(Event(target.name if target.kind != "base" else f"base:{target.name}", phase, detail))
 
     # -- for `images --prune` ------------------------------------------------------------
 
@@ -300,6 +313,8 @@ class ImageBuilder:
         return refs
 
     def _final_ref(self, target: ImageTarget, parent_id: str | None) -> str | None:
+        if target.kind == "mock":
+            return self._service_ref(target, BuildContext(IMAGE_CONTEXT, "Dockerfile"), {}, parent_id)
         if target.kind == "service":
             service = self.topology.services[target.name]
             assert service.build is not None

@@ -24,10 +24,14 @@ from envctl import state
 from envctl.engine import ContainerSpec, ContainerState, Engine
 from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
 from envctl.graph import DependencyFailed, closure, dependents, run_dag
-from envctl.images import ImageBuilder, ResolvedImage
+from envctl.images import ImageBuilder, ResolvedImage, mock_image_key
+from envctl.mocks.cassettes import check_cassettes
+from envctl.mocks.report import MockReport, fetch_report
+from envctl.mocks.runtime import with_mocks
 from envctl.probes import NotReady, ProbeHistory, ProbeResult, http_check, tcp_check, wait_until_ready
 from envctl.progress import Event, Progress, silent
 from envctl.topology import COMPLETED, READY, STARTED, Service, Topology
+from envctl.topology.model import MOCK_PORT
 from envctl.wiring import container_side, host_side, resolve_environment
 
 LOG_TAIL = 20
@@ -59,27 +63,28 @@ class UpResult:
 
 def select_services(topology: Topology, requested: Iterable[str] = (), profiles: Iterable[str] = (),
                     except_services: Iterable[str] = ()) -> list[str]:
-    """The services `up` starts: those requested (or all active ones) and their dependencies."""
+    """What `up` starts: the services and mocks requested (or all active ones) and what they need."""
     requested = list(requested)
-    for name in [*requested, *except_services]:
+    known = [*topology.services, *topology.mocks]
+    for name in requested:
+        if name not in known:
+            raise EnvctlError(f"unknown service or mock '{name}'", fix="name one of: " + ", ".join(sorted(known)))
+    for name in except_services:
         if name not in topology.services:
-            raise EnvctlError(f"unknown service '{name}'",
-                              fix="name one of: " + ", ".join(sorted(topology.services)))
+            raise EnvctlError(f"unknown service '{name}'", fix="name one of: " + ", ".join(sorted(topology.services)))
     active = set(profiles)
-    roots = requested or [n for n, s in topology.services.items() if not s.profiles or active & set(s.profiles)]
-    edges = {n: [d.service for d in s.depends_on if d.service in topology.services] for n, s in topology.services.items()}
+    roots = requested or [*[n for n, s in topology.services.items() if not s.profiles or active & set(s.profiles)],
+                          *topology.mocks]
+    edges = {n: _needs(topology, s) for n, s in topology.services.items()}
     chosen = closure(roots, edges) - set(except_services)
-    for name in sorted(chosen):
-        service = topology.services[name]
-        mocks = [d.service for d in service.depends_on if d.service in topology.mocks]
-        mocks += [ref.target for _, t in service.environment for ref in t if not isinstance(ref, str)
-                  and ref.target in topology.mocks]
-        if mocks:
-            raise EnvctlError(
-                f"service '{name}' uses the mock '{mocks[0]}', and this envctl cannot run mocks yet",
-                fix="leave the mock out of this run, or bring up the services that do not need it",
-            )
-    return [n for n in topology.services if n in chosen]
+    return [n for n in known if n in chosen]
+
+
+def _needs(topology: Topology, service: Service) -> list[str]:
+    """What a service needs running: its dependencies and every target its environment references."""
+    needed = [d.service for d in service.depends_on]
+    needed += [part.target for _, template in service.environment for part in template if not isinstance(part, str)]
+    return [n for n in dict.fromkeys(needed) if n != service.name and (n in topology.services or n in topology.mocks)]
 
 
 # -- up -----------------------------------------------------------------------------------
@@ -95,8 +100,12 @@ def up(
     keep_on_failure: bool = False,
     progress: Progress = silent,
     max_parallel_builds: int = 2,
+    record: Iterable[str] = (),
 ) -> UpResult:
-    """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot."""
+    """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot.
+
+    `record` names mocks that proxy to their upstream and record, instead of replaying.
+    """
     timeline: list[Event] = []
 
     def report(event: Event) -> None:
@@ -104,7 +113,13 @@ def up(
         progress(event)
 
     except_services = list(except_services)
-    selected = select_services(topology, services, profiles, except_services)
+    recording = set(record)
+    for name in recording - set(topology.mocks):
+        raise EnvctlError(f"'{name}' is not a mock, so it cannot record",
+                          fix="name one of the mocks: " + (", ".join(sorted(topology.mocks)) or "(none defined)"))
+    selected = select_services(topology, [*services, *sorted(recording - set(services))] if services else services,
+                               profiles, except_services)
+    check_cassettes(topology, [n for n in selected if n in topology.mocks], recording)
     record = state.read_current(topology)
     if run_id is None and record is not None and _run_exists(engine, topology, record.run):
         run_id = record.run
@@ -115,15 +130,18 @@ def up(
     on_host = {name: {p.container: p.host or p.container for p in topology.services[name].ports}
                for name in except_services}
 
-    _check_fixed_ports(topology, selected, existing)
+    _check_fixed_ports(topology, [n for n in selected if n in topology.services], existing)
     cancel = threading.Event()
     created: list[str] = []
     try:
         images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds).ensure(selected, cancel)
+        mock_images = {n: images[mock_image_key(topology, n)].ref for n in selected if n in topology.mocks}
+        topology = with_mocks(topology, mock_images, recording)
         report(Event("", "network", eng.network_name(topology.name, run)))
         network = eng.network_name(topology.name, run)
         engine.create_network(network, labels)
-        for volume in sorted({m.source for s in selected for m in topology.services[s].volumes if m.kind == "volume"}):
+        for volume in sorted({m.source for s in selected if s in topology.services
+                              for m in topology.services[s].volumes if m.kind == "volume"}):
             engine.create_volume(eng.volume_name(topology.name, run, volume), labels)
         state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
 
@@ -135,7 +153,8 @@ def up(
         edges = {n: [d.service for d in topology.services[n].depends_on if d.service in selected] for n in selected}
         changed = dependents(changed, edges) & set(selected)
         result = UpResult(run=run, images=images, timeline=timeline)
-        needs_completion = {d.service for n in selected for d in topology.services[n].depends_on if d.condition == COMPLETED}
+        needs_completion = {d.service for n in selected for d in topology.services[n].depends_on
+                            if d.condition == COMPLETED}
 
         def start(name: str, reach) -> None:
             service = topology.services[name]
@@ -425,7 +444,7 @@ def containers_by_service(engine: Engine, topology: Topology, run: str) -> dict[
 
 
 def published_ports(engine: Engine, topology: Topology, record: state.RunRecord) -> dict[str, dict[int, int]]:
-    """Host ports of every target in the run, including services run on the host."""
+    """Host ports of every target in the run (services and mocks), including services run on the host."""
     ports = {name: dict(c.ports) for name, c in containers_by_service(engine, topology, record.run).items()}
     ports.update(record.on_host)
     return ports
@@ -433,6 +452,7 @@ def published_ports(engine: Engine, topology: Topology, record: state.RunRecord)
 
 def host_environment(engine: Engine, topology: Topology, record: state.RunRecord, service: str) -> dict[str, str]:
     """`service`'s environment with references resolved as the host sees them."""
+    topology = with_mocks(topology)
     if service not in topology.services:
         raise EnvctlError(f"unknown service '{service}'", fix="name one of: " + ", ".join(sorted(topology.services)))
     return resolve_environment(service, host_side(published_ports(engine, topology, record)), topology)
@@ -440,9 +460,10 @@ def host_environment(engine: Engine, topology: Topology, record: state.RunRecord
 
 def host_port(engine: Engine, topology: Topology, record: state.RunRecord, service: str,
               container_port: int | None = None) -> int:
-    if service not in topology.services and service not in topology.mocks:
+    topology = with_mocks(topology)
+    if service not in topology.services:
         raise EnvctlError(f"unknown service '{service}'", fix="name one of: " + ", ".join(sorted(topology.services)))
-    spec = topology.services[service].port(container_port) if service in topology.services else None
+    spec = topology.services[service].port(container_port)
     if spec is None:
         listed = ", ".join(str(p.container) for p in topology.ports_of(service)) or "none"
         raise EnvctlError(f"service '{service}' has no port {container_port if container_port else ''}".rstrip(),
@@ -454,6 +475,7 @@ def host_port(engine: Engine, topology: Topology, record: state.RunRecord, servi
 
 
 def status(engine: Engine, topology: Topology, record: state.RunRecord) -> list[ServiceStatus]:
+    topology = with_mocks(topology)
     found = containers_by_service(engine, topology, record.run)
     rows = []
     for name, service in topology.services.items():
@@ -528,6 +550,7 @@ class DownResult:
     runs: list[str] = field(default_factory=list)
     containers: int = 0
     logs_dir: dict[str, Path] = field(default_factory=dict)
+    strict_violations: list[str] = field(default_factory=list)  # from mocks with `strict: true`
 
 
 def project_runs(engine: Engine, project: str) -> list[str]:
@@ -544,6 +567,13 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
     labels = eng.run_labels(topology.name, run)
     containers = engine.containers(labels)
     result = DownResult(runs=[run], containers=len(containers))
+    for container in containers:  # strict mocks are judged before their reports are gone
+        mock = topology.mocks.get(container.service)
+        if mock is not None and mock.strict and container.running and MOCK_PORT in container.ports:
+            try:
+                result.strict_violations += fetch_report(mock.name, container.ports[MOCK_PORT]).strict_violations()
+            except EnvctlError as exc:
+                result.strict_violations.append(str(exc))
     if containers and save_logs:
         log_dir = state.run_directory(topology, run) / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -578,3 +608,22 @@ def _in_parallel(fn, items) -> None:
     with ThreadPoolExecutor(max_workers=min(16, len(items))) as pool:
         for future in [pool.submit(fn, item) for item in items]:
             future.result()
+
+
+# -- mocks --------------------------------------------------------------------------------
+
+def mock_reports(engine: Engine, topology: Topology, record: state.RunRecord,
+                 name: str | None = None) -> list[MockReport]:
+    """The admin report of each running mock of the run (or of `name`)."""
+    if name is not None and name not in topology.mocks:
+        raise EnvctlError(f"unknown mock '{name}'", fix="name one of: " + (", ".join(sorted(topology.mocks)) or "(none)"))
+    found = containers_by_service(engine, topology, record.run)
+    reports = []
+    for mock in ([name] if name else sorted(topology.mocks)):
+        container = found.get(mock)
+        if container is None or not container.running or MOCK_PORT not in container.ports:
+            if name:
+                raise NoRun(f"mock '{mock}' is not running in run {record.run}", fix=f"start it with 'envctl up {mock}'")
+            continue
+        reports.append(fetch_report(mock, container.ports[MOCK_PORT]))
+    return reports

@@ -769,6 +769,11 @@ class _Loader:
         for name, mock in mocks.items():
             if mock.base is not None and mock.base not in bases:
                 self.problem(("mocks", name, "base"), f"unknown base '{mock.base}'", _key_fix(mock.base, tuple(bases), noun="base"))
+            elif mock.base is None and len(bases) != 1:
+                self.problem(("mocks", name), f"mock '{name}' needs a base to build on ({len(bases)} bases are defined)",
+                             "add 'base: NAME' naming a Debian-based base (the mock image adds vcrpy to it)"
+                             if bases else "add a base, e.g. bases: {os: {bootstrap: {distro: debian, suite: bookworm, "
+                             "packages: [python3]}}}")
         cycle = find_cycle({n: [d.service for d in s.depends_on if d.service in services and d.service != n]
                             for n, s in services.items()})
         if cycle:

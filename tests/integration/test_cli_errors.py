@@ -24,7 +24,7 @@ def test_missing_file_and_unknown_service(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no topology file here" in result.stderr
     (tmp_path / "envctl.yaml").write_text("services:\n  db: {image: y}\n")
     result = envctl(["up", "nope"], tmp_path, {}, check=False)
-    assert result.returncode == 1 and "unknown service 'nope'" in result.stderr
+    assert result.returncode == 1 and "unknown service or mock 'nope'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

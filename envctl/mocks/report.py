@@ -1,0 +1,48 @@
+"""A mock's admin report, read from the host: played, unplayed and unmatched interactions."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import requests
+
+from envctl.errors import EnvctlError
+from envctl.mocks import ADMIN_PREFIX
+
+
+@dataclass(frozen=True)
+class MockReport:
+    name: str
+    mode: str
+    played: list[dict] = field(default_factory=list)
+    unplayed: list[dict] = field(default_factory=list)
+    unmatched: list[dict] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)
+
+    def strict_violations(self) -> list[str]:
+        out = [f"mock '{self.name}': unmatched request {u['request']}" for u in self.unmatched]
+        out += [f"mock '{self.name}': interaction #{u['index']} of {u['cassette']} was never played: {u['request']}"
+                for u in self.unplayed]
+        return out
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback only; no proxy
+    return session
+
+
+def fetch_report(name: str, port: int) -> MockReport:
+    try:
+        data = _session().get(f"http://127.0.0.1:{port}{ADMIN_PREFIX}report", timeout=10).json()
+    except (requests.RequestException, ValueError) as exc:
+        raise EnvctlError(f"cannot read the report of mock '{name}': {exc}", fix="check 'envctl status' and 'envctl logs " + name + "'") from None
+    return MockReport(name=name, mode=data.get("mode", "?"), played=data.get("played", []),
+                      unplayed=data.get("unplayed", []), unmatched=data.get("unmatched", []),
+                      recorded=data.get("recorded", []))
+
+
+def reset(name: str, port: int) -> None:
+    try:
+        _session().post(f"http://127.0.0.1:{port}{ADMIN_PREFIX}reset", timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        raise EnvctlError(f"cannot reset mock '{name}': {exc}") from None

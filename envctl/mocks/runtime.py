@@ -1,0 +1,51 @@
+"""How a mock runs: as a service of the run, built on the project's base, serving on MOCK_PORT."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+from envctl.topology import Mock, Mount, PortSpec, Probe, Service, Topology
+from envctl.topology.model import MOCK_PORT
+
+MOUNT_POINT = "/cassettes"
+
+
+def mock_base(topology: Topology, mock: Mock) -> str | None:
+    if mock.base:
+        return mock.base
+    return next(iter(topology.bases)) if len(topology.bases) == 1 else None
+
+
+def as_service(topology: Topology, mock: Mock, image: str, record: bool) -> Service:
+    """The container a mock runs as. It runs as the invoking user, so recordings are theirs."""
+    directory = mock.cassettes if mock.cassettes.is_dir() else mock.cassettes.parent
+    inside = MOUNT_POINT if mock.cassettes.is_dir() else f"{MOUNT_POINT}/{mock.cassettes.name}"
+    config = {
+        "name": mock.name, "mode": "record" if record else "replay", "port": MOCK_PORT,
+        "cassettes": inside, "upstream": mock.upstream,
+        "record_file": f"{MOUNT_POINT}/{mock.name}.yaml" if mock.cassettes.is_dir() else inside,
+        "match_on": list(mock.match_on), "allow_repeats": mock.allow_repeats,
+        "scrub": {"headers": list(mock.scrub.headers), "query": list(mock.scrub.query),
+                  "body_json_keys": list(mock.scrub.body_json_keys)},
+        "fault": {"latency_ms": mock.fault.latency_ms, "error_rate": mock.fault.error_rate},
+    }
+    return Service(
+        name=mock.name, line=mock.line, image=image,
+        command=("python3", "/opt/envctl/mock_server.py"),
+        environment=(("ENVCTL_MOCK_CONFIG", (json.dumps(config, sort_keys=True),)),),
+        ports=(PortSpec(MOCK_PORT),),
+        probe=Probe(kind="http", port=MOCK_PORT, path="/__envctl/health", timeout=60.0, interval=0.25),
+        volumes=(Mount(kind="bind", target=MOUNT_POINT, source=str(directory), read_only=not record),),
+        user=f"{os.getuid()}:{os.getgid()}",
+        stop_grace_period=1.0,
+    )
+
+
+def with_mocks(topology: Topology, images: dict[str, str] | None = None, recording: set[str] = frozenset()) -> Topology:  # type: ignore[assignment]
+    """The topology as the engine sees it: every mock folded in as a service."""
+    images = images or {}
+    services = dict(topology.services)
+    for name, mock in topology.mocks.items():
+        services[name] = as_service(topology, mock, images.get(name, ""), name in recording)
+    return replace(topology, services=services)
