@@ -95,8 +95,8 @@ def main(ctx: click.Context, file: str | None, run: str | None) -> None:
 
 @main.command()
 @click.argument("services", nargs=-1)
-@click.option("--except", "except_services", multiple=True, metavar="SERVICE",
-              help="Start everything else; containers reach SERVICE on the host (repeatable).")
+@click.option("--except", "except_services", multiple=True, metavar="SERVICE[:PORT]",
+              help="Start everything else; containers reach SERVICE on the host, at PORT (repeatable).")
 @click.option("--profile", "profiles", multiple=True, help="Also start services of this profile.")
 @click.option("--keep-on-failure", is_flag=True, help="Leave the run up when start-up fails, for debugging.")
 @click.option("--parallel", default=2, show_default=True, help="Images built at once.")
@@ -120,7 +120,7 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
     built = sum(1 for i in result.images.values() if i.built)
     out.print(f"run [bold]{result.run}[/] ready in {elapsed:.1f}s "
               f"({len(result.started)} started, {len(result.unchanged)} unchanged, {built} images built)")
-    for name in except_services:
+    for name in (e.partition(":")[0] for e in except_services):
         out.print(f"'{name}' runs on the host: [bold]eval \"$(envctl env {name} --export)\"[/] then start it; "
                   f"containers reach it at host.docker.internal")
 

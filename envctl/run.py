@@ -112,7 +112,8 @@ def up(
         timeline.append(event)
         progress(event)
 
-    except_services = list(except_services)
+    on_host = _parse_except(topology, except_services)
+    except_services = list(on_host)
     recording = set(record)
     for name in recording - set(topology.mocks):
         raise EnvctlError(f"'{name}' is not a mock, so it cannot record",
@@ -127,8 +128,6 @@ def up(
     labels = eng.run_labels(topology.name, run)
     existing = {c.service: c for c in engine.containers(labels)}
     fresh_run = not existing and not engine.networks(labels)
-    on_host = {name: {p.container: p.host or p.container for p in topology.services[name].ports}
-               for name in except_services}
 
     _check_fixed_ports(topology, [n for n in selected if n in topology.services], existing)
     cancel = threading.Event()
@@ -205,6 +204,25 @@ def up(
         raise
     _save_timeline(topology, run, timeline)
     return result
+
+
+def _parse_except(topology: Topology, entries: Iterable[str]) -> dict[str, dict[int, int]]:
+    """`SERVICE` or `SERVICE:PORT` -> the host port each of its container ports listens on, on the host.
+
+    Without PORT, a service listens on its fixed host port, else on its container port.
+    """
+    on_host: dict[str, dict[int, int]] = {}
+    for entry in entries:
+        name, _, port = entry.partition(":")
+        if name not in topology.services:
+            raise EnvctlError(f"unknown service '{name}'", fix="name one of: " + ", ".join(sorted(topology.services)))
+        if port and not port.isdigit():
+            raise EnvctlError(f"--except {entry}: '{port}' is not a port number", fix=f"write --except {name}:8001")
+        ports = topology.services[name].ports
+        on_host[name] = {p.container: p.host or p.container for p in ports}
+        if port and ports:
+            on_host[name][ports[0].container] = int(port)
+    return on_host
 
 
 def _run_exists(engine: Engine, topology: Topology, run: str) -> bool:

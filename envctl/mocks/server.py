@@ -239,7 +239,16 @@ class Recorder:
 
 
 def describe(request: Request) -> str:
-    return f"{request.method} {request.uri}"
+    """`METHOD URI`, and the start of a text body, so similar requests can be told apart."""
+    text = f"{request.method} {request.uri}"
+    body = request.body
+    if body:
+        try:
+            snippet = (body.decode() if isinstance(body, bytes) else str(body)).replace("\n", " ")
+        except UnicodeDecodeError:
+            return f"{text} ({len(body)} bytes)"
+        text += " " + (snippet[:80] + "..." if len(snippet) > 80 else snippet)
+    return text
 
 
 # -- HTTP --------------------------------------------------------------------------------------

@@ -134,6 +134,7 @@ class _Loader:
         self.source = source
         self.interp = interpolator
         self.root = source.file.parent
+        self.declared: set[str] = set()  # every service and mock name, parsed or not
 
     # -- small typed readers -------------------------------------------------------------
 
@@ -261,6 +262,8 @@ class _Loader:
                 continue
             if not self.name_of(name, path + (name,), what.rstrip("s")):
                 continue
+            if what in ("services", "mocks"):
+                self.declared.add(name)
             item = parse(name, body, path + (name,))
             if item is not None:
                 out[name] = item
@@ -761,7 +764,7 @@ class _Loader:
                 dep_path = path + ("depends_on", i) if (path + ("depends_on", i)) in self.source.lines else path + ("depends_on", dep.service)
                 if dep.service == name:
                     self.problem(dep_path, f"service '{name}' depends on itself", "remove it from its own depends_on")
-                elif dep.service not in services and dep.service not in mocks:
+                elif dep.service not in self.declared:
                     self.problem(dep_path, f"unknown service '{dep.service}'", _key_fix(dep.service, tuple(targets), noun="service"))
             for key, template in service.environment:
                 for ref in references(template):
@@ -791,6 +794,8 @@ class _Loader:
                 seen[port.host] = name
 
     def check_reference(self, ref: Reference, topology: Topology, path: KeyPath) -> None:
+        if ref.target in self.declared and ref.target not in topology.services and ref.target not in topology.mocks:
+            return  # it has problems of its own, reported where it is defined
         if ref.target not in topology.services and ref.target not in topology.mocks:
             known = tuple(sorted(set(topology.services) | set(topology.mocks)))
             self.problem(path, f"{ref} names '{ref.target}', which is neither a service nor a mock",

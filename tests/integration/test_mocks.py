@@ -193,7 +193,7 @@ def test_a_service_reaches_the_mock_by_reference(mock_dir: Path, recorded_elsewh
         assert body["payments_url"] == "http://payments:8080"
         assert body["charge"] == {"id": "ch_1", "status": "succeeded", "amount": 1200}
         report = run_api.mock_reports(engine, topology, record, "payments")[0]
-        assert [p["request"] for p in report.played] == [f"POST {ORIGIN}/v1/charges"]
+        assert len(report.played) == 1 and report.played[0]["request"].startswith(f"POST {ORIGIN}/v1/charges ")
         assert len(report.unplayed) == 3
     finally:
         run_api.down(topology, engine, run)
@@ -209,8 +209,8 @@ def test_unmatched_requests_get_the_documented_diagnostic_and_concurrency_holds(
                               timeout=10)
         assert miss.status_code == UNMATCHED_STATUS and miss.headers["X-Envctl-Mock"] == "unmatched"
         detail = miss.json()
-        assert detail["request"] == f"POST {ORIGIN}/v1/charges"
-        assert detail["closest"][0]["request"] == f"POST {ORIGIN}/v1/charges"
+        assert detail["request"].startswith(f"POST {ORIGIN}/v1/charges ") and '"amount": 999' in detail["request"]
+        assert detail["closest"][0]["request"].startswith(f"POST {ORIGIN}/v1/charges ")
         assert list(detail["closest"][0]["failed"]) == ["body"]  # the matcher that failed, and only it
 
         def one(i: int) -> bool:
