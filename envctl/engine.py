@@ -76,6 +76,7 @@ class ContainerSpec:
     init: bool = True
     healthcheck: dict[str, Any] | None = None
     stop_timeout: int = 2
+    stop_signal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,7 @@ class Engine:
                 environment=spec.environment, labels=spec.labels, ports=[_port_key(p) for p in spec.ports],
                 working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
                 host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
+                stop_signal=spec.stop_signal,
                 detach=True,
             )
         except docker.errors.APIError as exc:

@@ -294,11 +294,12 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book) -
         init=service.init,
         healthcheck=_healthcheck(service),
         stop_timeout=max(0, int(service.stop_grace_period)),
+        stop_signal=service.stop_signal,
     )
     digest = hashlib.sha256(json.dumps({
         "image": image, "env": spec.environment, "command": spec.command, "entrypoint": spec.entrypoint,
         "ports": spec.ports, "mounts": [dict(m) for m in mounts], "working_dir": spec.working_dir,
-        "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck,
+        "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck, "stop_signal": spec.stop_signal,
     }, sort_keys=True, default=str).encode()).hexdigest()[:16]
     spec.labels[eng.CONFIG_HASH] = digest
     return spec

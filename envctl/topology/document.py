@@ -83,6 +83,8 @@ def _service(service: Service) -> dict[str, Any]:
     if service.probe:
         out["probe"] = _probe(service.probe)
     out["stop_grace_period"] = duration_text(service.stop_grace_period)
+    if service.stop_signal:
+        out["stop_signal"] = service.stop_signal
     return out
 
 

@@ -49,7 +49,7 @@ BOOTSTRAP_KEYS = ("distro", "suite", "packages", "mirror", "variant")
 SERVICE_KEYS = (
     "image", "build", "base", "command", "entrypoint", "environment", "env_file", "ports",
     "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
-    "stop_grace_period",
+    "stop_grace_period", "stop_signal",
 )
 BUILD_KEYS = ("context", "dockerfile", "args")
 PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
@@ -406,6 +406,12 @@ class _Loader:
             put("init", self.boolean(body["init"], path + ("init",)))
         if "profiles" in body:
             put("profiles", self.string_list(body["profiles"], path + ("profiles",), "profiles"))
+        if "stop_signal" in body:
+            signal_name = self.string(body["stop_signal"], path + ("stop_signal",))
+            if signal_name is not None and not re.match(r"^(SIG[A-Z0-9]+|\d+)$", signal_name):
+                self.problem(path + ("stop_signal",), f"{signal_name!r} is not a signal", "write e.g. SIGINT")
+                signal_name = None
+            put("stop_signal", signal_name)
         if "stop_grace_period" in body:
             put("stop_grace_period", self.duration(body["stop_grace_period"], path + ("stop_grace_period",)))
         if not ok:

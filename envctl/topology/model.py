@@ -111,6 +111,7 @@ class Service:
     profiles: tuple[str, ...] = ()
     probe: Probe | None = None
     stop_grace_period: float = 2.0
+    stop_signal: str | None = None  # default: the image's, else SIGTERM
 
     def port(self, container_port: int | None = None) -> PortSpec | None:
         """The port spec for `container_port`, or the first port when None."""
