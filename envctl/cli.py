@@ -14,6 +14,7 @@ import click
 import yaml
 from rich.console import Console
 
+from envctl import ci as ci_api
 from envctl import images as image_api
 from envctl import run as run_api
 from envctl import state
@@ -251,6 +252,28 @@ def exec_(c: Context, service: str, command: tuple[str, ...]) -> None:
     sys.exit(code or 0)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--services", default="", metavar="A,B", help="Start only these (and what they need).")
+@click.option("--junit-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help=f"Write start-up as JUnit ({ci_api.STARTUP_REPORT}) here.")
+@click.option("--artifacts", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Copy the run's logs and timeline here after teardown.")
+@pass_ctx
+def ci(c: Context, command: tuple[str, ...], services: str, junit_dir: Path | None, artifacts: Path | None) -> None:
+    """Up, run COMMAND against the stack, always tear down: envctl ci -- pytest ...
+
+    COMMAND gets ENVCTL_RUN and ENVCTL_FILE (the pytest plugin attaches to that run). The run
+    id is --run, else Jenkins' BUILD_TAG, else a new one. Exits with COMMAND's status; on
+    SIGTERM or SIGINT it stops COMMAND, tears down and exits 143 / 130.
+    """
+    names = [s.strip() for s in services.split(",") if s.strip()]
+    with progress_for(err) as progress:
+        code = ci_api.run_ci(c.topology, c.engine, command, run_id=c.run, services=names,
+                             junit_dir=junit_dir, artifacts_dir=artifacts, progress=progress)
+    sys.exit(code)
+
+
 @main.command()
 @click.argument("name", required=False)
 @click.option("--reset", is_flag=True, help="Reset play counts and the unmatched list.")
@@ -324,7 +347,11 @@ def _table(headers: list[str], rows: list[list[str]]):
     return table(headers, rows)
 
 
+_signals: list[int] = []  # what stopped us; click turns every interrupt into Abort
+
+
 def _on_sigterm(signum: int, frame: object) -> None:
+    _signals.append(signum)
     raise Terminated()
 
 
@@ -334,8 +361,9 @@ def run() -> None:
     try:
         main.main(standalone_mode=False, prog_name="envctl")
     except click.exceptions.Abort:
-        err.print("envctl: interrupted")
-        sys.exit(130)
+        terminated = signal.SIGTERM in _signals
+        print(f"envctl: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        sys.exit(143 if terminated else 130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

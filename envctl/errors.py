@@ -72,6 +72,10 @@ class PortTaken(EnvctlError):
 class StartupFailed(EnvctlError):
     """A service did not become ready; the run was torn down unless asked to keep it."""
 
+    def __init__(self, message: str, *, service: str, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.service = service
+
 
 class NoRun(EnvctlError):
     """A command needs a running stack and there is none."""

@@ -101,10 +101,13 @@ def up(
     progress: Progress = silent,
     max_parallel_builds: int = 2,
     record: Iterable[str] = (),
+    make_current: bool = True,
 ) -> UpResult:
     """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot.
 
     `record` names mocks that proxy to their upstream and record, instead of replaying.
+    `make_current` records the run in `.envctl/` as the one the CLI acts on (the pytest
+    plugin's own runs do not take that place from a developer's stack).
     """
     timeline: list[Event] = []
 
@@ -142,7 +145,8 @@ def up(
         for volume in sorted({m.source for s in selected if s in topology.services
                               for m in topology.services[s].volumes if m.kind == "volume"}):
             engine.create_volume(eng.volume_name(topology.name, run, volume), labels)
-        state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
+        if make_current:
+            state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
 
         book = container_side(topology, on_host)
         specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book)
@@ -415,7 +419,8 @@ def _startup_failed(engine: Engine, service: Service, container_id: str, why: st
     tail = _log_tail(engine, container_id, LOG_TAIL)
     lines.append(f"  last {LOG_TAIL} log lines:" if tail else "  it logged nothing.")
     lines += ["    " + line for line in tail]
-    return StartupFailed("\n".join(lines), fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
+    return StartupFailed("\n".join(lines), service=service.name,
+                         fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
 
 
 def _first_failure(failures: dict[str, BaseException]) -> BaseException:

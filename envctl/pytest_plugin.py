@@ -1,0 +1,268 @@
+"""The pytest plugin: a live stack for tests, shared by pytest-xdist workers.
+
+`envctl_stack` (session scope) brings the topology up once and hands tests a `Stack`.
+With xdist, the first worker to arrive starts the stack, the others attach, and the last
+one to leave tears it down: a reference count of worker pids under a file lock, where a
+crashed worker's pid no longer counts. `--envctl-reuse` (or ENVCTL_RUN, as `envctl ci` sets
+it) attaches to a stack that is already up and never starts or stops it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from envctl import run as run_api
+from envctl import state
+from envctl.engine import Engine
+from envctl.errors import EnvctlError
+from envctl.stack import Stack
+from envctl.topology import Topology, load_topology
+
+LOG_TAIL = 20
+MARKER = "envctl_services"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("envctl", "envctl: a live stack for tests")
+    options = [
+        ("--envctl-file", "envctl_file", "the topology file (default: envctl.yaml in the rootdir)", None),
+        ("--envctl-services", "envctl_services", "comma-separated services to start (default: all, "
+         "or those the tests name with @pytest.mark.envctl_services)", None),
+    ]
+    for flag, ini, text, default in options:
+        group.addoption(flag, dest=ini, default=default, help=text)
+        parser.addini(ini, text, default=default)
+    flags = [
+        ("--envctl-reuse", "envctl_reuse", "attach to the stack 'envctl up' started; never start or stop it"),
+        ("--envctl-keep", "envctl_keep", "leave the stack up after a failed session, for debugging"),
+        ("--envctl-stack-per-worker", "envctl_stack_per_worker", "with xdist, give each worker its own stack"),
+    ]
+    for flag, ini, text in flags:
+        group.addoption(flag, dest=ini, action="store_true", default=None, help=text)
+        parser.addini(ini, text, type="bool", default=False)
+
+
+def _setting(config: pytest.Config, name: str):
+    value = config.getoption(name)
+    return value if value is not None else config.getini(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(*names): the services (and mocks) this test needs started")
+    config.stash[_KEY] = StackManager(config)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        # An aborted CI job sends SIGTERM: unwind like Ctrl-C, so the stack is torn down.
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted: set[str] = set()
+    for item in items:
+        for mark in item.iter_markers(MARKER):
+            wanted.update(mark.args)
+    config.stash[_KEY].marked_services = wanted
+
+
+@pytest.fixture(scope="session")
+def envctl_stack(request: pytest.FixtureRequest) -> Stack:
+    """The live stack: url(), host(), port(), env(), logs(), exec(), mock() per service."""
+    manager: StackManager = request.config.stash[_KEY]
+    stack = manager.acquire()
+    request.addfinalizer(lambda: manager.release(request.session))
+    return stack
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """A service that died fails the next test that uses the stack at once, saying which and why."""
+    manager: StackManager = item.config.stash[_KEY]
+    if manager.stack is None or "envctl_stack" not in getattr(item, "fixturenames", ()):
+        return
+    dead = manager.stack.dead()
+    if dead:
+        lines = []
+        for row in dead:
+            lines.append(f"service '{row.service}' {row.detail}; its last log lines:")
+            lines += ["    " + line for line in manager.stack.logs(row.service, tail=LOG_TAIL).splitlines()]
+        pytest.fail("the stack is broken: " + "\n".join(lines), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    manager: StackManager = item.config.stash[_KEY]
+    if report.failed and manager.stack is not None and "envctl_stack" in getattr(item, "fixturenames", ()):
+        for title, text in manager.failure_sections():
+            report.sections.append((title, text))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    manager: StackManager = config.stash[_KEY]
+    for line in manager.notes:
+        terminalreporter.write_line(f"envctl: {line}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    manager: StackManager = session.config.stash[_KEY]
+    if manager.violations and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@dataclass
+class StackManager:
+    """Who starts, shares and stops the session's stack."""
+
+    config: pytest.Config
+    marked_services: set[str] = field(default_factory=set)
+    stack: Stack | None = None
+    owned: bool = False  # this process holds a reference it must give back
+    shared_dir: Path | None = None  # with xdist: the lock and the workers' pids
+    notes: list[str] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+    # -- what to run ------------------------------------------------------------------------
+
+    def topology(self) -> Topology:
+        file = _setting(self.config, "envctl_file") or os.environ.get("ENVCTL_FILE") or \
+            str(Path(self.config.rootpath) / "envctl.yaml")
+        try:
+            return load_topology(file)
+        except EnvctlError as exc:
+            raise pytest.UsageError(f"envctl: {exc}") from None
+
+    def services(self) -> list[str]:
+        listed = _setting(self.config, "envctl_services")
+        names = {s.strip() for s in listed.split(",") if s.strip()} if listed else set()
+        return sorted(names | self.marked_services)
+
+    # -- sharing --------------------------------------------------------------------------
+
+    def _worker(self) -> tuple[str | None, str | None]:
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is None:
+            return None, None
+        return workerinput.get("workerid"), workerinput.get("testrunuid")
+
+    def acquire(self) -> Stack:
+        topology = self.topology()
+        try:
+            engine = Engine.connect()
+        except EnvctlError as exc:
+            pytest.exit(f"envctl: {exc}", returncode=2)
+        attach = os.environ.get("ENVCTL_RUN")
+        if _setting(self.config, "envctl_reuse") or attach:
+            record = state.read_current(topology) if not attach else state.RunRecord(attach, topology.name, str(topology.file))
+            if record is None or not run_api.containers_by_service(engine, topology, record.run):
+                raise pytest.UsageError("envctl: --envctl-reuse found no running stack; start one with 'envctl up'")
+            self.stack = Stack(topology, engine, record.run)
+            return self.stack
+        worker, testrunuid = self._worker()
+        per_worker = _setting(self.config, "envctl_stack_per_worker")
+        if worker is None or per_worker:
+            run = state.new_run_id() if worker is None else f"pytest-{(testrunuid or '')[:6]}-{worker}"
+            self.stack = self._up(topology, engine, run)
+            self.owned = True
+            return self.stack
+        shared = state.directory(topology) / "pytest" / hashlib.sha256(testrunuid.encode()).hexdigest()[:12]
+        shared.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(shared / "lock")):
+            data = _read_json(shared / "users.json") or {"run": f"pytest-{testrunuid[:8]}", "pids": [], "up": False}
+            if not data["up"]:
+                self._up(topology, engine, data["run"])
+                data["up"] = True
+            data["pids"] = sorted(set(data["pids"]) | {os.getpid()})
+            (shared / "users.json").write_text(json.dumps(data))
+        self.stack = Stack(topology, engine, data["run"])
+        self.owned = True
+        self.shared_dir = shared
+        return self.stack
+
+    def _up(self, topology: Topology, engine: Engine, run: str) -> Stack:
+        try:
+            run_api.up(topology, engine, services=self.services(), run_id=run, make_current=False)
+        except EnvctlError as exc:
+            pytest.fail(f"envctl could not start the stack:\n{exc}", pytrace=False)
+        return Stack(topology, engine, run)
+
+    def release(self, session: pytest.Session) -> None:
+        stack = self.stack
+        if stack is None:
+            return
+        try:
+            self.violations = stack.strict_violations()
+        except EnvctlError as exc:
+            self.violations = [str(exc)]
+        for violation in self.violations:
+            self.notes.append(f"strict mock: {violation}")
+        if not self.owned:
+            return
+        shared = self.shared_dir
+        if shared is not None:
+            with FileLock(str(shared / "lock")):
+                data = _read_json(shared / "users.json") or {"pids": []}
+                data["pids"] = [p for p in data["pids"] if p != os.getpid() and _alive(p)]
+                (shared / "users.json").write_text(json.dumps(data))
+                if data["pids"]:
+                    return  # others still use it; the last one out tears it down
+                self._down(stack, session)
+                (shared / "users.json").unlink(missing_ok=True)
+            return
+        self._down(stack, session)
+
+    def _down(self, stack: Stack, session: pytest.Session) -> None:
+        if _setting(self.config, "envctl_keep") and session.testsfailed:
+            self.notes.append(f"the stack is kept for debugging: run {stack.run} "
+                              f"('envctl --run {stack.run} status', then '... down')")
+            return
+        result = run_api.down(stack.topology, stack.engine, stack.run)
+        if result.logs_dir:
+            self.notes.append(f"stack {stack.run} removed; logs in {result.logs_dir[stack.run]}")
+
+    def failure_sections(self) -> list[tuple[str, str]]:
+        stack = self.stack
+        assert stack is not None
+        sections = []
+        try:
+            tails = run_api.logs(stack.engine, stack.topology, stack.record, tail=LOG_TAIL)
+            for service, text in sorted(tails.items()):
+                sections.append((f"envctl log: {service} (last {LOG_TAIL} lines)", text.rstrip() or "(empty)"))
+            for report in run_api.mock_reports(stack.engine, stack.topology, stack.record):
+                if report.unmatched:
+                    sections.append((f"envctl mock: {report.name} unmatched requests",
+                                     "\n".join(u["request"] for u in report.unmatched)))
+        except EnvctlError as exc:
+            sections.append(("envctl", f"could not collect logs: {exc}"))
+        return sections
+
+
+_KEY = pytest.StashKey[StackManager]()
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
