@@ -87,10 +87,16 @@ def run_resources(engine: Engine, run: str) -> dict[str, list[str]]:
     }
 
 
+def clean_environ(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a child envctl: without the run and file of an enclosing 'envctl ci'."""
+    base = {k: v for k, v in os.environ.items() if k not in ("ENVCTL_RUN", "ENVCTL_FILE")}
+    return {**base, **extra}
+
+
 def envctl(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
     """Run the real CLI as a user would."""
     result = subprocess.run([sys.executable, "-m", "envctl.cli", *args], cwd=cwd, capture_output=True,
-                            text=True, env={**os.environ, **env}, timeout=600)
+                            text=True, env=clean_environ(env), timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"envctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result

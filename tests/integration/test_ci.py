@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envctl.engine import Engine
-from tests.integration.conftest import envctl, run_resources
+from tests.integration.conftest import clean_environ, envctl, run_resources
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def test_sigterm_stops_the_command_tears_down_and_exits_143(
     marker = tmp_path / "child-started"
     child = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(120)"
     process = subprocess.Popen([sys.executable, "-m", "envctl.cli", "ci", "--run", "citest-term", "--",
-                                sys.executable, "-c", child], cwd=stack_dir, env={**os.environ, **stack_env},
+                                sys.executable, "-c", child], cwd=stack_dir, env=clean_environ(stack_env),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(1200):  # bounded: the stack comes up, then the command starts
         if marker.exists() or process.poll() is not None:
