@@ -132,9 +132,9 @@ class ImageBuilder:
 
     # -- the public part -----------------------------------------------------------------
 
-    def ensure(self, services: Iterable[str] | None = None, cancel: threading.Event | None = None) -> dict[str, ResolvedImage]:
-        """Resolve (and build where needed) every image `services` need; return them by key."""
-        targets = image_targets(self.topology, services)
+    def ensure(self, names: Iterable[str] | None = None, cancel: threading.Event | None = None) -> dict[str, ResolvedImage]:
+        """Resolve (and build where needed) every image the services and mocks `names` need."""
+        targets = image_targets(self.topology, names)
         requires = {k: [(t.parent, "done")] if t.parent else [] for k, t in targets.items()}
         outcome = run_dag(requires, lambda key, reach: self._resolve(targets[key]),
                           max_parallel=self.max_parallel, cancel=cancel)

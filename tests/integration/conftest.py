@@ -49,14 +49,19 @@ def session_images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> 
     builder.ensure(["store"])  # the base and one service: the slow part, done once
     yield
     leftovers = [c.name for c in engine.containers({eng.PROJECT: PROJECT})]
-    for image in engine.images({eng.PROJECT: PROJECT}):
+    remove_images_since(engine, PROJECT, before)
+    assert not leftovers, f"containers left behind by the tests: {leftovers}"
+
+
+def remove_images_since(engine: Engine, project: str, before: set[str]) -> None:
+    """Remove the project's images that are not in `before` (the ids present at the start)."""
+    for image in engine.images({eng.PROJECT: project}):
         if image["Id"] not in before:
             for ref in image.get("RepoTags") or [image["Id"]]:
                 try:
                     engine.remove_image(ref)
                 except EnvctlError:
                     pass  # in use by another session's run (or a child image): theirs to remove
-    assert not leftovers, f"containers left behind by the tests: {leftovers}"
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """`envctl ci`: the CI stage's body. Exit status passed on, start-up as JUnit, teardown always."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

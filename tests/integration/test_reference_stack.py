@@ -19,11 +19,10 @@ import requests
 from envctl import engine as eng
 from envctl import run as run_api
 from envctl.engine import Engine
-from envctl.errors import EnvctlError
 from envctl.images import ImageBuilder
 from envctl.stack import Stack
 from envctl.topology import Topology, load_topology
-from tests.integration.conftest import free_port, run_resources
+from tests.integration.conftest import free_port, remove_images_since
 
 pytestmark = pytest.mark.integration
 
@@ -35,13 +34,7 @@ def shop_images(engine: Engine) -> Iterator[None]:
     """Images the module builds for the shop are removed afterwards; ones that were there stay."""
     before = {image["Id"] for image in engine.images({eng.PROJECT: "shop"})}
     yield
-    for image in engine.images({eng.PROJECT: "shop"}):
-        if image["Id"] not in before:
-            for ref in image.get("RepoTags") or [image["Id"]]:
-                try:
-                    engine.remove_image(ref)
-                except EnvctlError:
-                    pass  # in use elsewhere
+    remove_images_since(engine, "shop", before)
 
 
 @pytest.fixture(scope="module")

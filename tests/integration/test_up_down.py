@@ -1,7 +1,6 @@
 """`up` and `down` on the real engine: wiring across services, host-side env, ports, teardown."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -13,7 +12,6 @@ import pytest
 import requests
 
 from envctl import run as run_api
-from envctl import state
 from envctl.engine import Engine
 from envctl.errors import PortTaken, StartupFailed
 from envctl.topology import Topology, load_topology
