@@ -15,12 +15,16 @@ import yaml
 from rich.console import Console
 
 from envctl import ci as ci_api
+from envctl import doctor as doctor_api
+from envctl import drawing
+from envctl import timeline as timeline_api
 from envctl import images as image_api
 from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
 from envctl.errors import EnvctlError, Terminated
 from envctl.presentation import progress_for, table
+from envctl.report import REPORT_FILE
 from envctl.topology import Topology, load_topology
 from envctl.mocks import report as mock_report
 from envctl.topology.document import to_document
@@ -250,6 +254,56 @@ def exec_(c: Context, service: str, command: tuple[str, ...]) -> None:
         sys.stdout.buffer.flush()
     code = engine.exec_exit_code(exec_id)
     sys.exit(code or 0)
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["svg", "dot", "mermaid"]), default=None,
+              help="Default: svg when Graphviz is installed, else dot.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file instead of standard output.")
+@pass_ctx
+def graph(c: Context, fmt: str | None, output: Path | None) -> None:
+    """Draw the topology: services, mocks, bases and their edges."""
+    if fmt is None:
+        fmt = "svg" if drawing.dot_available() else "dot"
+        if fmt == "dot":
+            err.print("envctl: Graphviz 'dot' is not installed; printing DOT text (apt-get install graphviz for SVG)")
+    text = {"svg": drawing.to_svg, "dot": drawing.to_dot, "mermaid": drawing.to_mermaid}[fmt](c.topology)
+    if output:
+        output.write_text(text)
+        out.print(f"wrote {output}")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@pass_ctx
+def doctor(c: Context) -> None:
+    """Check the engine, storage, disk, address pool, CA bundle, tools, ports and stale runs."""
+    try:
+        topology = c.topology
+    except EnvctlError as exc:
+        err.print(f"(no usable topology here, so only the machine is checked: {exc.message.splitlines()[0]})")
+        topology = None
+    findings = doctor_api.diagnose(topology)
+    mark = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
+    out.print(_table(["check", "", "detail", "fix"], [[f.check, mark[f.status], f.detail, f.fix] for f in findings]))
+    failed = [f for f in findings if f.status == "fail"]
+    if failed:
+        raise EnvctlError(f"{len(failed)} check(s) failed: " + ", ".join(f.check for f in failed),
+                          fix="see the fix column above")
+
+
+@main.command()
+@pass_ctx
+def timeline(c: Context) -> None:
+    """The last start-up of the run: per-service phases and the critical path (also as HTML)."""
+    record = c.record()
+    directory = state.run_directory(c.topology, record.run)
+    if not (directory / "timeline.json").is_file():
+        raise EnvctlError(f"run {record.run} has no recorded start-up", fix="run 'envctl up' first")
+    click.echo(timeline_api.as_text(timeline_api.load(directory)))
+    click.echo(f"report: {directory / REPORT_FILE}")
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -189,6 +189,7 @@ class ImageBuilder:
             if image_id is None:
                 self._emit(target, "pull", base.image)
                 image_id = self.engine.pull(base.image)
+                self._emit(target, "built", base.image)
             raw = ResolvedImage(target.key, base.image, image_id, built=False)
             return self._trust_host_ca(target, base, raw)
         assert base.dockerfile is not None and base.context is not None
@@ -235,6 +236,7 @@ class ImageBuilder:
             repository, tag = ref.split(":")
             self._emit(target, "import", ref)
             image_id = self.engine.import_rootfs(tarball, repository, tag, self._import_changes(target, "rootfs"))
+        self._emit(target, "built", ref)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     def _import_changes(self, target: ImageTarget, kind: str) -> list[str]:
@@ -258,6 +260,7 @@ class ImageBuilder:
             raw.ref, {CA_TARGET: data, "/usr/local/share/ca-certificates/envctl-host-ca.crt": data},
             repository, tag, changes,
         )
+        self._emit(target, "built", ref)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     def _service_ref(self, target: ImageTarget, context: BuildContext, args: dict[str, str], parent_id: str | None) -> str:

@@ -28,7 +28,9 @@ from envctl.mocks.cassettes import check_cassettes
 from envctl.mocks.report import MockReport, fetch_report
 from envctl.mocks.runtime import with_mocks
 from envctl.probes import NotReady, ProbeHistory, ProbeResult, http_check, tcp_check, wait_until_ready
+from envctl import timeline as timeline_api
 from envctl.progress import Event, Progress, silent
+from envctl.report import write_report
 from envctl.topology import COMPLETED, READY, STARTED, Service, Topology
 from envctl.topology.model import MOCK_PORT
 from envctl.wiring import container_side, host_side, resolve_environment
@@ -159,6 +161,15 @@ def up(
                             if d.condition == COMPLETED}
 
         def start(name: str, reach) -> None:
+            try:
+                start_and_wait(name, reach)
+            except DependencyFailed:
+                raise
+            except BaseException as exc:
+                report(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                raise
+
+        def start_and_wait(name: str, reach) -> None:
             service = topology.services[name]
             if name in changed:
                 if name in existing:
@@ -174,11 +185,11 @@ def up(
                 container_id = existing[name].id
                 result.unchanged.append(name)
             reach("started")
-            _wait_ready(engine, topology, service, container_id, cancel, report)
+            readiness = _wait_ready(engine, topology, service, container_id, cancel, report)
             reach("ready")
             if name in needs_completion:
                 _wait_completed(engine, service, container_id, cancel)
-            report(Event(name, "ready"))
+            report(Event(name, "ready", readiness.detail))
 
         requires = {n: [(d.service, MILESTONE[d.condition]) for d in topology.services[n].depends_on
                         if d.service in selected] for n in selected}
@@ -194,6 +205,7 @@ def up(
             signal_name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("interrupt", 130)
             exc = Cancelled(f"start-up stopped by {signal_name}" + ("" if keep_on_failure else
                             "; what this run created was removed"), exit_code=code)
+        _save_timeline(topology, run, timeline, selected)
         if not keep_on_failure:
             report(Event("", "teardown", "removing what this run created"))
             if fresh_run:
@@ -205,7 +217,7 @@ def up(
         if isinstance(exc, (EnvctlError,)):
             raise exc from None
         raise
-    _save_timeline(topology, run, timeline)
+    _save_timeline(topology, run, timeline, selected)
     return result
 
 
@@ -327,7 +339,7 @@ def _healthcheck(service: Service) -> dict | None:
 # -- readiness ----------------------------------------------------------------------------
 
 def _wait_ready(engine: Engine, topology: Topology, service: Service, container_id: str,
-                cancel: threading.Event, report: Progress) -> None:
+                cancel: threading.Event, report: Progress) -> ProbeResult:
     timeout = service.probe.timeout if service.probe else 120.0
     interval = service.probe.interval if service.probe else 0.5
     history = ProbeHistory()
@@ -355,6 +367,7 @@ def _wait_ready(engine: Engine, topology: Topology, service: Service, container_
         raise DependencyFailed(service.name, "the run was cancelled")
     if not result.ok:
         raise _startup_failed(engine, service, container_id, f"it was not ready after {timeout:g}s", history)
+    return result
 
 
 def _readiness_check(engine: Engine, service: Service, container_id: str, current: dict[str, ContainerState]):
@@ -439,12 +452,14 @@ def _log_tail(engine: Engine, container_id: str, lines: int) -> list[str]:
     return data.decode(errors="replace").rstrip().splitlines()[-lines:]
 
 
-def _save_timeline(topology: Topology, run: str, timeline: list[Event]) -> None:
+def _save_timeline(topology: Topology, run: str, timeline: list[Event], selected: list[str]) -> None:
+    """timeline.json and the HTML report, for every up: the successful and the failed."""
     if not timeline:
         return
-    start = timeline[0].at
-    rows = [{"subject": e.subject, "phase": e.phase, "detail": e.detail, "t": round(e.at - start, 4)} for e in timeline]
-    (state.run_directory(topology, run) / "timeline.json").write_text(json.dumps(rows, indent=1))
+    directory = state.run_directory(topology, run)
+    dependencies = {n: [d.service for d in topology.services[n].depends_on] if n in topology.services else []
+                    for n in selected}
+    write_report(directory, timeline_api.save(directory, run, timeline, dependencies), f"{topology.name}: start-up")
 
 
 # -- looking at a run ---------------------------------------------------------------------

@@ -112,6 +112,8 @@ def test_a_service_that_never_gets_ready_fails_with_its_logs_and_leaves_nothing(
     assert "HTTP 404" in message  # the probe's last result
     assert "store primary listening on 8000" in message  # the container's last log lines
     assert run_resources(engine, "neverready") == {"containers": [], "networks": [], "volumes": []}
+    report = (stack_dir / ".envctl" / "runs" / "neverready" / "report.html").read_text()
+    assert "failed" in report  # a failed start-up is recorded too
 
 
 def test_a_crashing_service_is_reported_at_once_with_its_exit_code(stack_dir: Path, stack_env, engine: Engine) -> None:

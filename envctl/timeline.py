@@ -1,0 +1,151 @@
+"""A run's start-up timeline: per-service phases, the critical path, and its saved form.
+
+`up` records progress events; this turns them into spans (build, create, start, wait for
+ready) and finds the critical path: the chain of dependencies that decided when the last
+service became ready. Saved as `.envctl/runs/RUN/timeline.json` beside the HTML report.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from envctl.progress import Event
+
+IMAGE_PHASES = ("bootstrap", "import", "pull", "build")
+SERVICE_PHASES = ("create", "start", "wait")  # each runs until the next phase, or until ready
+
+
+@dataclass(frozen=True)
+class Span:
+    phase: str  # "image", "create", "start" or "wait"
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class Row:
+    """One service (or image) on the timeline."""
+
+    name: str
+    kind: str  # "service" or "image"
+    spans: list[Span] = field(default_factory=list)
+    ready_at: float | None = None
+    result: str = ""  # the readiness check's last word, or why it failed
+    failed: bool = False
+    critical: bool = False
+
+    @property
+    def start(self) -> float:
+        return min((s.start for s in self.spans), default=self.ready_at or 0.0)
+
+    @property
+    def end(self) -> float:
+        return max([s.end for s in self.spans] + ([self.ready_at] if self.ready_at is not None else []), default=0.0)
+
+
+@dataclass
+class Timeline:
+    run: str
+    started: str  # ISO time of the first event
+    rows: list[Row]
+    critical_path: list[str]
+    total: float
+
+    def service_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.kind == "service"]
+
+
+def build_timeline(run: str, events: Sequence[Mapping], dependencies: Mapping[str, Sequence[str]],
+                   started: str = "") -> Timeline:
+    """`events` are saved rows: {"subject", "phase", "detail", "t"} with t in seconds from the start."""
+    rows: dict[str, Row] = {}
+    opened: dict[tuple[str, str], float] = {}
+    for event in events:
+        subject, phase, t = event["subject"], event["phase"], float(event["t"])
+        if not subject:
+            continue
+        if phase in IMAGE_PHASES:
+            row = rows.setdefault(f"image:{subject}", Row(subject, "image"))
+            opened.setdefault(("image", subject), t)
+        elif phase == "built":
+            row = rows.setdefault(f"image:{subject}", Row(subject, "image"))
+            start = opened.pop(("image", subject), t)
+            row.spans.append(Span("image", start, t))
+        elif phase in SERVICE_PHASES or phase in ("ready", "failed"):
+            row = rows.setdefault(f"service:{subject}", Row(subject, "service"))
+            for previous in SERVICE_PHASES:  # close whatever phase was running
+                began = opened.pop((previous, subject), None)
+                if began is not None:
+                    row.spans.append(Span(previous, began, t))
+            if phase in SERVICE_PHASES:
+                opened[(phase, subject)] = t
+            elif phase == "ready":
+                row.ready_at, row.result = t, event.get("detail", "")
+            else:
+                row.failed, row.result = True, event.get("detail", "")
+    ordered = sorted(rows.values(), key=lambda r: (r.kind != "image", r.start, r.name))
+    path = critical_path({r.name: r for r in ordered if r.kind == "service"}, dependencies)
+    for row in ordered:
+        row.critical = row.kind == "service" and row.name in path
+    total = max((r.end for r in ordered), default=0.0)
+    return Timeline(run=run, started=started, rows=ordered, critical_path=path, total=total)
+
+
+def critical_path(services: Mapping[str, Row], dependencies: Mapping[str, Sequence[str]]) -> list[str]:
+    """From the last service to become ready, back through the dependency that held it up longest."""
+    ready = {name: row.ready_at for name, row in services.items() if row.ready_at is not None}
+    if not ready:
+        return []
+    current = max(ready, key=lambda name: ready[name])
+    path = [current]
+    while True:
+        deps = [d for d in dependencies.get(current, ()) if d in ready and d not in path]
+        if not deps:
+            break
+        current = max(deps, key=lambda name: ready[name])
+        path.append(current)
+    return list(reversed(path))
+
+
+def save(directory: Path, run: str, events: Sequence[Event], dependencies: Mapping[str, Sequence[str]]) -> Timeline:
+    """Write timeline.json; return the timeline (the HTML report is drawn from it)."""
+    start = events[0].at if events else 0.0
+    rows = [{"subject": e.subject, "phase": e.phase, "detail": e.detail, "t": round(e.at - start, 4)} for e in events]
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    payload = {"run": run, "started": started, "dependencies": {k: list(v) for k, v in dependencies.items()},
+               "events": rows}
+    (directory / "timeline.json").write_text(json.dumps(payload, indent=1))
+    return build_timeline(run, rows, dependencies, started)
+
+
+def load(directory: Path) -> Timeline:
+    data = json.loads((directory / "timeline.json").read_text())
+    return build_timeline(data["run"], data["events"], data["dependencies"], data.get("started", ""))
+
+
+def as_text(timeline: Timeline) -> str:
+    """The timeline as a table, critical path marked with '*'."""
+    lines = [f"run {timeline.run}  started {timeline.started}  all ready after {timeline.total:.2f}s",
+             f"{'':1} {'service':<18} {'image':>7} {'create':>7} {'start':>7} {'wait':>7} {'ready at':>9}  result"]
+    for row in timeline.rows:
+        if row.kind != "service":
+            continue
+        seconds = {phase: sum(s.seconds for s in row.spans if s.phase == phase) for phase in SERVICE_PHASES}
+        image = next((r for r in timeline.rows if r.kind == "image" and r.name == row.name), None)
+        built = f"{sum(s.seconds for s in image.spans):7.2f}" if image and image.spans else f"{'-':>7}"
+        ready = f"{row.ready_at:9.2f}" if row.ready_at is not None else f"{'FAILED' if row.failed else '-':>9}"
+        lines.append(f"{'*' if row.critical else ' '} {row.name:<18} {built} {seconds['create']:7.2f} "
+                     f"{seconds['start']:7.2f} {seconds['wait']:7.2f} {ready}  {row.result[:60]}")
+    images = [r for r in timeline.rows if r.kind == "image" and r.spans]
+    if images:
+        lines.append(f"images built: " + ", ".join(f"{r.name} {sum(s.seconds for s in r.spans):.1f}s" for r in images))
+    if timeline.critical_path:
+        lines.append("critical path: " + " -> ".join(timeline.critical_path))
+    return "\n".join(lines)
