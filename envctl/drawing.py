@@ -1,7 +1,8 @@
 """Drawing the topology: Graphviz DOT (SVG through `dot` when installed) and Mermaid text.
 
 Services point at what they depend on (solid) and at what they only reference (dashed);
-images point at the base they build on (dotted); mocks and bases have shapes of their own.
+a service's base is named in its box (an arrow from every service to its base would cross
+the whole picture), bases point at the base they build on (dotted).
 """
 from __future__ import annotations
 
@@ -21,8 +22,6 @@ def _edges(topology: Topology) -> list[tuple[str, str, str]]:
         edges += [(name, dep, "depends") for dep in deps]
         referenced = {ref.target for _, template in service.environment for ref in references(template)}
         edges += [(name, target, "references") for target in sorted(referenced - set(deps) - {name})]
-        if service.base:
-            edges.append((name, f"base:{service.base}", "builds-on"))
     for name, base in topology.bases.items():
         if base.parent:
             edges.append((f"base:{name}", f"base:{base.parent}", "builds-on"))
@@ -33,8 +32,9 @@ def to_dot(topology: Topology) -> str:
     lines = [f'digraph "{topology.name}" {{', '  rankdir=LR; bgcolor="white";',
              '  node [fontname="Helvetica", fontsize=11, style="rounded,filled", shape=box, fillcolor="#dbeafe", color="#3e8ed0"];',
              '  edge [color="#52606d", arrowsize=0.7];']
-    for name in topology.services:
-        lines.append(f'  "{name}";')
+    for name, service in topology.services.items():
+        on = f"\\non {service.base}" if service.base else (f"\\n{service.image}" if service.image else "")
+        lines.append(f'  "{name}" [label="{name}{on}"];')
     for name in topology.mocks:
         lines.append(f'  "{name}" [shape=component, style="filled,dashed", fillcolor="#fef3c7", color="#b7791f", '
                      f'label="{name}\\n(recorded HTTP)"];')
@@ -42,7 +42,7 @@ def to_dot(topology: Topology) -> str:
         source = "bootstrap" if base.bootstrap else ("image" if base.image else "dockerfile")
         lines.append(f'  "base:{name}" [shape=folder, fillcolor="#e4e7eb", color="#7b8794", '
                      f'label="base {name}\\n({source})"];')
-    style = {"depends": "", "references": ' [style=dashed]', "builds-on": ' [style=dotted, color="#9aa5b1", arrowhead=empty, constraint=false]'}
+    style = {"depends": "", "references": ' [style=dashed]', "builds-on": ' [style=dotted, color="#9aa5b1", arrowhead=empty]'}
     for source, target, kind in _edges(topology):
         lines.append(f'  "{source}" -> "{target}"{style[kind]};')
     lines.append("}")
@@ -54,8 +54,9 @@ def to_mermaid(topology: Topology) -> str:
         return name.replace(":", "_").replace("-", "_")
 
     lines = ["flowchart LR"]
-    for name in topology.services:
-        lines.append(f'  {node(name)}["{name}"]')
+    for name, service in topology.services.items():
+        on = f"<br/><small>on {service.base}</small>" if service.base else ""
+        lines.append(f'  {node(name)}["{name}{on}"]')
     for name in topology.mocks:
         lines.append(f'  {node(name)}[["{name} (recorded HTTP)"]]')
     for name in topology.bases:
