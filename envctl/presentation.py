@@ -49,12 +49,13 @@ class LiveProgress:
         self.rows: dict[str, tuple[str, str, float]] = {}
         self.started = time.monotonic()
         self._lock = threading.Lock()
-        self._live = Live(self._render(), console=console, refresh_per_second=8, transient=False)
+        # get_renderable: redrawn on every refresh, so running phases show their time ticking
+        self._live = Live(console=console, refresh_per_second=8, transient=False, get_renderable=self._render)
 
     def __call__(self, event: Event) -> None:
         with self._lock:
             self.rows[event.subject or "run"] = (event.phase, event.detail, event.at)
-        self._live.update(self._render())
+        self._live.refresh()
 
     def _render(self) -> Table:
         table = Table(box=None, show_header=False, pad_edge=False)
@@ -62,9 +63,11 @@ class LiveProgress:
         with self._lock:
             items = list(self.rows.items())
         for subject, (phase, detail, at) in items:
-            mark = "[green]✔[/]" if phase in DONE_PHASES and phase != "failed" else (
-                "[red]✘[/]" if phase == "failed" else "[yellow]…[/]")
-            table.add_row(mark, subject, phase, f"[dim]{detail[:70]}[/]", f"[dim]{at - self.started:5.1f}s[/]")
+            done = phase in DONE_PHASES
+            mark = "[red]✘[/]" if phase == "failed" else ("[green]✔[/]" if done else "[yellow]…[/]")
+            # finished rows: when they finished; running rows: how long this phase has taken so far
+            clock = f"at {at - self.started:5.1f}s" if done else f"{now - at:5.1f}s"
+            table.add_row(mark, subject, phase, f"[dim]{detail[:70]}[/]", f"[dim]{clock}[/]")
         table.caption = f"{now - self.started:.1f}s"
         return table
 
@@ -73,7 +76,7 @@ class LiveProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._live.update(self._render())
+        self._live.refresh()
         self._live.__exit__(None, None, None)
 
 

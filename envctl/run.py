@@ -199,6 +199,7 @@ def up(
             raise _first_failure(failures)
         if outcome.errors:
             raise Cancelled("start-up was cancelled")
+        report(Event("", "ready", f"{len(selected)} services and mocks ready"))
     except BaseException as exc:
         cancel.set()
         if isinstance(exc, KeyboardInterrupt):
