@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vcr.serialize import deserialize
-from vcr.serializers import jsonserializer, yamlserializer
-
 from envctl.errors import Problem, TopologyError
 from envctl.topology import Mock, Topology
 
@@ -43,6 +40,10 @@ def check_cassettes(topology: Topology, names: list[str], recording: set[str]) -
 
 
 def _load_problem(path: Path) -> str | None:
+    # vcrpy is imported here, when there are cassettes to check: it costs every command ~50 ms.
+    from vcr.serialize import deserialize
+    from vcr.serializers import jsonserializer, yamlserializer
+
     serializer = jsonserializer if path.suffix == ".json" else yamlserializer
     try:
         requests, responses = deserialize(path.read_text(encoding="utf-8"), serializer)

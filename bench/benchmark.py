@@ -1,0 +1,366 @@
+"""envctl's benchmark, beside docker-compose and the engine's floor, in one run on one engine.
+
+    python bench/benchmark.py [--rounds 3] [--no-cold] [--out bench/RESULTS.md]
+
+Measures (medians over the rounds, and ratios):
+- warm `up` to all-ready of a 12-service topology in four dependency levels (HTTP servers
+  with a readiness check): envctl, docker-compose (depends_on: service_healthy, 500 ms
+  healthchecks, the same images), and the floor: the same containers created and started in
+  parallel with the Docker SDK, no readiness logic;
+- `down` of that stack with envctl and docker-compose;
+- a no-op `envctl build` of the reference stack's images, and a rebuild after one file changed;
+- the reference stack's cold `up` (its images removed first) and warm `up`;
+- a recorded-HTTP mock's replay throughput and p50/p99 latency under a bounded load on 127.0.0.1.
+
+Installs Debian's docker-compose if it is missing. Removes every container, network and
+volume it starts, and the images of its own 12-service project.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import docker
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "envctl-bench"
+LEVELS = 4
+PER_LEVEL = 3
+SERVER = '''"""A small HTTP service: ready when it answers /healthz."""
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
+'''
+HEALTH = ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=1)"]
+
+
+def envctl(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> float:
+    """Run the envctl CLI as a user would; return its wall time."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "envctl.cli", *args], cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
+    elapsed = time.perf_counter() - started
+    if check and result.returncode != 0:
+        raise SystemExit(f"envctl {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return elapsed
+
+
+def names() -> list[list[str]]:
+    return [[f"l{level}s{i}" for i in range(PER_LEVEL)] for level in range(LEVELS)]
+
+
+def write_topology(root: Path) -> None:
+    """The 12-service topology: each level depends on every service of the level below."""
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "server.py").write_text(SERVER)
+    (root / "app" / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY server.py /app/server.py\n")
+    lines = [f"name: {PROJECT}", "bases:", "  os:",
+             "    bootstrap: {distro: debian, suite: bookworm, packages: [python3, ca-certificates]}",
+             "services:"]
+    levels = names()
+    for level, services in enumerate(levels):
+        for name in services:
+            lines += [f"  {name}:", "    build: app", "    base: os", "    command: [python3, /app/server.py]",
+                      '    ports: ["8000"]', "    probe: {http: /healthz, port: 8000}"]
+            if level:
+                lines.append(f"    depends_on: [{', '.join(levels[level - 1])}]")
+    (root / "envctl.yaml").write_text("\n".join(lines) + "\n")
+
+
+def write_compose(root: Path, image: str) -> None:
+    """The same stack for docker-compose, on the image envctl built."""
+    services = {}
+    levels = names()
+    for level, group in enumerate(levels):
+        for name in group:
+            service = {
+                "image": image, "command": ["python3", "/app/server.py"], "init": True,
+                "ports": ["127.0.0.1::8000"],
+                "healthcheck": {"test": HEALTH, "interval": "500ms", "timeout": "2s", "retries": 60},
+            }
+            if level:
+                service["depends_on"] = {dep: {"condition": "service_healthy"} for dep in levels[level - 1]}
+            services[name] = service
+    (root / "docker-compose.yml").write_text(json.dumps({"version": "2.4", "services": services}, indent=1))
+
+
+def compose(root: Path, *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run(["docker-compose", "-p", "envctlbench", *args], cwd=root, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def compose_up_to_healthy(root: Path, client: docker.DockerClient) -> float:
+    """`up -d` returns once the last level is started; all-healthy is when every healthcheck passes."""
+    started = time.perf_counter()
+    compose(root, "up", "-d")
+    deadline = time.perf_counter() + 120
+    while time.perf_counter() < deadline:
+        containers = client.containers.list(filters={"label": "com.docker.compose.project=envctlbench"})
+        states = [c.attrs["State"].get("Health", {}).get("Status") for c in containers]
+        if len(states) == LEVELS * PER_LEVEL and all(s == "healthy" for s in states):
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    raise SystemExit("docker-compose: not all healthy after 120 s")
+
+
+def floor_up(client: docker.DockerClient, image: str) -> tuple[float, float]:
+    """The engine's floor: create and start the 12 containers in parallel, no readiness logic."""
+    network = client.networks.create("envctl-bench-floor", labels={"envctl.bench": "floor"})
+    started = time.perf_counter()
+
+    def one(name: str):
+        container = client.api.create_container(
+            image, command=["python3", "/app/server.py"], name=f"envctl-bench-floor-{name}",
+            labels={"envctl.bench": "floor"}, ports=[8000],
+            host_config=client.api.create_host_config(init=True, network_mode=network.name,
+                                                      port_bindings={8000: [("127.0.0.1",)]}))
+        client.api.start(container["Id"])
+        return container["Id"]
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        ids = list(pool.map(one, [n for group in names() for n in group]))
+    elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda cid: client.api.remove_container(cid, force=True), ids))
+    network.remove()
+    return elapsed, time.perf_counter() - started
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench_twelve(rounds: int, client: docker.DockerClient, results: dict) -> None:
+    root = Path(tempfile.mkdtemp(prefix="envctl-bench-"))
+    write_topology(root)
+    print("building the 12-service topology's images ...", flush=True)
+    envctl("build", cwd=root)
+    image = next(t for i in client.images.list(filters={"label": f"envctl.project={PROJECT}"})
+                 for t in i.tags if t.startswith(f"{PROJECT}/l0s0:"))
+    write_compose(root, image)
+    times: dict[str, list[float]] = {k: [] for k in ("envctl up", "envctl down", "compose up", "compose down",
+                                                     "floor up", "floor down")}
+    try:
+        for round_ in range(rounds):
+            print(f"round {round_ + 1}/{rounds}", flush=True)
+            times["envctl up"].append(envctl("up", cwd=root))
+            times["envctl down"].append(envctl("down", "--no-logs", cwd=root))
+            times["compose up"].append(compose_up_to_healthy(root, client))
+            times["compose down"].append(compose(root, "down"))
+            up, down = floor_up(client, image)
+            times["floor up"].append(up)
+            times["floor down"].append(down)
+    finally:
+        envctl("down", "--all", cwd=root, check=False)
+        subprocess.run(["docker-compose", "-p", "envctlbench", "down"], cwd=root, capture_output=True)
+    results["twelve"] = {k: median(v) for k, v in times.items()}
+    results["twelve_raw"] = times
+    results["twelve_root"] = root
+
+
+def bench_builds(rounds: int, results: dict) -> None:
+    root = Path(tempfile.mkdtemp(prefix="envctl-bench-shop-"))
+    for part in ("envctl.yaml", "services", "fixtures"):
+        source = REPO / part
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, root / part)
+    print("building the reference stack's images ...", flush=True)
+    envctl("build", cwd=root)
+    noop = [envctl("build", cwd=root) for _ in range(rounds)]
+    client = docker.from_env()
+    before = {i.id for i in client.images.list(filters={"label": "envctl.project=shop"})}
+    app = root / "services" / "users" / "app.py"
+    changed = []
+    for round_ in range(rounds):
+        app.write_text(app.read_text() + f"# change {round_}\n")
+        changed.append(envctl("build", cwd=root))
+    for image in client.images.list(filters={"label": "envctl.project=shop"}):
+        if image.id not in before:  # the changed users images: this benchmark's own
+            client.images.remove(image.id, force=True)
+    results["builds"] = {"noop": median(noop), "one_file": median(changed), "images": len(before)}
+
+
+def bench_reference(rounds: int, cold: bool, client: docker.DockerClient, results: dict) -> None:
+    env: dict[str, str] = {}
+    out = {}
+    if cold:
+        print("reference stack: cold up (removing its images first) ...", flush=True)
+        for _ in range(4):  # children before parents
+            for image in client.images.list(filters={"label": "envctl.project=shop"}):
+                for tag in image.tags:
+                    try:
+                        client.images.remove(tag)
+                    except docker.errors.APIError:
+                        pass
+        out["cold up"] = envctl("up", cwd=REPO, env=env)
+        envctl("down", "--no-logs", cwd=REPO, env=env)
+    warm, down = [], []
+    for _ in range(rounds):
+        warm.append(envctl("up", cwd=REPO, env=env))
+        down.append(envctl("down", "--no-logs", cwd=REPO, env=env))
+    out["warm up"] = median(warm)
+    out["down"] = median(down)
+    results["reference"] = out
+
+
+def bench_mock(results: dict, requests_total: int = 4000, threads: int = 8, limit_seconds: float = 60) -> None:
+    """Bounded load (count and time) on the email provider's mock, on 127.0.0.1 only."""
+    envctl("up", "email-provider", cwd=REPO)
+    try:
+        port = subprocess.run([sys.executable, "-m", "envctl.cli", "port", "email-provider"], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout.strip().split(":")[1]
+        url = f"http://127.0.0.1:{port}/v3/mail/send"
+        body = json.dumps({"personalizations": [{"to": [{"email": "a@example.com"}]}]}).encode()
+        latencies: list[float] = []
+        errors = 0
+        lock = threading.Lock()
+        deadline = time.perf_counter() + limit_seconds
+
+        def worker(count: int) -> None:
+            nonlocal errors
+            session = requests.Session()
+            session.trust_env = False
+            mine = []
+            for _ in range(count):
+                if time.perf_counter() > deadline:
+                    break
+                started = time.perf_counter()
+                response = session.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=10)
+                mine.append(time.perf_counter() - started)
+                if response.status_code != 202:
+                    with lock:
+                        errors += 1
+            with lock:
+                latencies.extend(mine)
+
+        for _ in range(200):  # warm-up, not counted
+            requests.post(url, data=body, timeout=10)
+        started = time.perf_counter()
+        pool = [threading.Thread(target=worker, args=(requests_total // threads,)) for _ in range(threads)]
+        for t in pool:
+            t.start()
+        for t in pool:
+            t.join()
+        elapsed = time.perf_counter() - started
+        latencies.sort()
+        results["mock"] = {
+            "requests": len(latencies), "errors": errors, "seconds": elapsed, "rps": len(latencies) / elapsed,
+            "p50_ms": 1000 * latencies[len(latencies) // 2], "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+            "threads": threads,
+        }
+    finally:
+        envctl("down", "--no-logs", cwd=REPO, check=False)
+
+
+def ensure_compose() -> None:
+    if shutil.which("docker-compose"):
+        return
+    print("installing Debian's docker-compose ...", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "docker-compose"], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def clean_images(client: docker.DockerClient) -> None:
+    for _ in range(3):
+        for image in client.images.list(filters={"label": f"envctl.project={PROJECT}"}):
+            for tag in image.tags:
+                try:
+                    client.images.remove(tag)
+                except docker.errors.APIError:
+                    pass
+
+
+def write_results(path: Path, results: dict, rounds: int) -> None:
+    client = docker.from_env()
+    version = client.version()
+    info = client.info()
+    twelve = results["twelve"]
+    b, ref, mock = results["builds"], results["reference"], results["mock"]
+    ratio = lambda a, c: f"{a / c:.2f}x"  # noqa: E731
+    lines = [
+        "# envctl benchmark results", "",
+        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, {platform.platform()}. "
+        f"Engine: Docker {version['Version']} (API {version['ApiVersion']}), storage driver {info['Driver']}. "
+        f"docker-compose {subprocess.run(['docker-compose', 'version', '--short'], capture_output=True, text=True).stdout.strip()}. "
+        f"Medians of {rounds} rounds; produced by `python bench/benchmark.py`.", "",
+        "## 12 services in four dependency levels, warm (images present)", "",
+        "| | envctl | docker-compose | engine floor | envctl / compose | envctl / floor | target |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| up to all-ready | {twelve['envctl up']:.2f} s | {twelve['compose up']:.2f} s | {twelve['floor up']:.2f} s "
+        f"| {ratio(twelve['envctl up'], twelve['compose up'])} | {ratio(twelve['envctl up'], twelve['floor up'])} "
+        f"| <= 0.4x compose, <= 1.2x floor |",
+        f"| down | {twelve['envctl down']:.2f} s | {twelve['compose down']:.2f} s | {twelve['floor down']:.2f} s "
+        f"| {ratio(twelve['envctl down'], twelve['compose down'])} | {ratio(twelve['envctl down'], twelve['floor down'])} "
+        f"| <= 0.6x compose |", "",
+        "envctl's times are the `envctl up` / `envctl down --no-logs` commands, wall clock, Python start-up "
+        "included. compose's `up` is `docker-compose up -d` then polling until every healthcheck is healthy "
+        "(500 ms interval); the floor creates and starts the same 12 containers in parallel with the Docker SDK "
+        "and waits for nothing.", "",
+        "## Builds (the reference stack)", "",
+        f"- no-op `envctl build` of {b['images']} images: {b['noop']:.2f} s (target: under 1 s for 16 images)",
+        f"- one file changed (`services/users/app.py`), `envctl build`: {b['one_file']:.2f} s", "",
+        "## The reference stack (18 containers)", "",
+    ]
+    if "cold up" in ref:
+        lines.append(f"- cold `envctl up` (its images removed first; bootstrap and 19 builds): {ref['cold up']:.1f} s")
+    lines += [f"- warm `envctl up`: {ref['warm up']:.2f} s", f"- `envctl down --no-logs`: {ref['down']:.2f} s", "",
+              "## Recorded-HTTP mock replay", "",
+              f"- {mock['requests']} requests over {mock['threads']} threads (keep-alive) on 127.0.0.1: "
+              f"{mock['rps']:.0f} requests/s, p50 {mock['p50_ms']:.1f} ms, p99 {mock['p99_ms']:.1f} ms, "
+              f"{mock['errors']} errors (target: >= 1,000 requests/s, p99 < 20 ms)", "",
+              "Raw 12-service timings (seconds): `" + json.dumps({k: [round(x, 2) for x in v]
+                                                                 for k, v in results["twelve_raw"].items()}) + "`", ""]
+    path.write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-cold", action="store_true", help="skip the reference stack's cold up")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    ensure_compose()
+    client = docker.from_env()
+    results: dict = {}
+    try:
+        bench_twelve(args.rounds, client, results)
+        bench_builds(args.rounds, results)
+        bench_reference(args.rounds, not args.no_cold, client, results)
+        bench_mock(results)
+    finally:
+        clean_images(client)
+    write_results(args.out, results, args.rounds)
+
+
+if __name__ == "__main__":
+    main()
