@@ -126,12 +126,13 @@ def up(
                                profiles, except_services)
     check_cassettes(topology, [n for n in selected if n in topology.mocks], recording)
     record = state.read_current(topology)
-    if run_id is None and record is not None and _run_exists(engine, topology, record.run):
-        run_id = record.run
-    run = run_id or state.new_run_id()
+    run = run_id or (record.run if record is not None else None) or state.new_run_id()
     labels = eng.run_labels(topology.name, run)
     existing = {c.service: c for c in engine.containers(labels)}
     fresh_run = not existing and not engine.networks(labels)
+    if fresh_run and run_id is None and record is not None:
+        run = state.new_run_id()  # the recorded run is gone: start a new one, not a ghost of it
+        labels = eng.run_labels(topology.name, run)
 
     _check_fixed_ports(topology, [n for n in selected if n in topology.services], existing)
     cancel = threading.Event()
@@ -239,11 +240,6 @@ def _parse_except(topology: Topology, entries: Iterable[str]) -> dict[str, dict[
         if port and ports:
             on_host[name][ports[0].container] = int(port)
     return on_host
-
-
-def _run_exists(engine: Engine, topology: Topology, run: str) -> bool:
-    labels = eng.run_labels(topology.name, run)
-    return bool(engine.containers(labels) or engine.networks(labels))
 
 
 def _check_fixed_ports(topology: Topology, selected: list[str], existing: dict[str, ContainerState]) -> None:

@@ -145,7 +145,7 @@ def as_text(timeline: Timeline) -> str:
                      f"{seconds['start']:7.2f} {seconds['wait']:7.2f} {ready}  {row.result[:60]}")
     images = [r for r in timeline.rows if r.kind == "image" and r.spans]
     if images:
-        lines.append(f"images built: " + ", ".join(f"{r.name} {sum(s.seconds for s in r.spans):.1f}s" for r in images))
+        lines.append("images built: " + ", ".join(f"{r.name} {sum(s.seconds for s in r.spans):.1f}s" for r in images))
     if timeline.critical_path:
         lines.append("critical path: " + " -> ".join(timeline.critical_path))
     return "\n".join(lines)
