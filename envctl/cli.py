@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import shlex
 import signal
 import sys
@@ -17,6 +18,8 @@ from rich.console import Console
 from envctl import ci as ci_api
 from envctl import doctor as doctor_api
 from envctl import drawing
+from envctl import gc as gc_api
+from envctl import lease
 from envctl import timeline as timeline_api
 from envctl import images as image_api
 from envctl import run as run_api
@@ -108,16 +111,30 @@ def main(ctx: click.Context, file: str | None, run: str | None) -> None:
 @click.option("--record", "record", multiple=True, metavar="MOCK",
               help="This mock proxies to its upstream and records into its cassettes (repeatable).")
 @click.option("--record-all", is_flag=True, help="Every mock records.")
+@click.option("--bind-to", "bind_to", type=int, metavar="PID",
+              help="Remove the run when process PID exits (in CI: --bind-to $$ ties it to the job's shell).")
+@click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h), e.g. on a shared host.")
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
-       keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool) -> None:
-    """Build what is missing and bring the stack (or SERVICES and MOCKS) to ready."""
+       keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool,
+       bind_to: int | None, ttl: str | None) -> None:
+    """Build what is missing and bring the stack (or SERVICES and MOCKS) to ready.
+
+    The run stays up after the command ends, until 'envctl down', unless --bind-to or --ttl
+    give it an end. If envctl itself is killed half-way, a reaper removes what it created.
+    """
+    try:
+        seconds = lease.parse_duration(ttl) if ttl else None
+        owner = lease.bound_to(bind_to, seconds) if bind_to else lease.released(seconds)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bind-to/--ttl") from None
     topology, engine = c.topology, c.engine
     recording = tuple(topology.mocks) if record_all else record
+    _force_on_second_signal()
     with progress_for(err) as progress:
         result = run_api.up(topology, engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
-                            progress=progress, max_parallel_builds=parallel, record=recording)
+                            progress=progress, max_parallel_builds=parallel, record=recording, owner=owner)
     record = run_api.current_run(topology, result.run)
     rows = run_api.status(engine, topology, record)
     out.print(_status_table(rows))
@@ -157,6 +174,25 @@ def down(c: Context, all_runs: bool, no_logs: bool) -> None:
                           + "\n".join("  " + v for v in violations),
                           fix="re-record the cassettes ('envctl up --record MOCK') or fix the requests; "
                           "'envctl mocks' shows the report while the stack is up")
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.pass_obj
+def gc(c: Context, dry_run: bool) -> None:
+    """Remove every run on the engine whose owner has died or whose --ttl has passed (any project).
+
+    Runs nobody owns (a plain 'envctl up') are kept: 'envctl down' removes those.
+    """
+    removed, kept = gc_api.collect(c.engine, dry_run=dry_run)
+    verb = "would remove" if dry_run else "removed"
+    for found, reason in removed:
+        out.print(f"{verb} {found.project} run {found.run} ({found.containers} containers, "
+                  f"{found.networks} networks, {found.volumes} volumes): {reason}")
+    for found in kept:
+        out.print(f"kept {found.project} run {found.run}: {found.keep_reason}")
+    if not removed and not kept:
+        out.print("no envctl runs on this engine")
 
 
 @main.command()
@@ -322,6 +358,7 @@ def ci(c: Context, command: tuple[str, ...], services: str, junit_dir: Path | No
     SIGTERM or SIGINT it stops COMMAND, tears down and exits 143 / 130.
     """
     names = [s.strip() for s in services.split(",") if s.strip()]
+    _force_on_second_signal()
     with progress_for(err) as progress:
         code = ci_api.run_ci(c.topology, c.engine, command, run_id=c.run, services=names,
                              junit_dir=junit_dir, artifacts_dir=artifacts, progress=progress)
@@ -402,16 +439,30 @@ def _table(headers: list[str], rows: list[list[str]]):
 
 
 _signals: list[int] = []  # what stopped us; click turns every interrupt into Abort
+_forcible = False  # a second signal exits at once (commands whose runs have a reaper)
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
+def _force_on_second_signal() -> None:
+    global _forcible
+    _forcible = True
+
+
+def _on_signal(signum: int, frame: object) -> None:
     _signals.append(signum)
-    raise Terminated()
+    code = 143 if signum == signal.SIGTERM else 130
+    if len(_signals) > 1 and _forcible:
+        # The user insists: stop now. The run's reaper sees this process die and removes the rest.
+        os.write(2, b"envctl: stopping at once; the reaper removes what is left of the run\n")
+        os._exit(code)
+    if signum == signal.SIGTERM:
+        raise Terminated()
+    raise KeyboardInterrupt()
 
 
 def run() -> None:
     """Console-script entry point: errors for people, exit codes for machines."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         main.main(standalone_mode=False, prog_name="envctl")
     except click.exceptions.Abort:

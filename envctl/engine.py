@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import json
 import re
+import socket
 import tarfile
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,7 +21,7 @@ import docker
 import docker.errors
 from docker.types import Mount as DockerMount
 
-from envctl.errors import BuildFailed, EngineUnavailable, EnvctlError
+from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError
 
 # Labels on everything envctl creates; the labels, not local state, are the truth.
 PROJECT = "envctl.project"
@@ -180,17 +182,29 @@ class Engine:
         buildargs: dict[str, str],
         log: IO[str],
         what: str,
+        cancel: threading.Event | None = None,
     ) -> str:
-        """Build from a prepared context tar, streaming the output to `log`; return the image id."""
+        """Build from a prepared context tar, streaming the output to `log`; return the image id.
+
+        Setting `cancel` aborts the build: the connection is shut down, and the engine then
+        stops the step and removes its container (the classic builder does on disconnect).
+        """
         tail: deque[str] = deque(maxlen=25)
         step = ""
         image_id = None
+        params = {"t": tag, "dockerfile": dockerfile, "buildargs": json.dumps(buildargs), "rm": "1",
+                  "forcerm": "1", "pull": "0"}
+        url = f"{self.api.base_url}/v{self.api.api_version}/build"
         try:
-            stream = self.api.build(
-                fileobj=context, custom_context=True, dockerfile=dockerfile, tag=tag,
-                buildargs=buildargs, rm=True, forcerm=True, decode=True, pull=False,
-            )
-            for chunk in stream:
+            response = self.api.post(url, data=context, params=params, stream=True, timeout=None,
+                                     headers={"Content-Type": "application/tar"})
+        except Exception as exc:  # noqa: BLE001 - requests' errors: the engine went away
+            raise _unavailable(exc) from None
+        if response.status_code >= 400:
+            raise _build_failed(what, step, [response.text.strip()[:500]], log)
+        stop_watching = _abort_when(cancel, response)
+        try:
+            for chunk in _json_lines(response):
                 text = chunk.get("stream") or chunk.get("status") or ""
                 if text:
                     log.write(text)
@@ -204,8 +218,17 @@ class Engine:
                 if "error" in chunk:
                     log.write(chunk["error"] + "\n")
                     raise _build_failed(what, step, list(tail) + [chunk["error"].strip()], log)
-        except docker.errors.APIError as exc:
-            raise _build_failed(what, step, list(tail) + [_short(exc)], log) from None
+        except EnvctlError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the stream broke: cancelled, or the engine went away
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"building {what} was cancelled") from None
+            raise _unavailable(exc) from None
+        finally:
+            stop_watching.set()
+            response.close()
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"building {what} was cancelled")
         log.flush()
         return image_id or self.image_id(tag) or tag
 
@@ -395,6 +418,42 @@ class Engine:
             if type(exc).__module__.startswith(("requests", "urllib3")):
                 raise _unavailable(exc) from None
             raise
+
+
+def _json_lines(response) -> Iterator[dict[str, Any]]:
+    """The engine's progress stream: one JSON object per line."""
+    for line in response.iter_lines():
+        line = line.strip()
+        if line:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                yield {"stream": line.decode(errors="replace") + "\n"}
+
+
+def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
+    """Shut the response's connection down once `cancel` is set; returns the event that ends the watch.
+
+    Closing is not enough: a thread blocked reading a socket only wakes on shutdown.
+    """
+    done = threading.Event()
+    if cancel is None:
+        return done
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            if cancel.is_set():
+                connection = getattr(response.raw, "connection", None) or getattr(response.raw, "_connection", None)
+                sock = getattr(connection, "sock", None)
+                try:
+                    if sock is not None:
+                        sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+
+    threading.Thread(target=watch, name="envctl-build-cancel", daemon=True).start()
+    return done
 
 
 def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:

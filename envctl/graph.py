@@ -170,18 +170,30 @@ def run_dag(
             outcome.completed.append(name)
         finish(name, failed=False)
 
-    threads = [threading.Thread(target=worker, args=(n,), name=f"envctl-{n}", daemon=True) for n in requires]
+    finished = threading.Semaphore(0)  # one release per worker that is done
+
+    def run_worker(name: str) -> None:
+        try:
+            worker(name)
+        finally:
+            finished.release()
+
+    threads = [threading.Thread(target=run_worker, args=(n,), name=f"envctl-{n}", daemon=True) for n in requires]
     for thread in threads:
         thread.start()
+    # Waiting on our own semaphore, not Thread.join: a join interrupted by a signal can
+    # later return while the thread still runs (CPython), and we must not tear down under it.
+    remaining = len(threads)
     try:
-        for thread in threads:
-            while thread.is_alive():
-                thread.join(0.1)  # short joins keep the main thread responsive to signals
+        while remaining:
+            if finished.acquire(timeout=0.1):  # short waits keep the main thread responsive to signals
+                remaining -= 1
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM): stop the workers and let them finish what they are
         # doing, so the caller tears down everything they created.
         cancel.set()
-        for thread in threads:
-            thread.join()
+        while remaining:
+            if finished.acquire(timeout=0.1):
+                remaining -= 1
         raise
     return outcome

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -20,7 +21,7 @@ from pathlib import Path
 from envctl import engine as labels
 from envctl.buildcontext import BuildContext
 from envctl.engine import Engine
-from envctl.errors import BootstrapToolMissing, BuildFailed, EnvctlError
+from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mocks import IMAGE_CONTEXT
 from envctl.mocks.runtime import mock_base
@@ -129,12 +130,14 @@ class ImageBuilder:
         self.logs = state_dir(topology) / "builds"
         self.resolved: dict[str, ResolvedImage] = {}
         self._lock = threading.Lock()
+        self._cancel = threading.Event()
 
     # -- the public part -----------------------------------------------------------------
 
     def ensure(self, names: Iterable[str] | None = None, cancel: threading.Event | None = None) -> dict[str, ResolvedImage]:
         """Resolve (and build where needed) every image the services and mocks `names` need."""
         targets = image_targets(self.topology, names)
+        self._cancel = cancel = cancel or threading.Event()
         requires = {k: [(t.parent, "done")] if t.parent else [] for k, t in targets.items()}
         outcome = run_dag(requires, lambda key, reach: self._resolve(targets[key]),
                           max_parallel=self.max_parallel, cancel=cancel)
@@ -225,8 +228,10 @@ class ImageBuilder:
             if spec.mirror:
                 command.append(spec.mirror)
             with open(log_path, "w") as log:
-                result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-            if result.returncode != 0:
+                returncode = _run_cancellable(command, log, self._cancel)
+            if returncode is None:
+                raise Cancelled(f"bootstrapping base '{target.name}' was cancelled")
+            if returncode != 0:
                 tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
                 raise BuildFailed(
                     f"bootstrapping base '{target.name}' ({spec.distro} {spec.suite}) failed; the last lines:\n"
@@ -285,7 +290,7 @@ class ImageBuilder:
         with archive, open(self.logs / log_name, "w") as log:
             image_id = self.engine.build(
                 archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs, log=log,
-                what=f"{target.kind} '{target.name}'",
+                what=f"{target.kind} '{target.name}'", cancel=self._cancel,
             )
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
@@ -335,6 +340,29 @@ class ImageBuilder:
         if bundle is None:
             return raw_ref
         return _ca_layer_ref(target, raw_id, bundle.read_bytes())
+
+
+def _run_cancellable(command: list[str], log, cancel: threading.Event) -> int | None:
+    """Run `command` (in its own process group) to the end; None if `cancel` stopped it first."""
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    while True:
+        try:
+            return process.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel.is_set():
+            # mmdebstrap runs apt and dpkg below it: stop the whole group, then make sure.
+            for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+                try:
+                    os.killpg(process.pid, sig)
+                    process.wait(timeout=grace)
+                    return None
+                except ProcessLookupError:
+                    return None
+                except subprocess.TimeoutExpired:
+                    continue
+            return None
 
 
 def _label_line(values: dict[str, str]) -> str:

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from envctl.progress import Event
 
-QUIET_PHASES = {"wait"}  # shown live on a terminal, not worth a line in a CI log
 DONE_PHASES = {"ready", "cached", "built", "remove", "failed"}
 
 
@@ -26,8 +25,6 @@ class PlainProgress:
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
-        if event.phase in QUIET_PHASES:
-            return
         stamp = datetime.now().strftime("%H:%M:%S")
         subject = event.subject or "run"
         line = f"{stamp} {subject:<20} {event.phase}" + (f"  {event.detail}" if event.detail else "")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from envctl import lease
 from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
@@ -181,7 +182,9 @@ class StackManager:
         with FileLock(str(shared / "lock")):
             data = _read_json(shared / "users.json") or {"run": f"pytest-{testrunuid[:8]}", "pids": [], "up": False}
             if not data["up"]:
-                self._up(topology, engine, data["run"])
+                # Shared by the workers: the xdist controller (their parent) owns it, so the
+                # reaper removes it when the whole session is gone, however it ended.
+                self._up(topology, engine, data["run"], lease.bound_to(os.getppid()))
                 data["up"] = True
             data["pids"] = sorted(set(data["pids"]) | {os.getpid()})
             (shared / "users.json").write_text(json.dumps(data))
@@ -190,9 +193,10 @@ class StackManager:
         self.shared_dir = shared
         return self.stack
 
-    def _up(self, topology: Topology, engine: Engine, run: str) -> Stack:
+    def _up(self, topology: Topology, engine: Engine, run: str, owner: lease.Lease | None = None) -> Stack:
         try:
-            run_api.up(topology, engine, services=self.services(), run_id=run, make_current=False)
+            run_api.up(topology, engine, services=self.services(), run_id=run, make_current=False,
+                       owner=owner or lease.held_by_me())
         except EnvctlError as exc:
             pytest.fail(f"envctl could not start the stack:\n{exc}", pytrace=False)
         return Stack(topology, engine, run)
@@ -224,6 +228,7 @@ class StackManager:
 
     def _down(self, stack: Stack, session: pytest.Session) -> None:
         if _setting(self.config, "envctl_keep") and session.testsfailed:
+            lease.write(state.run_directory(stack.topology, stack.run), lease.released())  # not the reaper's
             self.notes.append(f"the stack is kept for debugging: run {stack.run} "
                               f"('envctl --run {stack.run} status', then '... down')")
             return

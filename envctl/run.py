@@ -19,7 +19,7 @@ from pathlib import Path
 from docker.types import Mount as DockerMount
 
 from envctl import engine as eng
-from envctl import state
+from envctl import lease, reaper, state
 from envctl.engine import ContainerSpec, ContainerState, Engine
 from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
 from envctl.graph import DependencyFailed, closure, dependents, run_dag
@@ -103,12 +103,16 @@ def up(
     max_parallel_builds: int = 2,
     record: Iterable[str] = (),
     make_current: bool = True,
+    owner: lease.Lease | None = None,
 ) -> UpResult:
     """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot.
 
     `record` names mocks that proxy to their upstream and record, instead of replaying.
     `make_current` records the run in `.envctl/` as the one the CLI acts on (the pytest
     plugin's own runs do not take that place from a developer's stack).
+    `owner` is the run's lease once it is up (default: this process owns it, so it is
+    reaped when the process dies). Until then this process owns a new run, and a reaper
+    removes it if the process dies half-way.
     """
     timeline: list[Event] = []
 
@@ -135,6 +139,15 @@ def up(
         labels = eng.run_labels(topology.name, run)
 
     _check_fixed_ports(topology, [n for n in selected if n in topology.services], existing)
+    final_lease = owner if owner is not None else lease.held_by_me()
+    run_dir = state.run_directory(topology, run)
+    if fresh_run:
+        current_lease = lease.Lease(lease.Owner.of(), final_lease.expires_at)
+        lease.write(run_dir, current_lease)
+        reaper.watch(topology.name, run, run_dir)
+    else:
+        current_lease = lease.read(run_dir) or lease.released()
+    created_labels = {**labels, **current_lease.labels(run_dir)}
     cancel = threading.Event()
     created: list[str] = []
     try:
@@ -143,16 +156,16 @@ def up(
         topology = with_mocks(topology, mock_images, recording)
         report(Event("", "network", eng.network_name(topology.name, run)))
         network = eng.network_name(topology.name, run)
-        engine.create_network(network, labels)
+        engine.create_network(network, created_labels)
         for volume in sorted({m.source for s in selected if s in topology.services
                               for m in topology.services[s].volumes if m.kind == "volume"}):
-            engine.create_volume(eng.volume_name(topology.name, run, volume), labels)
+            engine.create_volume(eng.volume_name(topology.name, run, volume), created_labels)
         if make_current:
             state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
 
         book = container_side(topology, on_host)
-        specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book)
-                 for name in selected}
+        specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book,
+                                       current_lease.labels(run_dir)) for name in selected}
         changed = {n for n in selected if n not in existing or not existing[n].running
                    or existing[n].labels.get(eng.CONFIG_HASH) != specs[n].labels[eng.CONFIG_HASH]}
         edges = {n: [d.service for d in topology.services[n].depends_on if d.service in selected] for n in selected}
@@ -214,12 +227,17 @@ def up(
                 down(topology, engine, run, save_logs=True)
             else:
                 _remove_containers(engine, created)
-        elif isinstance(exc, EnvctlError):
-            exc.fix = (exc.fix + "; " if exc.fix else "") + f"the run {run} was kept: 'envctl down' removes it"
+        else:
+            if fresh_run:
+                lease.write(run_dir, lease.released())  # kept for debugging: not the reaper's to take
+            if isinstance(exc, EnvctlError):
+                exc.fix = (exc.fix + "; " if exc.fix else "") + f"the run {run} was kept: 'envctl down' removes it"
         if isinstance(exc, (EnvctlError,)):
             raise exc from None
         raise
     _save_timeline(topology, run, timeline, selected)
+    if fresh_run and final_lease != current_lease:
+        lease.write(run_dir, final_lease)  # hand the run on (or let go of it); the reaper follows
     return result
 
 
@@ -279,7 +297,8 @@ def _image_ref(topology: Topology, name: str, images: dict[str, ResolvedImage]) 
     return service.image
 
 
-def _container_spec(topology: Topology, run: str, name: str, image: str, book) -> ContainerSpec:
+def _container_spec(topology: Topology, run: str, name: str, image: str, book,
+                    extra_labels: dict[str, str] | None = None) -> ContainerSpec:
     service = topology.services[name]
     mounts = []
     for mount in service.volumes:
@@ -295,7 +314,7 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book) -
         image=image,
         network=eng.network_name(topology.name, run),
         alias=name,
-        labels=eng.run_labels(topology.name, run, name),
+        labels={**eng.run_labels(topology.name, run, name), **(extra_labels or {})},
         environment=resolve_environment(name, book, topology),
         command=list(service.command) if service.command is not None else None,
         entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
@@ -614,22 +633,42 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
         log_dir.mkdir(parents=True, exist_ok=True)
         result.logs_dir[run] = log_dir
     grace = {n: int(s.stop_grace_period) for n, s in topology.services.items()}
+    remove_resources(engine, labels, containers, lambda c: grace.get(c.service, 2),
+                     result.logs_dir.get(run), progress)
+    state.clear_current(topology, run)
+    lease.remove(state.run_path(topology, run))  # its reaper, if any, stands down
+    return result
 
+
+def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None) -> int:
+    """Remove a run from its labels alone, without its topology and without grace (the reaper's and gc's way).
+
+    Returns how many containers there were.
+    """
+    labels = eng.run_labels(project, run)
+    containers = engine.containers(labels)
+    if log_dir is not None and containers:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    remove_resources(engine, labels, containers, lambda c: 0, log_dir if containers else None)
+    return len(containers)
+
+
+def remove_resources(engine: Engine, labels: dict[str, str], containers: list[ContainerState], grace,
+                     log_dir: Path | None, progress: Progress = silent) -> None:
+    """Save each container's log into `log_dir` (if given), remove them in parallel, then networks and volumes."""
     def remove(container: ContainerState) -> None:
-        if save_logs:
+        if log_dir is not None:
             data = engine.logs(container.id, timestamps=True)
-            (result.logs_dir[run] / f"{container.service or container.name}.log").write_bytes(
+            (log_dir / f"{container.service or container.name}.log").write_bytes(
                 data if isinstance(data, bytes) else b"")
         progress(Event(container.service, "remove"))
-        engine.remove_container(container.id, grace=grace.get(container.service, 2))
+        engine.remove_container(container.id, grace=grace(container))
 
     _in_parallel(remove, containers)
     for network in engine.networks(labels):
         engine.remove_network(network["Id"])
     for volume in engine.volumes(labels):
         engine.remove_volume(volume["Name"])
-    state.clear_current(topology, run)
-    return result
 
 
 def _remove_containers(engine: Engine, container_ids: list[str]) -> None:

@@ -49,9 +49,14 @@ def directory(topology: Topology) -> Path:
 
 
 def run_directory(topology: Topology, run: str) -> Path:
-    path = directory(topology) / "runs" / run
+    path = run_path(topology, run)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def run_path(topology: Topology, run: str) -> Path:
+    """Where the run's files are (or would be), without creating anything."""
+    return topology.root / ".envctl" / "runs" / run
 
 
 def _current_file(topology: Topology) -> Path:

@@ -6,10 +6,14 @@ end, and a run left behind by a test is a failure, not something to clean quietl
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +109,80 @@ def envctl(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) 
     if check and result.returncode != 0:
         raise AssertionError(f"envctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+class Background:
+    """An envctl command running in its own process group, its output collected line by line.
+
+    Tests wait for a progress line (e.g. a service entering a phase) and then signal or kill it.
+    """
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "envctl.cli", *args], cwd=cwd, env=clean_environ(env),
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        start_new_session=True)
+        self.lines: list[str] = []
+        self._done = False
+        self._new = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._new:
+                self.lines.append(line.rstrip("\n"))
+                self._new.notify_all()
+        with self._new:
+            self._done = True
+            self._new.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float = 180) -> str:
+        """The first output line matching the regular expression `pattern` (bounded wait)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self._new:
+            while True:
+                for line in self.lines:
+                    if regex.search(line):
+                        return line
+                if self._done or time.monotonic() > deadline:
+                    break
+                self._new.wait(min(max(deadline - time.monotonic(), 0.01), 1))
+        raise AssertionError(f"no line matching {pattern!r}; exit {self.process.poll()}; output:\n{self.output}")
+
+    def signal(self, sig: int) -> None:
+        self.process.send_signal(sig)
+
+    def kill_group(self) -> None:
+        os.killpg(self.process.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float = 300) -> int:
+        code = self.process.wait(timeout)
+        time.sleep(0.1)  # the pump thread's last lines
+        return code
+
+
+def wait_until_gone(engine: Engine, run: str, limit: float) -> float:
+    """Seconds until nothing of `run` is left on the engine; fails after `limit` (a promise of the product)."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if not any(run_resources(engine, run).values()):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"run {run} still has {run_resources(engine, run)} after {limit}s")
+
+
+@pytest.fixture
+def remove_runs_afterwards(engine: Engine, stack_dir: Path) -> Iterator[None]:
+    """For tests that kill envctl: whatever the outcome, remove every run made from this stack copy."""
+    yield
+    from envctl.gc import find_runs
+    from envctl.run import purge
+
+    for found in find_runs(engine):
+        if found.project == PROJECT and str(found.directory or "").startswith(str(stack_dir)):
+            purge(engine, found.project, found.run)
