@@ -23,7 +23,7 @@ from envctl import lease
 from envctl import timeline as timeline_api
 from envctl import images as image_api
 from envctl import run as run_api
-from envctl import state
+from envctl import secrets, state
 from envctl.engine import Engine
 from envctl.errors import EnvctlError, Terminated
 from envctl.presentation import progress_for, table
@@ -42,6 +42,8 @@ def _console(stderr: bool = False) -> Console:
 
 out = _console()
 err = _console(stderr=True)
+# Everything the CLI prints goes through this, except what 'envctl env' hands over on purpose.
+masker = secrets.Masker()
 
 
 class Context:
@@ -55,6 +57,7 @@ class Context:
     def topology(self) -> Topology:
         if self._topology is None:
             self._topology = load_topology(self.file)
+            masker.add(secrets.topology_secrets(self._topology))
             for warning in self._topology.warnings:
                 err.print(f"[yellow]warning:[/] {warning}")
         return self._topology
@@ -236,10 +239,16 @@ def images(c: Context, prune: bool) -> None:
 
 @main.command()
 @click.option("--services", "names_only", is_flag=True, help="Print only the service names.")
+@click.option("--reveal", is_flag=True, help="Show secret values instead of ******.")
 @pass_ctx
-def config(c: Context, names_only: bool) -> None:
-    """Validate the topology and print it resolved (host variables filled in)."""
+def config(c: Context, names_only: bool, reveal: bool) -> None:
+    """Validate the topology and print it resolved (host variables filled in, secrets masked)."""
     topology = c.topology
+    for name, service in topology.services.items():
+        if service.docker_socket:
+            err.print(f"[yellow]warning:[/] service '{name}' gets the Docker engine's socket (docker_socket: true): "
+                      "it can control the engine, and so the host, as root")
+    masker.enabled = not reveal
     if names_only:
         for name in topology.services:
             out.print(name)
@@ -418,8 +427,8 @@ def port(c: Context, service: str, port: int | None) -> None:
 def env(c: Context, service: str, export: bool) -> None:
     """Print SERVICE's environment as the host needs it (to run SERVICE on the host)."""
     values = run_api.host_environment(c.engine, c.topology, c.record(), service)
-    for key, value in values.items():
-        click.echo(f"export {key}={shlex.quote(value)}" if export else f"{key}={value}")
+    for key, value in values.items():  # this command's job is to hand the values over: unmasked
+        click.echo(f"export {key}={shlex.quote(value)}" if export else f"{key}={value}", file=_raw_stdout)
 
 
 def _status_table(rows: list[run_api.ServiceStatus]):
@@ -438,6 +447,7 @@ def _table(headers: list[str], rows: list[list[str]]):
     return table(headers, rows)
 
 
+_raw_stdout = sys.stdout  # unmasked, for 'envctl env'
 _signals: list[int] = []  # what stopped us; click turns every interrupt into Abort
 _forcible = False  # a second signal exits at once (commands whose runs have a reaper)
 
@@ -463,6 +473,10 @@ def run() -> None:
     """Console-script entry point: errors for people, exit codes for machines."""
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    global _raw_stdout
+    _raw_stdout = sys.stdout
+    sys.stdout = secrets.MaskingWriter(sys.stdout, masker)
+    sys.stderr = secrets.MaskingWriter(sys.stderr, masker)
     try:
         main.main(standalone_mode=False, prog_name="envctl")
     except click.exceptions.Abort:

@@ -79,6 +79,7 @@ class ContainerSpec:
     healthcheck: dict[str, Any] | None = None
     stop_timeout: int = 2
     stop_signal: str | None = None
+    mem_limit: int | None = None  # bytes, swap included (so an overrun is an OOM kill, not swapping)
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,7 @@ class Engine:
             init=spec.init,
             network_mode=spec.network,
             extra_hosts={"host.docker.internal": "host-gateway"},
+            mem_limit=spec.mem_limit, memswap_limit=spec.mem_limit,
         )
         networking = self.api.create_networking_config(
             {spec.network: self.api.create_endpoint_config(aliases=[spec.alias])}
@@ -366,6 +368,9 @@ class Engine:
             oom_killed=bool(state.get("OOMKilled")), health=(state.get("Health") or {}).get("Status"),
             ports=ports, image_id=info["Image"], labels=labels,
         )
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        return self._call(self.api.inspect_container, container_id)
 
     def remove_container(self, container_id: str, grace: int = 2) -> None:
         """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove with anonymous volumes."""

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from envctl import engine as labels
+from envctl import secrets
 from envctl.buildcontext import BuildContext
 from envctl.engine import Engine
 from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
@@ -26,6 +27,7 @@ from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mocks import IMAGE_CONTEXT
 from envctl.mocks.runtime import mock_base
 from envctl.progress import Event, Progress, silent
+from envctl.secrets import MaskingWriter
 from envctl.topology import Base, Topology
 
 HASH_VERSION = "1"  # bump when the meaning of a hash changes, to rebuild everything once
@@ -131,6 +133,7 @@ class ImageBuilder:
         self.resolved: dict[str, ResolvedImage] = {}
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self.masker = secrets.for_topology(topology)
 
     # -- the public part -----------------------------------------------------------------
 
@@ -287,7 +290,8 @@ class ImageBuilder:
         archive, dockerfile = context.archive((_label_line(self._labels(target, target.kind, ref.split(":")[1])),))
         self.logs.mkdir(parents=True, exist_ok=True)
         log_name = f"{target.name}.log" if target.kind == "service" else f"{target.kind}-{target.name}.log"
-        with archive, open(self.logs / log_name, "w") as log:
+        with archive, open(self.logs / log_name, "w") as log_file:
+            log = MaskingWriter(log_file, self.masker)
             image_id = self.engine.build(
                 archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs, log=log,
                 what=f"{target.kind} '{target.name}'", cancel=self._cancel,

@@ -76,12 +76,18 @@ class NotReady(Exception):
 class ProbeHistory:
     """The last results of a probe, for diagnostics."""
 
-    results: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=20))
+    results: deque[ProbeResult] = field(default_factory=lambda: deque(maxlen=200))
+    times: deque[float] = field(default_factory=lambda: deque(maxlen=200))  # wall clock of each result
     attempts: int = 0
 
     @property
     def last(self) -> ProbeResult | None:
         return self.results[-1] if self.results else None
+
+    def record(self, result: ProbeResult) -> None:
+        self.results.append(result)
+        self.times.append(time.time())
+        self.attempts += 1
 
 
 def wait_until_ready(
@@ -103,8 +109,7 @@ def wait_until_ready(
         if alive is not None:
             alive()
         result = check()
-        history.results.append(result)
-        history.attempts += 1
+        history.record(result)
         return result
 
     def cancelled(state: RetryCallState) -> bool:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from envctl import lease
+from envctl import lease, secrets
 from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
@@ -97,7 +97,8 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         for row in dead:
             lines.append(f"service '{row.service}' {row.detail}; its last log lines:")
             lines += ["    " + line for line in manager.stack.logs(row.service, tail=LOG_TAIL).splitlines()]
-        pytest.fail("the stack is broken: " + "\n".join(lines), pytrace=False)
+        masker = secrets.for_topology(manager.stack.topology)
+        pytest.fail(masker.mask("the stack is broken: " + "\n".join(lines)), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -106,8 +107,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = outcome.get_result()
     manager: StackManager = item.config.stash[_KEY]
     if report.failed and manager.stack is not None and "envctl_stack" in getattr(item, "fixturenames", ()):
+        masker = secrets.for_topology(manager.stack.topology)
         for title, text in manager.failure_sections():
-            report.sections.append((title, text))
+            report.sections.append((title, masker.mask(text)))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
@@ -198,7 +200,7 @@ class StackManager:
             run_api.up(topology, engine, services=self.services(), run_id=run, make_current=False,
                        owner=owner or lease.held_by_me())
         except EnvctlError as exc:
-            pytest.fail(f"envctl could not start the stack:\n{exc}", pytrace=False)
+            pytest.fail(secrets.for_topology(topology).mask(f"envctl could not start the stack:\n{exc}"), pytrace=False)
         return Stack(topology, engine, run)
 
     def release(self, session: pytest.Session) -> None:

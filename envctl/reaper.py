@@ -9,7 +9,7 @@ every quarter second and:
   the run any more (a laptop `envctl up` let go of it);
 - removes the run (logs saved first) when the owner process has died or the lease expired.
 
-Run as `python -m envctl.reaper PROJECT RUN RUN_DIRECTORY`.
+Run as `python -m envctl.reaper PROJECT RUN RUN_DIRECTORY TOPOLOGY_FILE`.
 """
 from __future__ import annotations
 
@@ -30,13 +30,13 @@ LOG_FILE = "reaper.log"
 PID_FILE = "reaper.pid"
 
 
-def watch(project: str, run: str, run_directory: Path) -> int:
+def watch(project: str, run: str, run_directory: Path, topology_file: Path) -> int:
     """Start the reaper for a run whose lease is already written; returns its pid."""
     env = {k: v for k, v in os.environ.items() if k not in _CI_PROCESS_MARKERS}
     env["BUILD_ID"] = "dontKillMe"  # Jenkins' documented way to leave a process alone
     with open(run_directory / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "envctl.reaper", project, run, str(run_directory)],
+            [sys.executable, "-m", "envctl.reaper", project, run, str(run_directory), str(topology_file)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env, cwd="/",
         )
@@ -44,7 +44,7 @@ def watch(project: str, run: str, run_directory: Path) -> int:
     return process.pid
 
 
-def wait_and_reap(project: str, run: str, run_directory: Path) -> str:
+def wait_and_reap(project: str, run: str, run_directory: Path, topology_file: Path | None = None) -> str:
     """Block until the run is removed by someone, let go, or abandoned (then remove it)."""
     while True:
         lease = leases.read(run_directory)
@@ -58,20 +58,33 @@ def wait_and_reap(project: str, run: str, run_directory: Path) -> str:
             lease = leases.read(run_directory)
             reason = lease.abandoned() if lease is not None and lease.watched else None
             if reason is not None:
-                return reap(project, run, run_directory, reason)
+                return reap(project, run, run_directory, reason, topology_file=topology_file)
             continue
         time.sleep(POLL_SECONDS)
 
 
-def reap(project: str, run: str, run_directory: Path, reason: str, engine=None) -> str:
+def reap(project: str, run: str, run_directory: Path, reason: str, engine=None,
+         topology_file: Path | None = None) -> str:
     from envctl.engine import Engine  # imported only when needed: most reapers never reap
     from envctl.run import purge
 
     engine = engine or Engine.connect()
-    count = purge(engine, project, run, log_dir=run_directory / "logs")
+    count = purge(engine, project, run, log_dir=run_directory / "logs", masker=_masker(topology_file))
     leases.remove(run_directory)
     _clear_current(run_directory.parent.parent / f"current-{project}.json", run)
     return f"removed run {run} ({count} containers) because {reason}"
+
+
+def _masker(topology_file: Path | None):
+    """The topology's secrets, to mask the logs saved on the way out (none if it no longer loads)."""
+    from envctl import secrets
+    from envctl.errors import EnvctlError
+    from envctl.topology import load_topology
+
+    try:
+        return secrets.for_topology(load_topology(topology_file)) if topology_file else secrets.Masker()
+    except (EnvctlError, OSError):
+        return secrets.Masker()
 
 
 def _clear_current(path: Path, run: str) -> None:
@@ -84,9 +97,9 @@ def _clear_current(path: Path, run: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    project, run, directory = argv
+    project, run, directory, topology_file = argv
     started = time.strftime("%H:%M:%S")
-    outcome = wait_and_reap(project, run, Path(directory))
+    outcome = wait_and_reap(project, run, Path(directory), Path(topology_file))
     print(f"{started}..{time.strftime('%H:%M:%S')} reaper {os.getpid()}: {outcome}", flush=True)
     return 0
 

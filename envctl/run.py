@@ -19,7 +19,7 @@ from pathlib import Path
 from docker.types import Mount as DockerMount
 
 from envctl import engine as eng
-from envctl import lease, reaper, state
+from envctl import diagnostics, lease, reaper, secrets, state
 from envctl.engine import ContainerSpec, ContainerState, Engine
 from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
 from envctl.graph import DependencyFailed, closure, dependents, run_dag
@@ -144,7 +144,7 @@ def up(
     if fresh_run:
         current_lease = lease.Lease(lease.Owner.of(), final_lease.expires_at)
         lease.write(run_dir, current_lease)
-        reaper.watch(topology.name, run, run_dir)
+        reaper.watch(topology.name, run, run_dir, topology.file)
     else:
         current_lease = lease.read(run_dir) or lease.released()
     created_labels = {**labels, **current_lease.labels(run_dir)}
@@ -199,7 +199,7 @@ def up(
                 container_id = existing[name].id
                 result.unchanged.append(name)
             reach("started")
-            readiness = _wait_ready(engine, topology, service, container_id, cancel, report)
+            readiness = _wait_ready(engine, topology, run, service, container_id, cancel, report)
             reach("ready")
             if name in needs_completion:
                 _wait_completed(engine, service, container_id, cancel)
@@ -326,11 +326,13 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book,
         healthcheck=_healthcheck(service),
         stop_timeout=max(0, int(service.stop_grace_period)),
         stop_signal=service.stop_signal,
+        mem_limit=service.mem_limit,
     )
     digest = hashlib.sha256(json.dumps({
         "image": image, "env": spec.environment, "command": spec.command, "entrypoint": spec.entrypoint,
         "ports": spec.ports, "mounts": [dict(m) for m in mounts], "working_dir": spec.working_dir,
         "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck, "stop_signal": spec.stop_signal,
+        "mem_limit": spec.mem_limit,
     }, sort_keys=True, default=str).encode()).hexdigest()[:16]
     spec.labels[eng.CONFIG_HASH] = digest
     return spec
@@ -354,7 +356,7 @@ def _healthcheck(service: Service) -> dict | None:
 
 # -- readiness ----------------------------------------------------------------------------
 
-def _wait_ready(engine: Engine, topology: Topology, service: Service, container_id: str,
+def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, container_id: str,
                 cancel: threading.Event, report: Progress) -> ProbeResult:
     timeout = service.probe.timeout if service.probe else 120.0
     interval = service.probe.interval if service.probe else 0.5
@@ -378,12 +380,15 @@ def _wait_ready(engine: Engine, topology: Topology, service: Service, container_
         result = wait_until_ready(check, timeout=timeout, max_interval=interval, cancel=cancel,
                                   alive=alive, history=history)
     except NotReady as exc:
-        raise _startup_failed(engine, service, container_id, str(exc), history) from None
-    if cancel.is_set() and not result.ok:
-        raise DependencyFailed(service.name, "the run was cancelled")
-    if not result.ok:
-        raise _startup_failed(engine, service, container_id, f"it was not ready after {timeout:g}s", history)
-    return result
+        why = str(exc)
+    else:
+        if result.ok:
+            return result
+        if cancel.is_set():
+            raise DependencyFailed(service.name, "the run was cancelled")
+        why = f"it was not ready after {timeout:g}s"
+    bundle = diagnostics.try_write_bundle(engine, topology, run, service.name, why, history)
+    raise _startup_failed(engine, service, container_id, why, history, bundle)
 
 
 def _readiness_check(engine: Engine, service: Service, container_id: str, current: dict[str, ContainerState]):
@@ -439,7 +444,8 @@ def _wait_completed(engine: Engine, service: Service, container_id: str, cancel:
         cancel.wait(0.1)
 
 
-def _startup_failed(engine: Engine, service: Service, container_id: str, why: str, history: ProbeHistory) -> StartupFailed:
+def _startup_failed(engine: Engine, service: Service, container_id: str, why: str, history: ProbeHistory,
+                    bundle: Path | None = None) -> StartupFailed:
     last = history.last
     lines = [f"service '{service.name}' did not become ready: {why}."]
     if last is not None:
@@ -447,6 +453,8 @@ def _startup_failed(engine: Engine, service: Service, container_id: str, why: st
     tail = _log_tail(engine, container_id, LOG_TAIL)
     lines.append(f"  last {LOG_TAIL} log lines:" if tail else "  it logged nothing.")
     lines += ["    " + line for line in tail]
+    if bundle is not None:
+        lines.append(f"  diagnostics (logs of it and its dependencies, probe history, inspect): {bundle}")
     return StartupFailed("\n".join(lines), service=service.name,
                          fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
 
@@ -634,13 +642,14 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
         result.logs_dir[run] = log_dir
     grace = {n: int(s.stop_grace_period) for n, s in topology.services.items()}
     remove_resources(engine, labels, containers, lambda c: grace.get(c.service, 2),
-                     result.logs_dir.get(run), progress)
+                     result.logs_dir.get(run), secrets.for_topology(topology), progress)
     state.clear_current(topology, run)
     lease.remove(state.run_path(topology, run))  # its reaper, if any, stands down
     return result
 
 
-def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None) -> int:
+def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
+          masker: secrets.Masker | None = None) -> int:
     """Remove a run from its labels alone, without its topology and without grace (the reaper's and gc's way).
 
     Returns how many containers there were.
@@ -649,18 +658,19 @@ def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None) -
     containers = engine.containers(labels)
     if log_dir is not None and containers:
         log_dir.mkdir(parents=True, exist_ok=True)
-    remove_resources(engine, labels, containers, lambda c: 0, log_dir if containers else None)
+    remove_resources(engine, labels, containers, lambda c: 0, log_dir if containers else None,
+                     masker or secrets.Masker())
     return len(containers)
 
 
 def remove_resources(engine: Engine, labels: dict[str, str], containers: list[ContainerState], grace,
-                     log_dir: Path | None, progress: Progress = silent) -> None:
-    """Save each container's log into `log_dir` (if given), remove them in parallel, then networks and volumes."""
+                     log_dir: Path | None, masker: secrets.Masker, progress: Progress = silent) -> None:
+    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks and volumes."""
     def remove(container: ContainerState) -> None:
         if log_dir is not None:
             data = engine.logs(container.id, timestamps=True)
             (log_dir / f"{container.service or container.name}.log").write_bytes(
-                data if isinstance(data, bytes) else b"")
+                masker.mask_bytes(data) if isinstance(data, bytes) else b"")
         progress(Event(container.service, "remove"))
         engine.remove_container(container.id, grace=grace(container))
 

@@ -18,6 +18,9 @@ def to_document(topology: Topology) -> dict[str, Any]:
     doc["services"] = {name: _service(service) for name, service in topology.services.items()}
     if topology.mocks:
         doc["mocks"] = {name: _mock(mock) for name, mock in topology.mocks.items()}
+    if topology.secrets:  # where each value comes from, never the value
+        doc["secrets"] = {name: {"file": str(s.file)} if s.file else {"environment": s.environment}
+                          for name, s in topology.secrets.items()}
     return doc
 
 
@@ -58,6 +61,10 @@ def _service(service: Service) -> dict[str, Any]:
         out["build"] = {"context": str(service.build.context), "dockerfile": service.build.dockerfile}
         if service.build.args:
             out["build"]["args"] = dict(service.build.args)
+        if service.build.secrets:
+            out["build"]["secrets"] = list(service.build.secrets)
+        if service.build.ssh:
+            out["build"]["ssh"] = list(service.build.ssh)
     if service.base:
         out["base"] = service.base
     for key in ("command", "entrypoint"):
@@ -85,6 +92,10 @@ def _service(service: Service) -> dict[str, Any]:
     out["stop_grace_period"] = duration_text(service.stop_grace_period)
     if service.stop_signal:
         out["stop_signal"] = service.stop_signal
+    if service.mem_limit:
+        out["mem_limit"] = f"{service.mem_limit}b"
+    if service.docker_socket:
+        out["docker_socket"] = True
     return out
 
 

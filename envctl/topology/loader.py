@@ -36,6 +36,7 @@ from envctl.topology.model import (
     PortSpec,
     Probe,
     Scrub,
+    Secret,
     Service,
     Topology,
 )
@@ -43,15 +44,18 @@ from envctl.topology.source import KeyPath, Source, read_yaml
 
 DEFAULT_FILE = "envctl.yaml"
 
-TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "version")
+TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version")
+SECRET_KEYS = ("file", "environment")
 BASE_KEYS = ("bootstrap", "image", "from", "dockerfile", "context", "args", "trust_host_ca")
 BOOTSTRAP_KEYS = ("distro", "suite", "packages", "mirror", "variant")
 SERVICE_KEYS = (
     "image", "build", "base", "command", "entrypoint", "environment", "env_file", "ports",
     "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
-    "stop_grace_period", "stop_signal",
+    "stop_grace_period", "stop_signal", "mem_limit", "docker_socket",
 )
-BUILD_KEYS = ("context", "dockerfile", "args")
+BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh")
+# Mounting the engine's socket gives a container the whole engine (root on the host).
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
 HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
 MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "scrub", "fault", "base")
@@ -170,6 +174,14 @@ class _Loader:
             return None
         return value
 
+    def byte_size(self, value: Any, path: KeyPath) -> int | None:
+        """Compose's sizes: 512m, 1g, 64k, or a plain number of bytes."""
+        match = re.fullmatch(r"(\d+)\s*([bkmg]?)b?", str(value).strip().lower()) if isinstance(value, (str, int)) else None
+        if match is None or isinstance(value, bool):
+            self.problem(path, f"{value!r} is not a size", "write e.g. 256m or 1g")
+            return None
+        return int(match.group(1)) * {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match.group(2)]
+
     def duration(self, value: Any, path: KeyPath) -> float | None:
         if isinstance(value, str):
             value = self.string(value, path)
@@ -241,9 +253,10 @@ class _Loader:
         services = self.section(top.get("services"), ("services",), "services", self.service)
         mocks = self.section(top.get("mocks"), ("mocks",), "mocks", self.mock)
         volumes = self.section(top.get("volumes"), ("volumes",), "volumes", lambda n, v, p: n)
+        secrets = self.section(top.get("secrets"), ("secrets",), "secrets", self.secret)
         topology = Topology(
             name=name, file=self.source.file, bases=bases, services=services, mocks=mocks,
-            volumes=tuple(volumes),
+            volumes=tuple(volumes), secrets=secrets,
             warnings=tuple(f"variable {v} is not set; using an empty string"
                            for v in sorted(self.interp.unset or ())),
         )
@@ -268,6 +281,25 @@ class _Loader:
             if item is not None:
                 out[name] = item
         return out
+
+    def secret(self, name: str, raw: Any, path: KeyPath) -> Secret | None:
+        body = self.mapping(raw, path, SECRET_KEYS, f"secret '{name}'")
+        if body is None:
+            return None
+        if len(body) != 1:
+            self.problem(path, f"secret '{name}' needs exactly one of 'file' or 'environment'",
+                         "write 'file: ./path/to/secret' or 'environment: HOST_VARIABLE'")
+            return None
+        if "file" in body:
+            file = self.relative_path(body["file"], path + ("file",))
+            if file is None:
+                return None
+            value = file.read_text(errors="replace").strip() if file.is_file() else None
+            return Secret(name, file=file, value=value)
+        variable = self.string(body["environment"], path + ("environment",))
+        if variable is None:
+            return None
+        return Secret(name, environment=variable, value=self.interp.variables.get(variable))
 
     def base(self, name: str, raw: Any, path: KeyPath) -> Base | None:
         body = self.mapping(raw, path, BASE_KEYS, f"base '{name}'")
@@ -414,6 +446,17 @@ class _Loader:
             put("stop_signal", signal_name)
         if "stop_grace_period" in body:
             put("stop_grace_period", self.duration(body["stop_grace_period"], path + ("stop_grace_period",)))
+        if "mem_limit" in body:
+            put("mem_limit", self.byte_size(body["mem_limit"], path + ("mem_limit",)))
+        if "docker_socket" in body:
+            put("docker_socket", self.boolean(body["docker_socket"], path + ("docker_socket",)))
+        for i, mount in enumerate(fields.get("volumes") or ()):
+            if mount.kind == "bind" and mount.source in DOCKER_SOCKETS and not fields.get("docker_socket"):
+                self.problem(path + ("volumes", i), f"service '{name}' mounts the Docker engine's socket, which "
+                             "gives it control of the engine (and root on the host)",
+                             "remove the mount; if the service truly needs the engine, also set "
+                             "'docker_socket: true' on it")
+                ok = False
         if not ok:
             return None
         if "probe" in body:
@@ -435,7 +478,9 @@ class _Loader:
         context = self.relative_path(body["context"], path + ("context",))
         dockerfile = self.string(body.get("dockerfile", "Dockerfile"), path + ("dockerfile",))
         args = self.args(body["args"], path + ("args",)) if "args" in body else ()
-        if context is None or dockerfile is None or args is None:
+        secrets = self.string_list(body["secrets"], path + ("secrets",), "secrets") if "secrets" in body else ()
+        ssh = self.string_list(body["ssh"], path + ("ssh",), "ssh") if "ssh" in body else ()
+        if context is None or dockerfile is None or args is None or secrets is None or ssh is None:
             return None
         if not context.is_dir():
             self.problem(path, f"build context {context} is not a directory", "fix the path (relative to the topology file)")
@@ -444,7 +489,7 @@ class _Loader:
             self.problem(path, f"no Dockerfile at {context / dockerfile}",
                          "add one (starting 'ARG BASE_IMAGE' / 'FROM ${BASE_IMAGE}'), or set build.dockerfile")
             return None
-        return Build(context=context, dockerfile=dockerfile, args=args)
+        return Build(context=context, dockerfile=dockerfile, args=args, secrets=secrets, ssh=ssh)
 
     def environment(self, body: dict, path: KeyPath) -> tuple[tuple[str, Template], ...] | None:
         env: dict[str, Template] = {}
@@ -775,6 +820,13 @@ class _Loader:
             for key, template in service.environment:
                 for ref in references(template):
                     self.check_reference(ref, topology, path + ("environment", key))
+        for name, service in services.items():
+            build = service.build
+            for i, secret in enumerate(build.secrets if build else ()):
+                if secret not in topology.secrets:
+                    self.problem(("services", name, "build", "secrets", i), f"unknown secret '{secret}'",
+                                 _key_fix(secret, tuple(topology.secrets), noun="secret")
+                                 if topology.secrets else "declare it under a top-level 'secrets:' with 'file' or 'environment'")
         for name, mock in mocks.items():
             if mock.base is not None and mock.base not in bases:
                 self.problem(("mocks", name, "base"), f"unknown base '{mock.base}'", _key_fix(mock.base, tuple(bases), noun="base"))

@@ -46,6 +46,18 @@ class Build:
     context: Path
     dockerfile: str = "Dockerfile"  # relative to the context, as in Compose
     args: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[str, ...] = ()  # names from the top-level `secrets:`, for RUN --mount=type=secret
+    ssh: tuple[str, ...] = ()  # "default" (the host's $SSH_AUTH_SOCK) or "ID=/path/to/agent.sock"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value a build may read and no image or output may keep: from a file or the host environment."""
+
+    name: str
+    file: Path | None = None
+    environment: str | None = None  # the host variable's name
+    value: str | None = field(default=None, repr=False, compare=False)  # None: the file or variable is missing
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,8 @@ class Service:
     probe: Probe | None = None
     stop_grace_period: float = 2.0
     stop_signal: str | None = None  # default: the image's, else SIGTERM
+    mem_limit: int | None = None  # bytes; the container gets no swap beyond it
+    docker_socket: bool = False  # the topology explicitly allows mounting the engine's socket
 
     def port(self, container_port: int | None = None) -> PortSpec | None:
         """The port spec for `container_port`, or the first port when None."""
@@ -162,6 +176,7 @@ class Topology:
     services: dict[str, Service] = field(default_factory=dict)
     mocks: dict[str, Mock] = field(default_factory=dict)
     volumes: tuple[str, ...] = ()
+    secrets: dict[str, Secret] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     @property
