@@ -67,17 +67,18 @@ class BuildContext:
         h.update(b"dockerfile\0" + self.dockerfile_path.read_bytes())
         return h.hexdigest()
 
-    def archive(self, extra_lines: tuple[str, ...] = ()) -> tuple[IO[bytes], str]:
+    def archive(self, extra_lines: tuple[str, ...] = (), dockerfile_text: str | None = None) -> tuple[IO[bytes], str]:
         """The context as an uncompressed tar, and the name of the Dockerfile inside it.
 
         `extra_lines` are appended to the Dockerfile (envctl's labels, in one step, since
         each metadata step costs a container commit in the classic builder).
+        `dockerfile_text` replaces the Dockerfile (one part of a build with secret steps).
         """
         buffer: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=32 << 20)
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for rel in self.files:
                 tar.add(self.root / rel, arcname=rel, recursive=False)
-            data = self.dockerfile_path.read_bytes()
+            data = self.dockerfile_path.read_bytes() if dockerfile_text is None else dockerfile_text.encode()
             if extra_lines:
                 data = data.rstrip(b"\n") + b"\n" + "\n".join(extra_lines).encode() + b"\n"
             entry = tarfile.TarInfo(GENERATED_DOCKERFILE)

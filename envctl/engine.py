@@ -193,7 +193,7 @@ class Engine:
         tail: deque[str] = deque(maxlen=25)
         step = ""
         image_id = None
-        params = {"t": tag, "dockerfile": dockerfile, "buildargs": json.dumps(buildargs), "rm": "1",
+        params = {"t": tag or None, "dockerfile": dockerfile, "buildargs": json.dumps(buildargs), "rm": "1",
                   "forcerm": "1", "pull": "0"}
         url = f"{self.api.base_url}/v{self.api.api_version}/build"
         try:
@@ -231,7 +231,60 @@ class Engine:
         if cancel is not None and cancel.is_set():
             raise Cancelled(f"building {what} was cancelled")
         log.flush()
-        return image_id or self.image_id(tag) or tag
+        return image_id or (self.image_id(tag) if tag else None) or tag
+
+    def run_step(self, image: str, command: list[str], *, mounts: list[DockerMount], changes: list[str],
+                 log: IO[str], what: str, cancel: threading.Event | None = None,
+                 repository: str | None = None, tag: str | None = None) -> str:
+        """Run one build step in a throw-away container, then commit it; returns the new image's id.
+
+        The image's own command and entrypoint are restored in the commit, so the step leaves
+        only its files behind (and nothing that was mounted).
+        """
+        config = self.inspect_image(image).get("Config") or {}
+        original_entrypoint, original_cmd = config.get("Entrypoint"), config.get("Cmd")
+        restore = [f"CMD {json.dumps(original_cmd or [])}"]
+        entrypoint = None
+        if original_entrypoint:  # run the step itself, not through the image's entrypoint
+            entrypoint, command = command[:1], command[1:]
+            restore.append(f"ENTRYPOINT {json.dumps(original_entrypoint)}")
+        host_config = self.api.create_host_config(mounts=mounts or None)
+        container = self._call(self.api.create_container, image, command=command, entrypoint=entrypoint,
+                               host_config=host_config, detach=True)["Id"]
+        stop_watching = threading.Event()
+
+        def kill_on_cancel() -> None:
+            while cancel is not None and not stop_watching.wait(0.1):
+                if cancel.is_set():
+                    try:
+                        self.api.kill(container)
+                    except docker.errors.APIError:
+                        pass
+                    return
+
+        try:
+            self._call(self.api.start, container)
+            threading.Thread(target=kill_on_cancel, name="envctl-step-cancel", daemon=True).start()
+            tail: deque[str] = deque(maxlen=25)
+            for chunk in self._call(self.api.logs, container, stream=True, follow=True):
+                text = chunk.decode(errors="replace")
+                log.write(text)
+                tail.extend(line.rstrip() for line in text.splitlines() if line.strip())
+            code = self._call(self.api.wait, container)["StatusCode"]
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"building {what} was cancelled")
+            if code != 0:
+                raise _build_failed(what, "", [*tail, f"the step exited with code {code}"], log)
+            committed = self._call(self.api.commit, container, repository=repository, tag=tag,
+                                   changes=[*restore, *changes])
+        finally:
+            stop_watching.set()
+            try:
+                self.api.remove_container(container, force=True, v=True)
+            except docker.errors.APIError:
+                pass
+        log.flush()
+        return committed["Id"]
 
     def commit_files(self, image: str, files: dict[str, bytes], repository: str, tag: str,
                      changes: list[str]) -> str:

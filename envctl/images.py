@@ -15,13 +15,15 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from envctl import engine as labels
-from envctl import secrets
+from envctl import secretbuild, secrets
 from envctl.buildcontext import BuildContext
 from envctl.engine import Engine
+from docker.types import Mount as DockerMount
 from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mocks import IMAGE_CONTEXT
@@ -287,18 +289,70 @@ class ImageBuilder:
         buildargs = dict(args)
         if parent is not None:
             buildargs["BASE_IMAGE"] = parent.ref
-        archive, dockerfile = context.archive((_label_line(self._labels(target, target.kind, ref.split(":")[1])),))
+        label = _label_line(self._labels(target, target.kind, ref.split(":")[1]))
+        what = f"{target.kind} '{target.name}' ({context.dockerfile_path})"
+        plan = secretbuild.plan(context.dockerfile_path.read_text(errors="replace"), context.dockerfile_path)
         self.logs.mkdir(parents=True, exist_ok=True)
         log_name = f"{target.name}.log" if target.kind == "service" else f"{target.kind}-{target.name}.log"
-        with archive, open(self.logs / log_name, "w") as log_file:
+        with open(self.logs / log_name, "w") as log_file:
             log = MaskingWriter(log_file, self.masker)
-            image_id = self.engine.build(
-                archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs, log=log,
-                what=f"{target.kind} '{target.name}'", cancel=self._cancel,
-            )
+            if plan.needs_secrets:
+                image_id = self._build_in_parts(target, context, buildargs, plan, ref, label, log, what)
+            else:
+                archive, dockerfile = context.archive((label,))
+                with archive:
+                    image_id = self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs,
+                                                 log=log, what=what, cancel=self._cancel)
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
         return ResolvedImage(target.key, ref, image_id, built=True)
+
+    def _build_in_parts(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str],
+                        plan: secretbuild.Plan, ref: str, label: str, log, what: str) -> str:
+        """A Dockerfile with secret steps: ordinary builds between them, each step in a throw-away container."""
+        service = self.topology.services.get(target.name) if target.kind == "service" else None
+        build = service.build if service is not None else None
+        where = f"services.{target.name}"
+        ssh = _ssh_agents(build.ssh if build else (), where)
+        for step, _ in plan.parts:
+            secretbuild.check_ids(step, context.dockerfile_path, build.secrets if build else (), ssh, where)
+        values = self._secret_values([m.id for step, _ in plan.parts for m in step.mounts if m.kind == "secret"])
+        self.masker.add(values.values())
+        repository, tag = ref.split(":")
+
+        def build_text(text: str, final: bool) -> str:
+            archive, dockerfile = context.archive((label,) if final else (), dockerfile_text=text)
+            with archive:
+                return self.engine.build(archive, dockerfile=dockerfile, tag=ref if final else None,
+                                         buildargs=buildargs, log=log, what=what, cancel=self._cancel)
+
+        image = build_text("\n".join(plan.head) + "\n", final=False)
+        for index, (step, after) in enumerate(plan.parts):
+            final_step = index == len(plan.parts) - 1 and not after
+            log.write(f"Secret step (Dockerfile line {step.line}), in a throw-away container\n")
+            shell = (self.engine.inspect_image(image).get("Config") or {}).get("Shell") or ["/bin/sh", "-c"]
+            command = secretbuild.step_command(step, shell, secretbuild.declared_args(plan.args, buildargs))
+            with _secret_mounts(step, values, ssh) as mounts:
+                image = self.engine.run_step(
+                    image, command, mounts=mounts, changes=[label] if final_step else [], log=log,
+                    what=f"{what} at line {step.line}", cancel=self._cancel,
+                    repository=repository if final_step else None, tag=tag if final_step else None)
+            if after:
+                final = index == len(plan.parts) - 1
+                image = build_text("\n".join([f"FROM {image}", *plan.args, *after]) + "\n", final=final)
+        return image
+
+    def _secret_values(self, names: list[str]) -> dict[str, str]:
+        values = {}
+        for name in dict.fromkeys(names):
+            secret = self.topology.secrets[name]
+            if secret.value is None:
+                source = f"the file {secret.file}" if secret.file else f"the host variable {secret.environment}"
+                raise EnvctlError(f"secret '{name}' comes from {source}, which is missing or not set",
+                                  fix=f"create the file, or export {secret.environment} before running envctl"
+                                  if not secret.file else f"create {secret.file} (keep it out of git)")
+            values[name] = secret.value
+        return values
 
     def _maybe_tag_commit(self, target: ImageTarget, ref: str) -> None:
         if self.tag_commit and self.commit:
@@ -344,6 +398,42 @@ class ImageBuilder:
         if bundle is None:
             return raw_ref
         return _ca_layer_ref(target, raw_id, bundle.read_bytes())
+
+
+def _ssh_agents(entries: tuple[str, ...], where: str) -> dict[str, str]:
+    """build.ssh entries -> {id: agent socket path}; 'default' is the host's $SSH_AUTH_SOCK."""
+    agents = {}
+    for entry in entries:
+        name, _, path = entry.partition("=")
+        if not path:
+            path = os.environ.get("SSH_AUTH_SOCK", "")
+            if not path:
+                raise EnvctlError(f"{where}.build.ssh forwards the SSH agent '{name}', and SSH_AUTH_SOCK is not set",
+                                  fix="start an agent ('eval $(ssh-agent)', then 'ssh-add'), or write ID=/path/to/agent.sock")
+        if not Path(path).exists():
+            raise EnvctlError(f"{where}.build.ssh: the agent socket {path} does not exist", fix="check the agent is running")
+        agents[name] = path
+    return agents
+
+
+@contextmanager
+def _secret_mounts(step: secretbuild.SecretStep, values: dict[str, str], ssh: dict[str, str]):
+    """Bind mounts for one secret step, from a private directory that is removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="envctl-secrets-") as tmp:
+        directory = Path(tmp)
+        directory.chmod(0o711)  # only the mounts' own files can be reached
+        mounts = [DockerMount(secretbuild.SECRETS_DIR, str(directory), type="bind", read_only=True)]
+        for mount in step.mounts:
+            if mount.kind == "secret":
+                path = directory / mount.id
+                path.write_text(values[mount.id])
+                path.chmod(0o444)  # the step may run as a non-root USER
+                if mount.target:
+                    mounts.append(DockerMount(mount.target, str(path), type="bind", read_only=True))
+            elif mount.id in ssh:
+                (directory / Path(secretbuild.SSH_SOCKET).name).touch()  # the mount point, in a read-only mount
+                mounts.append(DockerMount(secretbuild.SSH_SOCKET, ssh[mount.id], type="bind"))
+        yield mounts
 
 
 def _run_cancellable(command: list[str], log, cancel: threading.Event) -> int | None:
