@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from docker.types import Mount as DockerMount
+from filelock import FileLock, Timeout
+
 from envctl import engine as labels
 from envctl import secretbuild, secrets
 from envctl.buildcontext import BuildContext
 from envctl.engine import Engine
-from docker.types import Mount as DockerMount
 from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mocks import IMAGE_CONTEXT
@@ -175,6 +177,12 @@ class ImageBuilder:
     # -- per target ----------------------------------------------------------------------
 
     def _resolve(self, target: ImageTarget) -> None:
+        # Concurrent `up`s of one topology (CI jobs on one host) build each image once: the
+        # others wait here, then find it by its tag.
+        with _exclusive(f"{target.repository}", self._cancel):
+            self._resolve_unlocked(target)
+
+    def _resolve_unlocked(self, target: ImageTarget) -> None:
         parent = self.resolved[target.parent] if target.parent else None
         if target.kind == "base":
             image = self._base(target, self.topology.bases[target.name], parent)
@@ -398,6 +406,27 @@ class ImageBuilder:
         if bundle is None:
             return raw_ref
         return _ca_layer_ref(target, raw_id, bundle.read_bytes())
+
+
+@contextmanager
+def _exclusive(name: str, cancel: threading.Event):
+    """A host-wide lock per image repository and engine, given up if `cancel` is set while waiting."""
+    engine = os.environ.get("DOCKER_HOST", "local")
+    digest = hashlib.sha256(f"{engine} {name}".encode()).hexdigest()[:24]
+    directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "envctl" / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(directory / f"{digest}.lock"))
+    while True:
+        try:
+            lock.acquire(timeout=0.2)
+            break
+        except Timeout:
+            if cancel.is_set():
+                raise Cancelled(f"stopped while waiting for another envctl building {name}") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _ssh_agents(entries: tuple[str, ...], where: str) -> dict[str, str]:
