@@ -23,6 +23,7 @@ from envctl.images import ImageBuilder
 from envctl.stack import Stack
 from envctl.topology import Topology, load_topology
 from tests.integration.conftest import free_port, remove_images_since
+from tests.integration.exposure import assert_loopback_only, assert_no_docker_socket
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +112,12 @@ def test_the_whole_shop_is_ready_with_host_ports(shop: Topology, envctl_stack: S
     rows = envctl_stack.status()
     assert len(rows) == 18 and all(row.ready for row in rows)
     assert all(row.ports for row in rows if row.service != "worker")
+
+
+def test_the_shop_exposes_only_loopback_ports_and_no_docker_socket(shop: Topology, envctl_stack: Stack,
+                                                                     engine: Engine) -> None:
+    assert assert_loopback_only(engine, "shop", envctl_stack.run) >= 17
+    assert assert_no_docker_socket(engine, "shop", envctl_stack.run) == 18
 
 
 def test_sign_up_browse_buy_and_see_it_in_reports(shop: Topology, gateway: str, envctl_stack: Stack) -> None:
