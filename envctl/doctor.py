@@ -5,6 +5,7 @@ import shutil
 from dataclasses import dataclass
 
 from envctl import engine as eng
+from envctl import gc as gc_api
 from envctl import run as run_api
 from envctl.engine import Engine
 from envctl.errors import EnvctlError
@@ -110,4 +111,8 @@ def _topology_findings(topology: Topology, engine: Engine) -> list[Finding]:
     out.append(Finding("stale runs", "warn" if stale else "ok",
                        f"runs with nothing running: {', '.join(stale)}" if stale else "none",
                        f"remove them: envctl --run {stale[0]} down (or envctl down --all)" if stale else ""))
+    abandoned = [f"{found.project}/{found.run}" for found in gc_api.find_runs(engine) if found.verdict]
+    out.append(Finding("abandoned runs", "warn" if abandoned else "ok",
+                       f"runs whose owner is gone or whose time ran out: {', '.join(abandoned)}" if abandoned
+                       else "none (any project)", "remove them: envctl gc" if abandoned else ""))
     return out

@@ -1,0 +1,68 @@
+import subprocess
+import time
+
+import pytest
+
+from envctl import lease
+from envctl.lease import Lease, Owner
+
+
+def test_this_process_is_a_live_owner_and_its_label_round_trips():
+    me = Owner.of()
+    assert me.alive() is True
+    assert Owner.parse(me.label()) == me
+
+
+def test_a_finished_process_is_a_dead_owner():
+    child = subprocess.Popen(["sleep", "30"])
+    owner = Owner.of(child.pid)
+    child.kill()
+    child.wait()
+    assert owner.alive() is False
+    assert "is gone" in Lease(owner).abandoned()
+
+
+def test_an_owner_from_another_boot_is_dead_and_from_another_host_unknown():
+    me = Owner.of()
+    assert Owner(me.pid, me.started, "another-boot", me.host).alive() is False
+    assert Owner(me.pid, me.started, me.boot, "elsewhere").alive() is None
+    assert Lease(Owner(me.pid, me.started, me.boot, "elsewhere")).abandoned() is None
+
+
+def test_expiry_and_a_released_lease():
+    assert "time to live ran out" in Lease(None, time.time() - 1).abandoned()
+    assert Lease(None, time.time() + 60).abandoned() is None
+    released = lease.released()
+    assert not released.watched and released.abandoned() is None
+
+
+def test_lease_file_round_trip(tmp_path):
+    written = lease.held_by_me(ttl=60)
+    lease.write(tmp_path, written)
+    assert lease.read(tmp_path) == written
+    lease.remove(tmp_path)
+    assert lease.read(tmp_path) is None
+
+
+def test_labels_carry_the_first_owner_and_the_directory(tmp_path):
+    held = lease.held_by_me()
+    labels = held.labels(tmp_path)
+    assert labels["envctl.state"] == str(tmp_path)
+    assert Lease.from_labels(labels) == held
+    assert Lease.from_labels({"envctl.state": "/x"}) is None
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("45", 45)])
+def test_durations(text, seconds):
+    assert lease.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["soon", "-5m", "0"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        lease.parse_duration(text)
+
+
+def test_binding_to_a_missing_process_is_refused():
+    with pytest.raises(ValueError, match="no such process"):
+        lease.bound_to(2 ** 22 + 12345)

@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import pytest
+
+from envctl.errors import EnvctlError
+from envctl.secretbuild import SecretMount, SecretStep, declared_args, plan, step_command
+
+DOCKERFILE = Path("/ctx/Dockerfile")
+
+
+def test_a_dockerfile_without_mounts_is_one_ordinary_build():
+    assert not plan("FROM x\nRUN echo hi\n", DOCKERFILE).needs_secrets
+
+
+def test_split_at_secret_steps_with_continuations_comments_and_args():
+    text = """ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG MODE=dev
+# a comment
+RUN --mount=type=secret,id=tok,env=TOKEN \\
+    # comment inside
+    make \\
+      install
+COPY . /app
+RUN --mount=type=ssh ["git", "clone", "x"]
+"""
+    result = plan(text, DOCKERFILE)
+    assert result.head == ["ARG BASE_IMAGE", "FROM ${BASE_IMAGE}", "ARG MODE=dev"]
+    assert result.args == ["ARG BASE_IMAGE", "ARG MODE=dev"]
+    (first, after_first), (second, after_second) = result.parts
+    assert first.line == 5 and first.command == "make install"
+    assert first.mounts == (SecretMount("secret", "tok", None, "TOKEN", True),)
+    assert after_first == ["COPY . /app"]
+    assert second.command == ["git", "clone", "x"] and second.mounts[0].kind == "ssh" and after_second == []
+
+
+@pytest.mark.parametrize("text, message", [
+    ("FROM a AS b\nFROM c\nRUN --mount=type=secret,id=x true\n", "multi-stage"),
+    ("FROM a\nRUN --mount=type=cache,target=/root/.cache true\n", "type=cache is not supported"),
+    ("FROM a\nRUN --mount=type=secret,id=x --network=none true\n", "--network is not supported"),
+    ("FROM a\nRUN --mount=type=secret,id=x\n", "no command"),
+])
+def test_what_envctl_cannot_build_is_an_error_naming_the_line(text, message):
+    with pytest.raises(EnvctlError, match=message) as raised:
+        plan(text, DOCKERFILE)
+    assert str(DOCKERFILE) + ":" in str(raised.value)
+
+
+def test_step_commands_read_secrets_at_run_time_never_on_the_command_line():
+    mounts = (SecretMount("secret", "tok", None, "TOKEN"), SecretMount("ssh", "default", None, None, False))
+    shell = step_command(SecretStep(3, "make install", mounts), ["/bin/sh", "-c"], {"MODE": "prod"})
+    assert shell == ["/bin/sh", "-c", 'export MODE=prod; export TOKEN="$(cat /run/secrets/tok)"; '
+                     "export SSH_AUTH_SOCK=/run/secrets/ssh_agent.sock; make install"]
+    exec_form = step_command(SecretStep(3, ["git", "clone"], mounts[1:]), ["/bin/sh", "-c"], {})
+    assert exec_form[:3] == ["/bin/sh", "-c", 'export SSH_AUTH_SOCK=/run/secrets/ssh_agent.sock; exec "$@"']
+    assert exec_form[3:] == ["sh", "git", "clone"]
+
+
+def test_declared_args_take_given_values_then_defaults():
+    assert declared_args(["ARG A=1", "ARG B", "ARG C=3"], {"B": "2", "C": "x", "Z": "no"}) == {"A": "1", "B": "2", "C": "x"}
