@@ -170,30 +170,36 @@ def run_dag(
             outcome.completed.append(name)
         finish(name, failed=False)
 
-    finished = threading.Semaphore(0)  # one release per worker that is done
+    # Our own bookkeeping, not Thread.join: a join interrupted by a signal can later return
+    # while the thread still runs (CPython), and we must not tear down under a worker.
+    progress = threading.Condition()
+    counts = {"running": 0, "finished": 0}
 
     def run_worker(name: str) -> None:
+        with progress:
+            counts["running"] += 1
         try:
             worker(name)
         finally:
-            finished.release()
+            with progress:
+                counts["running"] -= 1
+                counts["finished"] += 1
+                progress.notify_all()
 
     threads = [threading.Thread(target=run_worker, args=(n,), name=f"envctl-{n}", daemon=True) for n in requires]
-    for thread in threads:
-        thread.start()
-    # Waiting on our own semaphore, not Thread.join: a join interrupted by a signal can
-    # later return while the thread still runs (CPython), and we must not tear down under it.
-    remaining = len(threads)
     try:
-        while remaining:
-            if finished.acquire(timeout=0.1):  # short waits keep the main thread responsive to signals
-                remaining -= 1
+        for thread in threads:
+            thread.start()  # inside the try: a signal can arrive while a thread starts
+        with progress:
+            while counts["finished"] < len(threads):
+                progress.wait(0.1)  # short waits keep the main thread responsive to signals
     except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM): stop the workers and let them finish what they are
-        # doing, so the caller tears down everything they created.
+        # Interrupted (Ctrl-C, SIGTERM): stop the workers and let those at work finish, so the
+        # caller tears down everything they created. A worker that begins after this sees
+        # `cancel` and does nothing.
         cancel.set()
-        while remaining:
-            if finished.acquire(timeout=0.1):
-                remaining -= 1
+        with progress:
+            while counts["running"]:
+                progress.wait(0.1)
         raise
     return outcome
