@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_delay, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_delay
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,26 @@ def wait_until_ready(
 
     retrying = Retrying(
         stop=stop_after_delay(timeout) | cancelled,
-        wait=wait_exponential(multiplier=0.01, min=0.01, max=max_interval),
+        wait=_backoff(max_interval),
         retry=retry_if_result(lambda result: not result.ok),
         retry_error_callback=lambda state: state.outcome.result(),
         sleep=_sleeper(cancel),
     )
     return retrying(attempt)
+
+
+# Most services get ready within a few seconds of starting: poll those seconds closely (a
+# ready service waits at most EAGER_INTERVAL to be noticed), then back off to the slowest.
+EAGER_SECONDS = 5.0
+EAGER_INTERVAL = 0.05
+
+
+def _backoff(max_interval: float) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        doubling = 0.01 * 2 ** (state.attempt_number - 1)
+        eager = (state.seconds_since_start or 0.0) < EAGER_SECONDS
+        return min(doubling, min(EAGER_INTERVAL, max_interval) if eager else max_interval)
+    return wait
 
 
 def _sleeper(cancel: threading.Event | None) -> Callable[[float], None]:

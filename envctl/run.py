@@ -174,29 +174,38 @@ def up(
         needs_completion = {d.service for n in selected for d in topology.services[n].depends_on
                             if d.condition == COMPLETED}
 
-        def start(name: str, reach) -> None:
-            try:
-                start_and_wait(name, reach)
-            except DependencyFailed:
-                raise
-            except BaseException as exc:
-                report(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
-                raise
+        def reported(task):
+            """`task` with its failure shown as the service's 'failed' event."""
+            def run_task(name: str, reach) -> None:
+                try:
+                    task(name, reach)
+                except DependencyFailed:
+                    raise
+                except BaseException as exc:
+                    report(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                    raise
+            return run_task
+
+        ids = {n: existing[n].id for n in selected if n not in changed}
+
+        def create(name: str, reach) -> None:
+            if name in existing:
+                report(Event(name, "recreate", "configuration or image changed"))
+                engine.remove_container(existing[name].id, grace=int(topology.services[name].stop_grace_period))
+            report(Event(name, "create"))
+            container_id = engine.create_container(specs[name])
+            created.append(container_id)
+            ids[name] = container_id
+            report(Event(name, "created"))
 
         def start_and_wait(name: str, reach) -> None:
             service = topology.services[name]
+            container_id = ids[name]
             if name in changed:
-                if name in existing:
-                    report(Event(name, "recreate", "configuration or image changed"))
-                    engine.remove_container(existing[name].id, grace=int(service.stop_grace_period))
-                report(Event(name, "create"))
-                container_id = engine.create_container(specs[name])
-                created.append(container_id)
                 report(Event(name, "start"))
                 engine.start(container_id, name)
                 result.started.append(name)
             else:
-                container_id = existing[name].id
                 result.unchanged.append(name)
             reach("started")
             readiness = _wait_ready(engine, topology, run, service, container_id, cancel, report)
@@ -205,14 +214,12 @@ def up(
                 _wait_completed(engine, service, container_id, cancel)
             report(Event(name, "ready", readiness.detail))
 
+        # Every container is created up front, in parallel; only starting waits for dependencies.
+        creation = run_dag({n: [] for n in selected if n in changed}, reported(create), max_parallel=8, cancel=cancel)
+        _raise_failures(creation)
         requires = {n: [(d.service, MILESTONE[d.condition]) for d in topology.services[n].depends_on
                         if d.service in selected] for n in selected}
-        outcome = run_dag(requires, start, cancel=cancel)
-        failures = {n: e for n, e in outcome.errors.items() if not isinstance(e, DependencyFailed)}
-        if failures:
-            raise _first_failure(failures)
-        if outcome.errors:
-            raise Cancelled("start-up was cancelled")
+        _raise_failures(run_dag(requires, reported(start_and_wait), cancel=cancel))
         report(Event("", "ready", f"{len(selected)} services and mocks ready"))
     except BaseException as exc:
         cancel.set()
@@ -457,6 +464,14 @@ def _startup_failed(engine: Engine, service: Service, container_id: str, why: st
         lines.append(f"  diagnostics (logs of it and its dependencies, probe history, inspect): {bundle}")
     return StartupFailed("\n".join(lines), service=service.name,
                          fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
+
+
+def _raise_failures(outcome) -> None:
+    failures = {n: e for n, e in outcome.errors.items() if not isinstance(e, DependencyFailed)}
+    if failures:
+        raise _first_failure(failures)
+    if outcome.errors:
+        raise Cancelled("start-up was cancelled")
 
 
 def _first_failure(failures: dict[str, BaseException]) -> BaseException:

@@ -110,7 +110,7 @@ def test_a_service_that_never_gets_ready_fails_with_its_logs_and_leaves_nothing(
     message = str(caught.value)
     assert "service 'store' did not become ready: it was not ready after 3s" in message
     assert "HTTP 404" in message  # the probe's last result
-    assert "store primary listening on 8000" in message  # the container's last log lines
+    assert '"GET /missing HTTP/1.1" 404' in message  # the container's last log lines
     assert run_resources(engine, "neverready") == {"containers": [], "networks": [], "volumes": []}
     report = (stack_dir / ".envctl" / "runs" / "neverready" / "report.html").read_text()
     assert "failed" in report  # a failed start-up is recorded too
