@@ -43,3 +43,15 @@ def test_a_failed_service_is_marked() -> None:
     events = EVENTS[:8] + [{"subject": "db", "phase": "failed", "detail": "exited with code 1", "t": 22.0}]
     row = {r.name: r for r in build_timeline("r2", events, DEPS).service_rows()}["db"]
     assert row.failed and row.result == "exited with code 1" and row.ready_at is None
+
+
+def test_a_container_created_up_front_does_not_count_its_wait_for_dependencies_as_creating() -> None:
+    events = [
+        {"subject": "api", "phase": "create", "detail": "", "t": 0.0},
+        {"subject": "api", "phase": "created", "detail": "", "t": 0.1},
+        {"subject": "api", "phase": "start", "detail": "", "t": 3.0},
+        {"subject": "api", "phase": "wait", "detail": "", "t": 3.4},
+        {"subject": "api", "phase": "ready", "detail": "ok", "t": 3.5},
+    ]
+    row = build_timeline("r1", events, {"api": []}).service_rows()[0]
+    assert [(s.phase, round(s.seconds, 2)) for s in row.spans] == [("create", 0.1), ("start", 0.4), ("wait", 0.1)]
