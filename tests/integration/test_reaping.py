@@ -140,3 +140,13 @@ def test_everything_envctl_creates_carries_its_owner_and_directory(engine, stack
         envctl(["down"], stack_dir, stack_env)
         owner.kill()
         owner.wait()
+
+
+def test_sigkill_of_an_envctl_ci_stage_reaps_its_stack(engine, stack_dir, stack_env):
+    """A Jenkins abort that kills the whole job: the stage's stack goes with it."""
+    stage = Background(["ci", "--run", "killed-ci", "--", "sleep", "300"], stack_dir, stack_env)
+    stage.wait_for(r"run\s+run\s+sleep 300")
+    assert len(run_resources(engine, "killed-ci")["containers"]) == 3
+    stage.kill_group()
+    stage.wait()
+    wait_until_gone(engine, "killed-ci", REAP_LIMIT)
