@@ -13,7 +13,6 @@ Run as `python -m envctl.reaper PROJECT RUN RUN_DIRECTORY TOPOLOGY_FILE`.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -67,11 +66,12 @@ def reap(project: str, run: str, run_directory: Path, reason: str, engine=None,
          topology_file: Path | None = None) -> str:
     from envctl.engine import Engine  # imported only when needed: most reapers never reap
     from envctl.run import purge
+    from envctl.state import forget_current
 
     engine = engine or Engine.connect()
     count = purge(engine, project, run, log_dir=run_directory / "logs", masker=_masker(topology_file))
     leases.remove(run_directory)
-    _clear_current(run_directory.parent.parent / f"current-{project}.json", run)
+    forget_current(run_directory.parent.parent, project, run)  # .envctl/runs/RUN -> .envctl
     return f"removed run {run} ({count} containers) because {reason}"
 
 
@@ -85,15 +85,6 @@ def _masker(topology_file: Path | None):
         return secrets.for_topology(load_topology(topology_file)) if topology_file else secrets.Masker()
     except (EnvctlError, OSError):
         return secrets.Masker()
-
-
-def _clear_current(path: Path, run: str) -> None:
-    """Forget the run as the project's current one (`.envctl/current-PROJECT.json`)."""
-    try:
-        if json.loads(path.read_text()).get("run") == run:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
 
 
 def main(argv: list[str]) -> int:

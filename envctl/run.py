@@ -147,7 +147,8 @@ def up(
         reaper.watch(topology.name, run, run_dir, topology.file)
     else:
         current_lease = lease.read(run_dir) or lease.released()
-    created_labels = {**labels, **current_lease.labels(run_dir)}
+    lease_labels = current_lease.labels(run_dir)
+    created_labels = {**labels, **lease_labels}
     cancel = threading.Event()
     created: list[str] = []
     try:
@@ -164,8 +165,8 @@ def up(
             state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
 
         book = container_side(topology, on_host)
-        specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book,
-                                       current_lease.labels(run_dir)) for name in selected}
+        specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book, lease_labels)
+                 for name in selected}
         changed = {n for n in selected if n not in existing or not existing[n].running
                    or existing[n].labels.get(eng.CONFIG_HASH) != specs[n].labels[eng.CONFIG_HASH]}
         edges = {n: [d.service for d in topology.services[n].depends_on if d.service in selected] for n in selected}

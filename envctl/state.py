@@ -60,7 +60,7 @@ def run_path(topology: Topology, run: str) -> Path:
 
 
 def _current_file(topology: Topology) -> Path:
-    return directory(topology) / f"current-{topology.name}.json"
+    return directory(topology) / f"current-{topology.name}.json"  # see forget_current
 
 
 def read_current(topology: Topology) -> RunRecord | None:
@@ -78,6 +78,14 @@ def write_current(topology: Topology, record: RunRecord) -> None:
 
 
 def clear_current(topology: Topology, run: str) -> None:
-    record = read_current(topology)
-    if record is not None and record.run == run:
-        _current_file(topology).unlink(missing_ok=True)
+    forget_current(topology.root / ".envctl", topology.name, run)
+
+
+def forget_current(state_directory: Path, project: str, run: str) -> None:
+    """Stop naming `run` as the project's current one (also usable without the topology)."""
+    path = state_directory / f"current-{project}.json"
+    try:
+        if json.loads(path.read_text()).get("run") == run:
+            path.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass

@@ -58,8 +58,9 @@ def assert_loopback_only(engine: Engine, project: str, run: str) -> int:
 def assert_no_docker_socket(engine: Engine, project: str, run: str) -> int:
     containers = engine.containers({eng.PROJECT: project, eng.RUN: run})
     for container in containers:
-        mounts = engine.inspect_container(container.id).get("Mounts") or []
+        info = engine.inspect_container(container.id)
+        mounts = info.get("Mounts") or []
         assert not [m for m in mounts if "docker.sock" in (m.get("Source") or "")], f"{container.name}: {mounts}"
-        env = engine.inspect_container(container.id)["Config"].get("Env") or []
+        env = info["Config"].get("Env") or []
         assert not [e for e in env if e.startswith("DOCKER_HOST=")], f"{container.name} is given DOCKER_HOST"
     return len(containers)
