@@ -13,6 +13,7 @@ import tarfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -80,6 +81,7 @@ class ContainerSpec:
     stop_timeout: int = 2
     stop_signal: str | None = None
     mem_limit: int | None = None  # bytes, swap included (so an overrun is an OOM kill, not swapping)
+    open_stdin: bool = False  # stdin kept open until the first attach lets go (the start gate)
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,10 @@ class Engine:
     def connect(cls, timeout: int = 120) -> "Engine":
         try:
             client = docker.from_env(timeout=timeout)
+            if client.api.base_url.startswith("http+docker://"):
+                # A local socket: no proxy applies, and looking for one in the environment
+                # on every request costs CPU that the engine needs to start containers.
+                client.api.trust_env = False
             client.ping()
         except docker.errors.DockerException as exc:
             raise EngineUnavailable(
@@ -362,15 +368,16 @@ class Engine:
         networking = self.api.create_networking_config(
             {spec.network: self.api.create_endpoint_config(aliases=[spec.alias])}
         )
+        config = self.api.create_container_config(
+            spec.image, command=spec.command, entrypoint=spec.entrypoint,
+            environment=spec.environment, labels=spec.labels, ports=[_port_key(p) for p in spec.ports],
+            working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
+            host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
+            stop_signal=spec.stop_signal, stdin_open=spec.open_stdin, detach=True,
+        )
+        config["StdinOnce"] = spec.open_stdin  # the SDK only sets it for attached runs
         try:
-            created = self.api.create_container(
-                spec.image, command=spec.command, entrypoint=spec.entrypoint, name=spec.name,
-                environment=spec.environment, labels=spec.labels, ports=[_port_key(p) for p in spec.ports],
-                working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
-                host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
-                stop_signal=spec.stop_signal,
-                detach=True,
-            )
+            created = self.api.create_container_from_config(config, name=spec.name)
         except docker.errors.APIError as exc:
             raise _translate(exc, f"cannot create the container for '{spec.alias}'") from None
         return created["Id"]
@@ -385,14 +392,29 @@ class Engine:
                                   fix="free that host port or change it in envctl.yaml") from None
             raise _translate(exc, f"cannot start '{what}'") from None
 
+    def release(self, container_id: str, word: bytes = b"go\n") -> None:
+        """Write `word` to a container's stdin and let go of it (which closes a StdinOnce stdin)."""
+        try:
+            response = self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+        except docker.errors.APIError as exc:
+            raise _translate(exc, "cannot attach to the container") from None
+        sock = getattr(response, "_sock", response)  # the SDK wraps the raw socket
+        try:
+            sock.sendall(word)
+            sock.shutdown(socket.SHUT_WR)
+        finally:
+            response.close()
+            sock.close()
+
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:
         listed = self._call(self.api.containers, all=True, filters={"label": label_filter(labels)})
-        states = []
-        for item in listed:
-            state = self.container_state(item["Id"])
-            if state is not None:
-                states.append(state)
-        return states
+        ids = [item["Id"] for item in listed]
+        if len(ids) > 1:  # one round trip each: in parallel, as `down` and `status` wait on them
+            with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
+                found = list(pool.map(self.container_state, ids))
+        else:
+            found = [self.container_state(i) for i in ids]
+        return [state for state in found if state is not None]
 
     def exited_containers(self, labels: dict[str, str]) -> list[ContainerState]:
         """Containers of `labels` that have stopped: one cheap call when none has."""

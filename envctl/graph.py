@@ -78,6 +78,14 @@ def topological_order(edges: Mapping[str, Iterable[str]]) -> list[str]:
     return order
 
 
+def depths(edges: Mapping[str, Iterable[str]]) -> dict[str, int]:
+    """How many dependencies deep each node sits: 0 for none, else one more than its deepest."""
+    depth: dict[str, int] = {}
+    for node in topological_order(edges):
+        depth[node] = 1 + max((depth[d] for d in edges.get(node, ()) if d in depth), default=-1)
+    return depth
+
+
 class DependencyFailed(Exception):
     """A task was skipped because something it waits for failed or was cancelled."""
 

@@ -95,19 +95,26 @@ def wait_until_ready(
     *,
     timeout: float,
     max_interval: float = 0.5,
+    eager_interval: float | None = None,
     cancel: threading.Event | None = None,
     alive: Callable[[], None] | None = None,
     history: ProbeHistory | None = None,
 ) -> ProbeResult:
     """Poll `check` until it passes, `timeout` passes, `cancel` is set or `alive` raises.
 
+    `eager_interval` caps the wait during the first EAGER_SECONDS (default EAGER_INTERVAL).
+    `alive` is called before the first check and then at most every `ALIVE_EVERY` seconds.
     Returns the last result (``ok`` False on timeout or cancel).
     """
     history = history if history is not None else ProbeHistory()
+    last_alive = [float("-inf")]
 
     def attempt() -> ProbeResult:
-        if alive is not None:
+        # `alive` asks the engine, which costs it CPU that starting containers need: ask on
+        # the first try, then at most every ALIVE_EVERY (a crash is still seen within it).
+        if alive is not None and time.monotonic() - last_alive[0] >= ALIVE_EVERY:
             alive()
+            last_alive[0] = time.monotonic()
         result = check()
         history.record(result)
         return result
@@ -117,7 +124,7 @@ def wait_until_ready(
 
     retrying = Retrying(
         stop=stop_after_delay(timeout) | cancelled,
-        wait=_backoff(max_interval),
+        wait=_backoff(max_interval, EAGER_INTERVAL if eager_interval is None else eager_interval),
         retry=retry_if_result(lambda result: not result.ok),
         retry_error_callback=lambda state: state.outcome.result(),
         sleep=_sleeper(cancel),
@@ -129,13 +136,17 @@ def wait_until_ready(
 # ready service waits at most EAGER_INTERVAL to be noticed), then back off to the slowest.
 EAGER_SECONDS = 5.0
 EAGER_INTERVAL = 0.05
+ALIVE_EVERY = 0.25
+# A command probe is an exec in the container, which costs the engine far more than a
+# connection from the host: poll those no faster than this even while eager.
+EAGER_EXEC_INTERVAL = 0.25
 
 
-def _backoff(max_interval: float) -> Callable[[RetryCallState], float]:
+def _backoff(max_interval: float, eager_interval: float) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         doubling = 0.01 * 2 ** (state.attempt_number - 1)
         eager = (state.seconds_since_start or 0.0) < EAGER_SECONDS
-        return min(doubling, min(EAGER_INTERVAL, max_interval) if eager else max_interval)
+        return min(doubling, min(eager_interval, max_interval) if eager else max_interval)
     return wait
 
 

@@ -6,6 +6,7 @@ carries the run's labels; `down` removes by those labels, so it works from any p
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import queue
 import json
@@ -19,15 +20,16 @@ from pathlib import Path
 from docker.types import Mount as DockerMount
 
 from envctl import engine as eng
-from envctl import diagnostics, lease, reaper, secrets, state
+from envctl import diagnostics, gate, launch, lease, reaper, secrets, state
 from envctl.engine import ContainerSpec, ContainerState, Engine
 from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
-from envctl.graph import DependencyFailed, closure, dependents, run_dag
+from envctl.graph import DependencyFailed, closure, dependents, depths, run_dag
 from envctl.images import ImageBuilder, ResolvedImage, mock_image_key
 from envctl.mocks.cassettes import check_cassettes
 from envctl.mocks.report import MockReport, fetch_report
 from envctl.mocks.runtime import with_mocks
-from envctl.probes import NotReady, ProbeHistory, ProbeResult, http_check, tcp_check, wait_until_ready
+from envctl.probes import (EAGER_EXEC_INTERVAL, NotReady, ProbeHistory, ProbeResult, http_check, tcp_check,
+                           wait_until_ready)
 from envctl import timeline as timeline_api
 from envctl.progress import Event, Progress, silent
 from envctl.report import write_report
@@ -151,16 +153,29 @@ def up(
     created_labels = {**labels, **lease_labels}
     cancel = threading.Event()
     created: list[str] = []
+    launcher: launch.Launcher | None = None
+    network = eng.network_name(topology.name, run)
+    volume_names = sorted({eng.volume_name(topology.name, run, m.source or "") for s in selected
+                           if s in topology.services for m in topology.services[s].volumes if m.kind == "volume"})
+
+    def create_network_and_volumes() -> None:
+        report(Event("", "network", network))
+        engine.create_network(network, created_labels)
+        for volume in volume_names:
+            engine.create_volume(volume, created_labels)
+
+    def on_launch_failure(name: str, exc: BaseException) -> None:
+        report(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        cancel.set()
+
     try:
+        # The launcher creates the network while images are resolved, then the containers.
+        launcher = launch.Launcher(on_failure=on_launch_failure)
+        launcher.submit("", create_network_and_volumes)
         images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds).ensure(selected, cancel)
+        launcher.wait("", cancel)
         mock_images = {n: images[mock_image_key(topology, n)].ref for n in selected if n in topology.mocks}
         topology = with_mocks(topology, mock_images, recording)
-        report(Event("", "network", eng.network_name(topology.name, run)))
-        network = eng.network_name(topology.name, run)
-        engine.create_network(network, created_labels)
-        for volume in sorted({m.source for s in selected if s in topology.services
-                              for m in topology.services[s].volumes if m.kind == "volume"}):
-            engine.create_volume(eng.volume_name(topology.name, run, volume), created_labels)
         if make_current:
             state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
 
@@ -188,42 +203,96 @@ def up(
             return run_task
 
         ids = {n: existing[n].id for n in selected if n not in changed}
+        requires = {n: [(d.service, MILESTONE[d.condition]) for d in topology.services[n].depends_on
+                        if d.service in selected] for n in selected}
+        held: set[str] = set()  # started early, their processes held at the gate (envctl.gate)
+        image_configs: dict[str, dict] = {}
 
-        def create(name: str, reach) -> None:
+        def prepare(name: str) -> None:
+            """Create the container; start it at once if it can be held at the gate."""
             if name in existing:
                 report(Event(name, "recreate", "configuration or image changed"))
                 engine.remove_container(existing[name].id, grace=int(topology.services[name].stop_grace_period))
             report(Event(name, "create"))
-            container_id = engine.create_container(specs[name])
+            spec = specs[name]
+            if any(d in changed for d, _ in requires[name]):  # else nothing is worth waiting for
+                if spec.image not in image_configs:
+                    image_configs[spec.image] = engine.inspect_image(spec.image).get("Config") or {}
+                spec = gate.held_spec(spec, image_configs[spec.image]) or spec
+            container_id = engine.create_container(spec)
             created.append(container_id)
             ids[name] = container_id
             report(Event(name, "created"))
+            if spec.open_stdin:
+                report(Event(name, "start"))
+                try:
+                    engine.start(container_id, name)
+                except EnvctlError as exc:
+                    if gate.lacks_shell(str(exc)):
+                        raise gate.NoShell(name) from None
+                    raise
+                held.add(name)
+                report(Event(name, "held", "until " + ", ".join(sorted({d for d, _ in requires[name]})) + " ready"))
+
+        def start_plainly(name: str, recreate: bool = False) -> None:
+            """Start the service without the gate; `recreate` its container first if its image has no shell."""
+            if recreate:
+                report(Event(name, "recreate", f"its image has no {gate.SHELL} to hold it at the gate"))
+                engine.remove_container(ids[name], grace=0)
+                held.discard(name)
+                ids[name] = engine.create_container(specs[name])
+                created.append(ids[name])
+            report(Event(name, "start"))
+            engine.start(ids[name], name)
 
         def start_and_wait(name: str, reach) -> None:
             service = topology.services[name]
-            container_id = ids[name]
             if name in changed:
-                report(Event(name, "start"))
-                engine.start(container_id, name)
+                try:
+                    launcher.wait(name, cancel)
+                except DependencyFailed:
+                    raise
+                except gate.NoShell:
+                    start_plainly(name, recreate=True)
+                except BaseException:
+                    raise DependencyFailed(name, "its launch") from None  # reported by the launcher
+                else:
+                    if name not in held:
+                        start_plainly(name)
+                    elif not _release(engine, ids[name]):
+                        start_plainly(name, recreate=True)
                 result.started.append(name)
             else:
+                if existing[name].labels.get(gate.HELD_LABEL):
+                    _release(engine, ids[name])  # kept from a failed run, maybe still held; harmless if not
                 result.unchanged.append(name)
             reach("started")
-            readiness = _wait_ready(engine, topology, run, service, container_id, cancel, report)
+            try:
+                readiness = _wait_ready(engine, topology, run, service, ids[name], cancel, report, held=name in held)
+            except gate.NoShell:  # the gate's shell was missing, and it was found out only now
+                start_plainly(name, recreate=True)
+                readiness = _wait_ready(engine, topology, run, service, ids[name], cancel, report)
             reach("ready")
             if name in needs_completion:
-                _wait_completed(engine, service, container_id, cancel)
+                _wait_completed(engine, service, ids[name], cancel)
             report(Event(name, "ready", readiness.detail))
 
-        # Every container is created up front, in parallel; only starting waits for dependencies.
-        creation = run_dag({n: [] for n in selected if n in changed}, reported(create), max_parallel=8, cancel=cancel)
-        _raise_failures(creation)
-        requires = {n: [(d.service, MILESTONE[d.condition]) for d in topology.services[n].depends_on
-                        if d.service in selected] for n in selected}
+        # Containers are created dependencies first, a few at a time; a held one starts as soon
+        # as it is created. The rest start, and held ones are released, the moment their
+        # dependencies are ready.
+        depth = depths({n: [d for d, _ in requires[n]] for n in selected})
+        for name in sorted(changed, key=lambda n: (depth[n], n)):
+            launcher.submit(name, functools.partial(prepare, name))
         _raise_failures(run_dag(requires, reported(start_and_wait), cancel=cancel))
+        launcher.close()
         report(Event("", "ready", f"{len(selected)} services and mocks ready"))
     except BaseException as exc:
         cancel.set()
+        if launcher is not None:
+            launcher.close()
+            if launcher.failure is not None and not isinstance(exc, KeyboardInterrupt):
+                # What went wrong first; whatever else failed stopped because of it.
+                exc = _first_failure(dict([launcher.failure]))
         if isinstance(exc, KeyboardInterrupt):
             signal_name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("interrupt", 130)
             exc = Cancelled(f"start-up stopped by {signal_name}" + ("" if keep_on_failure else
@@ -364,8 +433,29 @@ def _healthcheck(service: Service) -> dict | None:
 
 # -- readiness ----------------------------------------------------------------------------
 
+def _release(engine: Engine, container_id: str) -> bool:
+    """Let a held container's process run; False if it cannot, because the image has no shell."""
+    try:
+        engine.release(container_id)
+    except EnvctlError:
+        if _shell_missing(engine, container_id):
+            return False
+        raise
+    return True
+
+
+def _shell_missing(engine: Engine, container_id: str) -> bool:
+    """Whether a held container died because the gate's shell is not in its image (said by the init)."""
+    container = engine.container_state(container_id)
+    if container is None or container.exit_code != 127:
+        return False
+    return gate.lacks_shell("\n".join(_log_tail(engine, container_id, 5)))
+
+
 def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, container_id: str,
-                cancel: threading.Event, report: Progress) -> ProbeResult:
+                cancel: threading.Event, report: Progress, held: bool = False) -> ProbeResult:
+    """Poll the service's readiness; `held`: it was just released from the gate (`gate.NoShell`
+    if the gate's shell turns out to be missing)."""
     timeout = service.probe.timeout if service.probe else 120.0
     interval = service.probe.interval if service.probe else 0.5
     history = ProbeHistory()
@@ -379,14 +469,18 @@ def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, 
         if container.status in ("exited", "dead"):
             if container.exit_code == 0 and service.probe is None and container.health is None:
                 return  # a one-shot job that finished
+            if held and _shell_missing(engine, container_id):
+                raise gate.NoShell(service.name)
             oom = " (killed: out of memory)" if container.oom_killed else ""
             raise NotReady(f"its container exited with code {container.exit_code}{oom}")
 
     check = _readiness_check(engine, service, container_id, current)
     report(Event(service.name, "wait", _describe_readiness(service)))
     try:
+        by_exec = service.probe is not None and service.probe.kind not in ("http", "tcp")
         result = wait_until_ready(check, timeout=timeout, max_interval=interval, cancel=cancel,
-                                  alive=alive, history=history)
+                                  alive=alive, history=history,
+                                  eager_interval=EAGER_EXEC_INTERVAL if by_exec else None)
     except NotReady as exc:
         why = str(exc)
     else:
@@ -419,7 +513,8 @@ def _readiness_check(engine: Engine, service: Service, container_id: str, curren
         return command_probe
 
     def engine_state() -> ProbeResult:
-        container = current.get("state") or engine.container_state(container_id)
+        # The check itself: a state handed in is used once, then each check asks afresh.
+        container = current.pop("state", None) or engine.container_state(container_id)
         if container is None:
             return ProbeResult(False, "no container")
         if container.health is not None:
@@ -555,23 +650,24 @@ def host_port(engine: Engine, topology: Topology, record: state.RunRecord, servi
 def status(engine: Engine, topology: Topology, record: state.RunRecord) -> list[ServiceStatus]:
     topology = with_mocks(topology)
     found = containers_by_service(engine, topology, record.run)
-    rows = []
-    for name, service in topology.services.items():
+
+    def row(name: str) -> ServiceStatus | None:
         if name in record.on_host:
-            rows.append(ServiceStatus(name, "on-host", None, "run on the host ('envctl env %s')" % name,
-                                      dict(record.on_host[name])))
-            continue
+            return ServiceStatus(name, "on-host", None, "run on the host ('envctl env %s')" % name,
+                                 dict(record.on_host[name]))
         container = found.get(name)
         if container is None:
-            continue
+            return None
         if container.running:
-            result = _readiness_check(engine, service, container.id, {"state": container})()
-            rows.append(ServiceStatus(name, "running", result.ok, result.detail, container.ports))
-        else:
-            detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
-            rows.append(ServiceStatus(name, container.status, False, detail, container.ports,
-                                      container.exit_code, container.oom_killed))
-    return rows
+            result = _readiness_check(engine, topology.services[name], container.id, {"state": container})()
+            return ServiceStatus(name, "running", result.ok, result.detail, container.ports)
+        detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
+        return ServiceStatus(name, container.status, False, detail, container.ports,
+                             container.exit_code, container.oom_killed)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # each check is a round trip
+        rows = list(pool.map(row, topology.services))
+    return [r for r in rows if r is not None]
 
 
 def logs(engine: Engine, topology: Topology, record: state.RunRecord, service: str | None = None,

@@ -78,7 +78,7 @@ def build_timeline(run: str, events: Sequence[Mapping], dependencies: Mapping[st
             row = rows.setdefault(f"image:{subject}", Row(subject, "image"))
             start = opened.pop(("image", subject), t)
             row.spans.append(Span("image", start, t))
-        elif phase in SERVICE_PHASES or phase in ("created", "ready", "failed"):
+        elif phase in SERVICE_PHASES or phase in ("created", "held", "ready", "failed"):
             row = rows.setdefault(f"service:{subject}", Row(subject, "service"))
             for previous in SERVICE_PHASES:  # close whatever phase was running
                 began = opened.pop((previous, subject), None)
@@ -86,8 +86,8 @@ def build_timeline(run: str, events: Sequence[Mapping], dependencies: Mapping[st
                     row.spans.append(Span(previous, began, t))
             if phase in SERVICE_PHASES:
                 opened[(phase, subject)] = t
-            elif phase == "created":
-                pass  # created up front; the service waits for its dependencies until 'start'
+            elif phase in ("created", "held"):
+                pass  # created (or started, held at the gate) up front: it waits for its dependencies
             elif phase == "ready":
                 row.ready_at, row.result = t, event.get("detail", "")
             else:

@@ -87,6 +87,12 @@ def topology(stack_dir: Path, stack_env: dict[str, str]) -> Topology:
     return load_topology(stack_dir / "envctl.yaml", environ=stack_env)
 
 
+def add_services(stack_dir: Path, text: str) -> None:
+    """Append services (YAML under `services:`, two-space indented) to the stack copy's topology."""
+    path = stack_dir / "envctl.yaml"
+    path.write_text(path.read_text() + text)
+
+
 def run_resources(engine: Engine, run: str) -> dict[str, list[str]]:
     labels = {eng.PROJECT: PROJECT, eng.RUN: run}
     return {

@@ -11,7 +11,7 @@ import pytest
 
 from envctl import engine as eng
 
-from .conftest import PROJECT, clean_environ, envctl, free_port, run_resources
+from .conftest import clean_environ, envctl, free_port, run_resources
 
 RUNS = 8
 

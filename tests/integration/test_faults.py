@@ -4,14 +4,13 @@ from __future__ import annotations
 import textwrap
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from envctl import engine as eng
 from envctl.engine import Engine
 
-from .conftest import PROJECT, envctl, run_resources
+from .conftest import PROJECT, add_services, envctl, run_resources
 
 pytest_plugins = ["pytester"]
 
@@ -25,11 +24,6 @@ FAILING = """
     mem_limit: 48m
     command: [python3, -u, -c, "import os, time\\nprint('hog started', flush=True)\\nwhile not os.path.exists('/tmp/go'): time.sleep(0.05)\\nprint('hog allocating', flush=True)\\nx = bytearray(512 * 1024 * 1024)\\ntime.sleep(60)"]
 """
-
-
-def add_services(stack_dir: Path, text: str) -> None:
-    path = stack_dir / "envctl.yaml"
-    path.write_text(path.read_text() + text)
 
 
 def wait_exited(engine: Engine, run: str, services: set[str], limit: float = 60) -> None:

@@ -20,7 +20,7 @@ from envctl import engine as eng
 
 pytestmark = pytest.mark.usefixtures("remove_runs_afterwards")
 
-from .conftest import PROJECT, Background, envctl, free_port, run_resources, wait_until_gone
+from .conftest import PROJECT, Background, add_services, envctl, free_port, run_resources, wait_until_gone
 
 REAP_LIMIT = 15.0
 
@@ -35,8 +35,7 @@ STUCK = """
 
 def with_stuck_service(stack_dir: Path) -> None:
     """Add a service that starts but never becomes ready: `up` waits on it until stopped."""
-    path = stack_dir / "envctl.yaml"
-    path.write_text(path.read_text() + STUCK)
+    add_services(stack_dir, STUCK)
 
 
 def test_sigkill_of_the_whole_process_group_during_up_is_reaped(engine, stack_dir, stack_env):

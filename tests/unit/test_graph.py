@@ -2,7 +2,7 @@
 import threading
 import time
 
-from envctl.graph import DependencyFailed, closure, dependents, find_cycle, run_dag, topological_order
+from envctl.graph import DependencyFailed, closure, dependents, depths, find_cycle, run_dag, topological_order
 
 
 def test_find_cycle_returns_the_path() -> None:
@@ -19,6 +19,11 @@ def test_closure_and_dependents() -> None:
 def test_topological_order_puts_dependencies_first() -> None:
     order = topological_order({"web": ["api"], "api": ["db"], "db": []})
     assert order == ["db", "api", "web"]
+
+
+def test_depths_count_the_longest_chain_below_each_node() -> None:
+    edges = {"db": [], "cache": [], "api": ["db"], "web": ["api", "cache"], "job": ["db", "web"]}
+    assert depths(edges) == {"db": 0, "cache": 0, "api": 1, "web": 2, "job": 3}
 
 
 def test_a_node_starts_when_its_own_dependencies_are_done_not_its_level() -> None:
