@@ -138,9 +138,7 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
         result = run_api.up(topology, engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
                             progress=progress, max_parallel_builds=parallel, record=recording, owner=owner)
-    record = run_api.current_run(topology, result.run)
-    rows = run_api.status(engine, topology, record)
-    out.print(_status_table(rows))
+    out.print(_status_table(result.status))  # as each service was seen ready: no second look
     elapsed = result.timeline[-1].at - result.timeline[0].at if result.timeline else 0.0
     built = sum(1 for i in result.images.values() if i.built)
     out.print(f"run [bold]{result.run}[/] ready in {elapsed:.1f}s "

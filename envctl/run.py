@@ -60,6 +60,7 @@ class UpResult:
     unchanged: list[str] = field(default_factory=list)
     images: dict[str, ResolvedImage] = field(default_factory=dict)
     timeline: list[Event] = field(default_factory=list)
+    status: list[ServiceStatus] = field(default_factory=list)  # as each service was seen ready
 
 
 # -- choosing what to run -----------------------------------------------------------------
@@ -206,7 +207,9 @@ def up(
         requires = {n: [(d.service, MILESTONE[d.condition]) for d in topology.services[n].depends_on
                         if d.service in selected] for n in selected}
         held: set[str] = set()  # started early, their processes held at the gate (envctl.gate)
+        statuses: dict[str, ServiceStatus] = {n: _on_host_row(n, ports) for n, ports in on_host.items()}
         image_configs: dict[str, dict] = {}
+        image_ids = {image.ref: image.id for image in images.values()}
 
         def prepare(name: str) -> None:
             """Create the container; start it at once if it can be held at the gate."""
@@ -216,9 +219,10 @@ def up(
             report(Event(name, "create"))
             spec = specs[name]
             if any(d in changed for d, _ in requires[name]):  # else nothing is worth waiting for
-                if spec.image not in image_configs:
-                    image_configs[spec.image] = engine.inspect_image(spec.image).get("Config") or {}
-                spec = gate.held_spec(spec, image_configs[spec.image]) or spec
+                image = image_ids.get(spec.image, spec.image)  # services often share one image
+                if image not in image_configs:
+                    image_configs[image] = engine.inspect_image(image).get("Config") or {}
+                spec = gate.held_spec(spec, image_configs[image]) or spec
             container_id = engine.create_container(spec)
             created.append(container_id)
             ids[name] = container_id
@@ -268,13 +272,16 @@ def up(
                 result.unchanged.append(name)
             reach("started")
             try:
-                readiness = _wait_ready(engine, topology, run, service, ids[name], cancel, report, held=name in held)
+                readiness, seen = _wait_ready(engine, topology, run, service, ids[name], cancel, report,
+                                              held=name in held)
             except gate.NoShell:  # the gate's shell was missing, and it was found out only now
                 start_plainly(name, recreate=True)
-                readiness = _wait_ready(engine, topology, run, service, ids[name], cancel, report)
+                readiness, seen = _wait_ready(engine, topology, run, service, ids[name], cancel, report)
             reach("ready")
             if name in needs_completion:
-                _wait_completed(engine, service, ids[name], cancel)
+                seen = _wait_completed(engine, service, ids[name], cancel)
+            if seen is not None:
+                statuses[name] = _status_row(name, seen, readiness)
             report(Event(name, "ready", readiness.detail))
 
         # Containers are created dependencies first, a few at a time; a held one starts as soon
@@ -285,6 +292,7 @@ def up(
             launcher.submit(name, functools.partial(prepare, name))
         _raise_failures(run_dag(requires, reported(start_and_wait), cancel=cancel))
         launcher.close()
+        result.status = [statuses[n] for n in topology.services if n in statuses]
         report(Event("", "ready", f"{len(selected)} services and mocks ready"))
     except BaseException as exc:
         cancel.set()
@@ -453,9 +461,12 @@ def _shell_missing(engine: Engine, container_id: str) -> bool:
 
 
 def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, container_id: str,
-                cancel: threading.Event, report: Progress, held: bool = False) -> ProbeResult:
-    """Poll the service's readiness; `held`: it was just released from the gate (`gate.NoShell`
-    if the gate's shell turns out to be missing)."""
+                cancel: threading.Event, report: Progress,
+                held: bool = False) -> tuple[ProbeResult, ContainerState | None]:
+    """Poll the service's readiness; return the passing result and the container as last seen.
+
+    `held`: it was just released from the gate (`gate.NoShell` if the gate's shell turns
+    out to be missing)."""
     timeout = service.probe.timeout if service.probe else 120.0
     interval = service.probe.interval if service.probe else 0.5
     history = ProbeHistory()
@@ -485,7 +496,7 @@ def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, 
         why = str(exc)
     else:
         if result.ok:
-            return result
+            return result, current.get("state") or current.get("seen")
         if cancel.is_set():
             raise DependencyFailed(service.name, "the run was cancelled")
         why = f"it was not ready after {timeout:g}s"
@@ -515,6 +526,7 @@ def _readiness_check(engine: Engine, service: Service, container_id: str, curren
     def engine_state() -> ProbeResult:
         # The check itself: a state handed in is used once, then each check asks afresh.
         container = current.pop("state", None) or engine.container_state(container_id)
+        current["seen"] = container
         if container is None:
             return ProbeResult(False, "no container")
         if container.health is not None:
@@ -536,13 +548,14 @@ def _describe_readiness(service: Service) -> str:
     return "cmd " + " ".join(probe.command)
 
 
-def _wait_completed(engine: Engine, service: Service, container_id: str, cancel: threading.Event) -> None:
+def _wait_completed(engine: Engine, service: Service, container_id: str,
+                    cancel: threading.Event) -> ContainerState | None:
     while not cancel.is_set():
         container = engine.container_state(container_id)
         if container is None or container.status in ("exited", "dead"):
             code = container.exit_code if container else None
             if code == 0:
-                return
+                return container
             raise _startup_failed(engine, service, container_id, f"it was expected to complete successfully and exited with code {code}", ProbeHistory())
         cancel.wait(0.1)
 
@@ -653,21 +666,30 @@ def status(engine: Engine, topology: Topology, record: state.RunRecord) -> list[
 
     def row(name: str) -> ServiceStatus | None:
         if name in record.on_host:
-            return ServiceStatus(name, "on-host", None, "run on the host ('envctl env %s')" % name,
-                                 dict(record.on_host[name]))
+            return _on_host_row(name, record.on_host[name])
         container = found.get(name)
         if container is None:
             return None
+        readiness = None
         if container.running:
-            result = _readiness_check(engine, topology.services[name], container.id, {"state": container})()
-            return ServiceStatus(name, "running", result.ok, result.detail, container.ports)
-        detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
-        return ServiceStatus(name, container.status, False, detail, container.ports,
-                             container.exit_code, container.oom_killed)
+            readiness = _readiness_check(engine, topology.services[name], container.id, {"state": container})()
+        return _status_row(name, container, readiness)
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # each check is a round trip
         rows = list(pool.map(row, topology.services))
     return [r for r in rows if r is not None]
+
+
+def _status_row(name: str, container: ContainerState, readiness: ProbeResult | None) -> ServiceStatus:
+    if container.running and readiness is not None:
+        return ServiceStatus(name, "running", readiness.ok, readiness.detail, container.ports)
+    detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
+    return ServiceStatus(name, container.status, False, detail, container.ports,
+                         container.exit_code, container.oom_killed)
+
+
+def _on_host_row(name: str, ports: dict[int, int]) -> ServiceStatus:
+    return ServiceStatus(name, "on-host", None, "run on the host ('envctl env %s')" % name, dict(ports))
 
 
 def logs(engine: Engine, topology: Topology, record: state.RunRecord, service: str | None = None,
