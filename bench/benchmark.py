@@ -4,9 +4,11 @@
 
 Measures (medians over the rounds, and ratios):
 - warm `up` to all-ready of a 12-service topology in four dependency levels (HTTP servers
-  with a readiness check): envctl, docker-compose (depends_on: service_healthy, 500 ms
+  with a readiness check): envctl, envctl with its start gate off (ENVCTL_START_GATE=0: the
+  before/after of the gate), docker-compose (depends_on: service_healthy, 500 ms
   healthchecks, the same images), and the floor: the same containers created and started in
   parallel with the Docker SDK, no readiness logic;
+- the same with servers that take 0.5 s to listen, as booting apps do (no floor there);
 - `down` of that stack with envctl and docker-compose;
 - a no-op `envctl build` of the reference stack's images, and a rebuild after one file changed;
 - the reference stack's cold `up` (its images removed first) and warm `up`;
@@ -39,8 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 PROJECT = "envctl-bench"
 LEVELS = 4
 PER_LEVEL = 3
-SERVER = '''"""A small HTTP service: ready when it answers /healthz."""
+SERVER = '''"""A small HTTP service: ready when it answers /healthz (after BOOT_SECONDS, like an app booting)."""
 import os
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -56,9 +59,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+time.sleep(float(os.environ.get("BOOT_SECONDS", "0")))
 ThreadingHTTPServer(("0.0.0.0", 8000), Handler).serve_forever()
 '''
+SLOW_BOOT = 0.5  # seconds: the second variant's services take this long to listen
 HEALTH = ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=1)"]
+
+
+GATE_OFF = {"ENVCTL_START_GATE": "0"}  # envctl's start gate off: each service starts once its dependencies are ready
 
 
 def envctl(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> float:
@@ -76,7 +84,7 @@ def names() -> list[list[str]]:
     return [[f"l{level}s{i}" for i in range(PER_LEVEL)] for level in range(LEVELS)]
 
 
-def write_topology(root: Path) -> None:
+def write_topology(root: Path, boot: float = 0.0) -> None:
     """The 12-service topology: each level depends on every service of the level below."""
     (root / "app").mkdir(parents=True)
     (root / "app" / "server.py").write_text(SERVER)
@@ -88,13 +96,14 @@ def write_topology(root: Path) -> None:
     for level, services in enumerate(levels):
         for name in services:
             lines += [f"  {name}:", "    build: app", "    base: os", "    command: [python3, /app/server.py]",
-                      '    ports: ["8000"]', "    probe: {http: /healthz, port: 8000}"]
+                      '    ports: ["8000"]', "    probe: {http: /healthz, port: 8000}",
+                      f'    environment: {{BOOT_SECONDS: "{boot:g}"}}']
             if level:
                 lines.append(f"    depends_on: [{', '.join(levels[level - 1])}]")
     (root / "envctl.yaml").write_text("\n".join(lines) + "\n")
 
 
-def write_compose(root: Path, image: str) -> None:
+def write_compose(root: Path, image: str, boot: float = 0.0) -> None:
     """The same stack for docker-compose, on the image envctl built."""
     services = {}
     levels = names()
@@ -102,6 +111,7 @@ def write_compose(root: Path, image: str) -> None:
         for name in group:
             service = {
                 "image": image, "command": ["python3", "/app/server.py"], "init": True,
+                "environment": {"BOOT_SECONDS": f"{boot:g}"},
                 "ports": ["127.0.0.1::8000"],
                 "healthcheck": {"test": HEALTH, "interval": "500ms", "timeout": "2s", "retries": 60},
             }
@@ -159,32 +169,36 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def bench_twelve(rounds: int, client: docker.DockerClient, results: dict) -> None:
+def bench_twelve(rounds: int, client: docker.DockerClient, results: dict, boot: float = 0.0,
+                 key: str = "twelve", floor: bool = True) -> None:
+    """envctl (start gate on and off), docker-compose and the floor, interleaved round by round."""
     root = Path(tempfile.mkdtemp(prefix="envctl-bench-"))
-    write_topology(root)
-    print("building the 12-service topology's images ...", flush=True)
+    write_topology(root, boot)
+    print(f"building the 12-service topology's images (boot {boot:g} s) ...", flush=True)
     envctl("build", cwd=root)
     image = next(t for i in client.images.list(filters={"label": f"envctl.project={PROJECT}"})
                  for t in i.tags if t.startswith(f"{PROJECT}/l0s0:"))
-    write_compose(root, image)
-    times: dict[str, list[float]] = {k: [] for k in ("envctl up", "envctl down", "compose up", "compose down",
-                                                     "floor up", "floor down")}
+    write_compose(root, image, boot)
+    kinds = ["envctl up", "envctl down", "envctl up, gate off", "compose up", "compose down"]
+    times: dict[str, list[float]] = {k: [] for k in kinds + (["floor up", "floor down"] if floor else [])}
     try:
         for round_ in range(rounds):
             print(f"round {round_ + 1}/{rounds}", flush=True)
             times["envctl up"].append(envctl("up", cwd=root))
             times["envctl down"].append(envctl("down", "--no-logs", cwd=root))
+            times["envctl up, gate off"].append(envctl("up", cwd=root, env=GATE_OFF))
+            envctl("down", "--no-logs", cwd=root)
             times["compose up"].append(compose_up_to_healthy(root, client))
             times["compose down"].append(compose(root, "down"))
-            up, down = floor_up(client, image)
-            times["floor up"].append(up)
-            times["floor down"].append(down)
+            if floor:
+                up, down = floor_up(client, image)
+                times["floor up"].append(up)
+                times["floor down"].append(down)
     finally:
         envctl("down", "--all", cwd=root, check=False)
         subprocess.run(["docker-compose", "-p", "envctlbench", "down"], cwd=root, capture_output=True)
-    results["twelve"] = {k: median(v) for k, v in times.items()}
-    results["twelve_raw"] = times
-    results["twelve_root"] = root
+    results[key] = {k: median(v) for k, v in times.items()}
+    results[f"{key}_raw"] = times
 
 
 def bench_builds(rounds: int, results: dict) -> None:
@@ -302,7 +316,7 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
     client = docker.from_env()
     version = client.version()
     info = client.info()
-    twelve = results["twelve"]
+    twelve, slow = results["twelve"], results["slow"]
     b, ref, mock = results["builds"], results["reference"], results["mock"]
     ratio = lambda a, c: f"{a / c:.2f}x"  # noqa: E731
     lines = [
@@ -321,10 +335,20 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
         f"| down | {twelve['envctl down']:.2f} s | {twelve['compose down']:.2f} s | {twelve['floor down']:.2f} s "
         f"| {ratio(twelve['envctl down'], twelve['compose down'])} | {ratio(twelve['envctl down'], twelve['floor down'])} "
         f"| <= 0.6x compose |", "",
+        f"| up, start gate off | {twelve['envctl up, gate off']:.2f} s | | "
+        f"| {ratio(twelve['envctl up, gate off'], twelve['compose up'])} "
+        f"| {ratio(twelve['envctl up, gate off'], twelve['floor up'])} | (before/after) |", "",
         "envctl's times are the `envctl up` / `envctl down --no-logs` commands, wall clock, Python start-up "
         "included. compose's `up` is `docker-compose up -d` then polling until every healthcheck is healthy "
         "(500 ms interval); the floor creates and starts the same 12 containers in parallel with the Docker SDK "
-        "and waits for nothing.", "",
+        "and waits for nothing. \"Gate off\" is `envctl up` with `ENVCTL_START_GATE=0`: each container is "
+        "started only once its dependencies are ready, as before the start gate.", "",
+        f"## The same 12 services, each taking {SLOW_BOOT:g} s to listen (like an app booting)", "",
+        "| | envctl | envctl, gate off | docker-compose | envctl / compose | gate on / off |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| up to all-ready | {slow['envctl up']:.2f} s | {slow['envctl up, gate off']:.2f} s "
+        f"| {slow['compose up']:.2f} s | {ratio(slow['envctl up'], slow['compose up'])} "
+        f"| {ratio(slow['envctl up'], slow['envctl up, gate off'])} |", "",
         "## Builds (the reference stack)", "",
         f"- no-op `envctl build` of {b['images']} images: {b['noop']:.2f} s (target: under 1 s for 16 images)",
         f"- one file changed (`services/users/app.py`), `envctl build`: {b['one_file']:.2f} s", "",
@@ -338,7 +362,10 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
               f"{mock['rps']:.0f} requests/s, p50 {mock['p50_ms']:.1f} ms, p99 {mock['p99_ms']:.1f} ms, "
               f"{mock['errors']} errors (target: >= 1,000 requests/s, p99 < 20 ms)", "",
               "Raw 12-service timings (seconds): `" + json.dumps({k: [round(x, 2) for x in v]
-                                                                 for k, v in results["twelve_raw"].items()}) + "`", ""]
+                                                                 for k, v in results["twelve_raw"].items()}) + "`", "",
+              f"Raw timings with {SLOW_BOOT:g} s boots: `" + json.dumps({k: [round(x, 2) for x in v]
+                                                                       for k, v in results["slow_raw"].items()}) + "`",
+              ""]
     path.write_text("\n".join(lines))
     print("\n".join(lines))
 
@@ -354,6 +381,7 @@ def main() -> None:
     results: dict = {}
     try:
         bench_twelve(args.rounds, client, results)
+        bench_twelve(args.rounds, client, results, boot=SLOW_BOOT, key="slow", floor=False)
         bench_builds(args.rounds, results)
         bench_reference(args.rounds, not args.no_cold, client, results)
         bench_mock(results)

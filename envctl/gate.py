@@ -16,15 +16,19 @@ A service is not held when none of its dependencies is being started, when a Doc
 healthcheck (its own or its image's) would run against the waiting shell, or when its
 image has no /bin/sh. The last is found out when the container fails to start or its init
 cannot run the shell; `up` then recreates it without the gate and starts it the plain way.
+`ENVCTL_START_GATE=0` turns the gate off altogether.
 """
 from __future__ import annotations
 
 import dataclasses
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from envctl.engine import ContainerSpec
 
 HELD_LABEL = "envctl.held"  # on containers created behind the gate
+SWITCH = "ENVCTL_START_GATE"  # "0" turns the gate off: every service starts the plain way
 SHELL = "/bin/sh"
 RELEASED_MARK = "/tmp/.envctl-released"
 # Signals are trapped while waiting: the shell may be PID 1, which ignores untrapped ones,
@@ -38,6 +42,10 @@ SCRIPT = (
     f'true 2>/dev/null >{RELEASED_MARK}; '
     'fi; exec "$@" </dev/null'
 )
+
+
+def enabled(environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(SWITCH, "1").strip().lower() not in ("0", "off", "false", "no")
 
 
 def held_spec(spec: ContainerSpec, image_config: dict[str, Any]) -> ContainerSpec | None:

@@ -210,6 +210,7 @@ def up(
         statuses: dict[str, ServiceStatus] = {n: _on_host_row(n, ports) for n, ports in on_host.items()}
         image_configs: dict[str, dict] = {}
         image_ids = {image.ref: image.id for image in images.values()}
+        gating = gate.enabled()
 
         def prepare(name: str) -> None:
             """Create the container; start it at once if it can be held at the gate."""
@@ -218,7 +219,7 @@ def up(
                 engine.remove_container(existing[name].id, grace=int(topology.services[name].stop_grace_period))
             report(Event(name, "create"))
             spec = specs[name]
-            if any(d in changed for d, _ in requires[name]):  # else nothing is worth waiting for
+            if gating and any(d in changed for d, _ in requires[name]):  # else nothing is worth holding for
                 image = image_ids.get(spec.image, spec.image)  # services often share one image
                 if image not in image_configs:
                     image_configs[image] = engine.inspect_image(image).get("Config") or {}

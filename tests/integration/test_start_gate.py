@@ -121,3 +121,18 @@ def test_an_image_without_a_shell_is_started_the_plain_way(engine: Engine, stack
     finally:
         envctl(["down", "--run", "noshell"], stack_dir, stack_env)
     assert not any(run_resources(engine, "noshell").values())
+
+
+def test_with_the_gate_switched_off_a_dependent_starts_after_its_dependency(
+        engine: Engine, stack_dir: Path, stack_env: dict) -> None:
+    add_services(stack_dir, GATED)
+    result = envctl(["up", "--run", "no-gate", "early"], stack_dir, {**stack_env, "ENVCTL_START_GATE": "0"})
+    try:
+        assert "held" not in result.stderr, result.stderr
+        rows = events(stack_dir, "no-gate")
+        assert first(rows, "early", "start") > first(rows, "slow", "ready"), rows
+        container = engine.containers({eng.PROJECT: PROJECT, eng.RUN: "no-gate", eng.SERVICE: "early"})[0]
+        assert HELD_LABEL not in container.labels
+    finally:
+        envctl(["down", "--run", "no-gate"], stack_dir, stack_env)
+    assert not any(run_resources(engine, "no-gate").values())

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from envctl.engine import ContainerSpec
-from envctl.gate import HELD_LABEL, SCRIPT, SHELL, held_spec, lacks_shell
+from envctl.gate import HELD_LABEL, SCRIPT, SHELL, enabled, held_spec, lacks_shell
 
 IMAGE = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["serve", "--port", "80"]}
 
@@ -63,3 +63,8 @@ def test_the_gate_does_not_run_the_command_without_the_word(tmp_path) -> None:
     done = run_gate("", tmp_path, ["echo", "ran"])
     assert done.returncode == 125 and "ran" not in done.stdout and "not released" in done.stderr
     assert not (tmp_path / "mark").exists()
+
+
+def test_the_gate_is_on_unless_switched_off() -> None:
+    assert enabled({}) and enabled({"ENVCTL_START_GATE": "1"})
+    assert not any(enabled({"ENVCTL_START_GATE": v}) for v in ("0", "off", "false", "No"))
