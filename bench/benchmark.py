@@ -334,15 +334,15 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
         f"| <= 0.4x compose, <= 1.2x floor |",
         f"| down | {twelve['envctl down']:.2f} s | {twelve['compose down']:.2f} s | {twelve['floor down']:.2f} s "
         f"| {ratio(twelve['envctl down'], twelve['compose down'])} | {ratio(twelve['envctl down'], twelve['floor down'])} "
-        f"| <= 0.6x compose |", "",
+        f"| <= 0.6x compose |",
         f"| up, start gate off | {twelve['envctl up, gate off']:.2f} s | | "
         f"| {ratio(twelve['envctl up, gate off'], twelve['compose up'])} "
-        f"| {ratio(twelve['envctl up, gate off'], twelve['floor up'])} | (before/after) |", "",
+        f"| {ratio(twelve['envctl up, gate off'], twelve['floor up'])} | (the gate's share) |", "",
         "envctl's times are the `envctl up` / `envctl down --no-logs` commands, wall clock, Python start-up "
         "included. compose's `up` is `docker-compose up -d` then polling until every healthcheck is healthy "
         "(500 ms interval); the floor creates and starts the same 12 containers in parallel with the Docker SDK "
         "and waits for nothing. \"Gate off\" is `envctl up` with `ENVCTL_START_GATE=0`: each container is "
-        "started only once its dependencies are ready, as before the start gate.", "",
+        "started only once its dependencies are ready (this version, without its start gate).", "",
         f"## The same 12 services, each taking {SLOW_BOOT:g} s to listen (like an app booting)", "",
         "| | envctl | envctl, gate off | docker-compose | envctl / compose | gate on / off |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -14,6 +14,7 @@ Run as `python -m envctl.reaper PROJECT RUN RUN_DIRECTORY TOPOLOGY_FILE`.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -34,8 +35,11 @@ def watch(project: str, run: str, run_directory: Path, topology_file: Path) -> i
     env = {k: v for k, v in os.environ.items() if k not in _CI_PROCESS_MARKERS}
     env["BUILD_ID"] = "dontKillMe"  # Jenkins' documented way to leave a process alone
     with open(run_directory / LOG_FILE, "ab") as log:
+        # At a lower priority: it mostly sleeps, and its start-up must not take CPU from the
+        # containers `up` is starting (`nice` execs it, so the pid is the reaper's).
+        nice = [found, "-n", "10"] if (found := shutil.which("nice")) else []
         process = subprocess.Popen(
-            [sys.executable, "-m", "envctl.reaper", project, run, str(run_directory), str(topology_file)],
+            [*nice, sys.executable, "-m", "envctl.reaper", project, run, str(run_directory), str(topology_file)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, env=env, cwd="/",
         )
