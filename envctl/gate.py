@@ -1,9 +1,10 @@
 """The start gate: a dependent's container starts early, and its process waits for the word.
 
 Starting a container is most of what `up` waits for: the engine spends a fifth of a second
-of CPU on each (namespaces, mounts, the shim), and it does little of that in parallel. A
-start in dependency order leaves the engine idle while each level gets ready, and then
-pays for the next level's starts on the critical path.
+or more of CPU on each (namespaces, mounts, the shim, the network). A start in dependency
+order leaves the engine idle while each level gets ready, and then pays for the next
+level's starts on the critical path; the slower the services are to get ready, the more
+that costs.
 
 So a service that waits for others is created with a small shell in front of its own
 command. `up` starts its container at once, in the background; the shell waits on stdin.
