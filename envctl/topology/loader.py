@@ -232,6 +232,14 @@ class _Loader:
         text = self.string(value, path)
         if text is None:
             return None
+        return self.host_path(text, path)
+
+    def host_path(self, text: str, path: KeyPath) -> Path | None:
+        """`text` as a path on the host: relative to the topology's directory, `~` expanded."""
+        if "\x00" in text:  # the OS would refuse it with a ValueError
+            self.problem(path, f"{text!r} is not a usable path: it contains a NUL character",
+                         "remove the NUL character")
+            return None
         return (self.root / os.path.expanduser(text)).resolve()
 
     # -- sections ------------------------------------------------------------------------
@@ -498,7 +506,9 @@ class _Loader:
             if files is None:
                 return None
             for i, name in enumerate(files):
-                file = (self.root / name).resolve()
+                file = self.host_path(name, path + ("env_file", i))
+                if file is None:
+                    return None
                 try:
                     for key, value in parse_dotenv(file.read_text(encoding="utf-8")).items():
                         env[key] = (value,)
@@ -684,7 +694,10 @@ class _Loader:
             self.problem(path, f"the target {target!r} is not an absolute path", "write the path inside the container, from '/'")
             return None
         if kind == "bind":
-            source = str((self.root / os.path.expanduser(source)).resolve())
+            resolved = self.host_path(source or "", path)
+            if resolved is None:
+                return None
+            source = str(resolved)
         elif kind == "volume" and not VOLUME_NAME_RE.match(source or ""):
             self.problem(path, f"{source!r} is not a valid volume name", "use letters, digits, '_', '.' and '-'")
             return None

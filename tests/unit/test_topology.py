@@ -186,6 +186,19 @@ def test_missing_build_context_and_dockerfile(write_topology, tmp_path: Path) ->
     assert "no Dockerfile at" in text and "FROM ${BASE_IMAGE}" in text
 
 
+def test_a_nul_character_in_a_path_is_a_located_problem(write_topology) -> None:
+    path = write_topology(
+        """
+        services:
+          a: {build: "ctx\\0"}
+          b: {image: x, volumes: ["./d\\0:/data"], env_file: ["e\\0"]}
+        """
+    )
+    text = problems(path)
+    assert text.count("contains a NUL character") == 3, text
+    assert "services.a.build" in text and "services.b.volumes[0]" in text and "services.b.env_file[0]" in text
+
+
 def test_yaml_syntax_error_is_located(write_topology) -> None:
     path = write_topology("services:\n  a: {image: x\n  b: [\n")
     text = problems(path)
