@@ -14,8 +14,9 @@ never race a worker that is still creating a container.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 
 from envctl.gate import NoShell
 from envctl.graph import DependencyFailed
@@ -26,27 +27,59 @@ PARALLEL = 2
 
 
 class Launcher:
+    """A few worker threads taking work first come, first served.
+
+    Not a ThreadPoolExecutor: it starts a thread inside `submit`, and a signal arriving
+    there leaves a running thread it does not know of, which `shutdown` then does not wait
+    for. Here the workers start in the constructor (idle ones are harmless if a signal
+    cuts it short), and `close` counts the work under way instead of joining threads.
+    """
+
     def __init__(self, on_failure: Callable[[str, BaseException], None], parallel: int = PARALLEL) -> None:
         self._on_failure = on_failure
-        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="envctl-launch")
         self._futures: dict[str, Future] = {}
         self._failure: tuple[str, BaseException] | None = None
-        self._lock = threading.Lock()
+        self._pending: deque[tuple[str, Callable[[], None], Future]] = deque()
+        self._running = 0
+        self._closed = False
+        self._changed = threading.Condition()
+        for index in range(parallel):
+            threading.Thread(target=self._work, name=f"envctl-launch-{index}", daemon=True).start()
 
     def submit(self, name: str, work: Callable[[], None]) -> None:
         """Queue `work` under `name`; the workers take it first come, first served."""
-        self._futures[name] = self._pool.submit(self._launch, name, work)
+        future: Future = Future()
+        with self._changed:
+            self._futures[name] = future
+            self._pending.append((name, work, future))
+            self._changed.notify()
 
-    def _launch(self, name: str, work: Callable[[], None]) -> None:
-        try:
-            work()
-        except NoShell:
-            raise  # not a failure: `up` starts the service the plain way
-        except BaseException as exc:
-            with self._lock:
-                self._failure = self._failure or (name, exc)
-            self._on_failure(name, exc)
-            raise
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                while not self._pending and not self._closed:
+                    self._changed.wait()
+                if self._closed:
+                    return
+                name, work, future = self._pending.popleft()
+                self._running += 1  # taken and counted at once: `close` cannot miss it
+            try:
+                future.set_running_or_notify_cancel()
+                try:
+                    work()
+                except NoShell as exc:
+                    future.set_exception(exc)  # not a failure: `up` starts the service the plain way
+                except BaseException as exc:  # noqa: BLE001 - passed on through the future
+                    with self._changed:
+                        self._failure = self._failure or (name, exc)
+                    future.set_exception(exc)
+                    self._on_failure(name, exc)
+                else:
+                    future.set_result(None)
+            finally:
+                with self._changed:
+                    self._running -= 1
+                    self._changed.notify_all()
 
     def wait(self, name: str, cancel: threading.Event) -> None:
         """Block until `name`'s work is done; raise what it raised."""
@@ -60,9 +93,16 @@ class Launcher:
     @property
     def failure(self) -> tuple[str, BaseException] | None:
         """The first work that failed (its name), and why."""
-        with self._lock:
+        with self._changed:
             return self._failure
 
     def close(self) -> None:
-        """Drop the launches not begun; wait for those under way."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Drop the work not begun; wait for the work under way."""
+        with self._changed:
+            self._closed = True
+            for _, _, future in self._pending:
+                future.cancel()
+            self._pending.clear()
+            self._changed.notify_all()
+            while self._running:
+                self._changed.wait(0.1)
