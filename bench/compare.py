@@ -6,12 +6,13 @@ REV (a commit) is checked out into a temporary worktree and run beside this chec
 round by round on the same engine, so the machine's drift hits both alike; prints the
 medians. The editable install's import hook would load this checkout for both, whatever
 PYTHONPATH says, so the "before" CLI is started through a shim that removes that hook.
-Removes its runs, the worktree, and the images of the benchmark project.
+Removes its runs, the worktree, its temporary directory and the images of the benchmark project.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def main() -> None:
         envctl("down", "--all", cwd=root, check=False)
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], capture_output=True)
         clean_images(docker.from_env())
+        shutil.rmtree(work, ignore_errors=True)
     print(f"12 services, boot {args.boot:g} s, medians of {args.rounds} interleaved rounds:")
     for name, t in times.items():
         print(f"  {name:6} ({args.before if name == 'before' else 'this checkout'}): "
