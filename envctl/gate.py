@@ -58,7 +58,7 @@ def held_spec(spec: ContainerSpec, image_config: dict[str, Any]) -> ContainerSpe
     if spec.entrypoint:
         argv = list(spec.entrypoint) + list(spec.command or [])
     else:
-        entrypoint = image_config.get("Entrypoint") or [] if spec.entrypoint is None else []
+        entrypoint = (image_config.get("Entrypoint") or []) if spec.entrypoint is None else []
         argv = list(entrypoint) + list(spec.command or image_config.get("Cmd") or [])
     if not argv:
         return None  # nothing to run: let the engine say so as it would without the gate

@@ -166,7 +166,7 @@ def up(
             engine.create_volume(volume, created_labels)
 
     def on_launch_failure(name: str, exc: BaseException) -> None:
-        report(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        report(_failed(name, exc))
         cancel.set()
 
     try:
@@ -199,7 +199,7 @@ def up(
                 except DependencyFailed:
                     raise
                 except BaseException as exc:
-                    report(Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+                    report(_failed(name, exc))
                     raise
             return run_task
 
@@ -574,6 +574,11 @@ def _startup_failed(engine: Engine, service: Service, container_id: str, why: st
         lines.append(f"  diagnostics (logs of it and its dependencies, probe history, inspect): {bundle}")
     return StartupFailed("\n".join(lines), service=service.name,
                          fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
+
+
+def _failed(name: str, exc: BaseException) -> Event:
+    """The 'failed' progress event for `name`: the first line of what went wrong."""
+    return Event(name, "failed", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def _raise_failures(outcome) -> None:
