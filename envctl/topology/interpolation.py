@@ -55,45 +55,35 @@ class Interpolator:
     def template(self, text: str) -> Template:
         """Interpolate host variables in `text`, keeping references as `Reference` parts."""
         parts: list[str | Reference] = []
-        literal: list[str] = []
         i, n = 0, len(text)
         while i < n:
-            ch = text[i]
-            if ch != "$" or i + 1 >= n:
-                literal.append(ch)
-                i += 1
-                continue
-            nxt = text[i + 1]
+            dollar = text.find("$", i)
+            if dollar < 0 or dollar + 1 >= n:
+                parts.append(text[i:])
+                break
+            parts.append(text[i:dollar])
+            nxt = text[dollar + 1]
             if nxt == "$":
-                literal.append("$")
-                i += 2
+                parts.append("$")
+                i = dollar + 2
             elif nxt == "{":
-                end = _closing_brace(text, i + 2)
+                end = _closing_brace(text, dollar + 2)
                 if end < 0:
                     raise InterpolationError(
                         f"unterminated '${{' in {text!r}",
                         "close it with '}', or write '$$' for a literal '$'",
                     )
-                value = self._braced(text[i + 2 : end], text)
-                if isinstance(value, Reference):
-                    if literal:
-                        parts.append("".join(literal))
-                        literal = []
-                    parts.append(value)
-                else:
-                    literal.append(value)
+                parts.extend(self._braced(text[dollar + 2 : end], text))
                 i = end + 1
             else:
-                match = _UNBRACED.match(text, i + 1)
-                if match:
-                    literal.append(self._lookup(match.group(0)) or "")
+                match = _UNBRACED.match(text, dollar + 1)
+                if match:  # Compose: a bare '$' not followed by a name stays as it is
+                    parts.append(self._lookup(match.group(0)) or "")
                     i = match.end()
                 else:
-                    literal.append("$")
-                    i += 1
-        if literal:
-            parts.append("".join(literal))
-        return tuple(parts)
+                    parts.append("$")
+                    i = dollar + 1
+        return _joined(parts)
 
     def plain(self, text: str) -> str:
         """Interpolate a value where references are not allowed."""
@@ -112,11 +102,11 @@ class Interpolator:
             self.unset.add(name)
         return value
 
-    def _braced(self, body: str, whole: str) -> str | Reference:
+    def _braced(self, body: str, whole: str) -> Template:
         ref = _REFERENCE.match(body)
         if ref:
             port = ref.group("port")
-            return Reference(ref.group("target"), ref.group("attr"), int(port) if port else None)
+            return (Reference(ref.group("target"), ref.group("attr"), int(port) if port else None),)
         match = _BRACED.match(body)
         if not match and "." in body:
             raise InterpolationError(
@@ -128,65 +118,53 @@ class Interpolator:
                 f"'${{{body}}}' in {whole!r} is not a valid variable expression",
                 "use ${VAR}, ${VAR:-default}, ${VAR?message}, or '$$' for a literal '$'",
             )
-        name, op, arg = match.group("name"), match.group("op"), match.group("arg")
-        value = self.variables.get(name)
+        name, op, arg = match.group("name"), match.group("op"), match.group("arg") or ""
         if op is None:
-            if value is None and self.unset is not None:
-                self.unset.add(name)
-            return value or ""
-        arg = self.plain(arg) if arg else ""
-        empty_counts = op.startswith(":")
-        is_set = value is not None and (value != "" or not empty_counts)
+            return (self._lookup(name) or "",)
+        # Compose v2 evaluates the argument lazily: `${A:-${B:?msg}}` is fine while A is set.
+        value = self.variables.get(name)
+        is_set = value is not None and (value != "" or not op.startswith(":"))
         if op in (":-", "-"):
-            return value if is_set else arg  # type: ignore[return-value]
+            return (value,) if is_set else self.template(arg)  # type: ignore[return-value]
         if op in (":+", "+"):
-            return arg if is_set else ""
+            return self.template(arg) if is_set else ("",)
         if not is_set:  # ":?" or "?"
+            message = self.plain(arg) if arg else ""
             raise InterpolationError(
                 f"required variable {name} is {'empty' if value == '' else 'not set'}"
-                + (f": {arg}" if arg else ""),
+                + (f": {message}" if message else ""),
                 f"set {name} in the environment or in the .env file beside the topology",
             )
-        return value  # type: ignore[return-value]
+        return (value,)  # type: ignore[return-value]
+
+
+def _joined(parts: list[str | Reference]) -> Template:
+    """Adjacent literal parts merged into one; empty literals dropped."""
+    out: list[str | Reference] = []
+    for part in parts:
+        if isinstance(part, str) and out and isinstance(out[-1], str):
+            out[-1] += part
+        elif part != "":
+            out.append(part)
+    return tuple(out)
 
 
 def _closing_brace(text: str, start: int) -> int:
-    """Index of the '}' closing a '${' whose body starts at `start`, allowing nesting."""
+    """Index of the '}' closing a '${' whose body starts at `start`.
+
+    Every '{' opens a level, as in Compose v2, so a JSON default (`${X:-{"a":1}}`) is
+    read whole instead of ending at its first '}'.
+    """
     depth = 1
-    i = start
-    while i < len(text):
-        if text.startswith("${", i):
+    for i in range(start, len(text)):
+        if text[i] == "{":
             depth += 1
-            i += 2
-            continue
-        if text[i] == "}":
+        elif text[i] == "}":
             depth -= 1
             if depth == 0:
                 return i
-        i += 1
     return -1
 
 
 def references(template: Template) -> list[Reference]:
     return [part for part in template if isinstance(part, Reference)]
-
-
-def parse_dotenv(text: str) -> dict[str, str]:
-    """Parse a ``.env`` file: ``KEY=VALUE`` lines, ``#`` comments, optional quotes."""
-    values: dict[str, str] = {}
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, value = line.split("=", 1)
-        key, value = key.strip(), value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-            if raw.strip().split("=", 1)[1].strip().startswith('"'):
-                value = value.replace("\\n", "\n")
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values

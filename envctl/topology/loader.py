@@ -19,9 +19,9 @@ from envctl.topology.interpolation import (
     Interpolator,
     Reference,
     Template,
-    parse_dotenv,
     references,
 )
+from envctl.topology.dotenv import DotenvError, parse_dotenv
 from envctl.topology.model import (
     CONDITIONS,
     READY,
@@ -93,23 +93,25 @@ def load_topology(file: str | Path | None = None, environ: Mapping[str, str] | N
     source = read_yaml(path)
     if source.problems:
         raise TopologyError(source.problems)
-    variables = dict(_dotenv(path.parent, source))
-    variables.update(os.environ if environ is None else environ)
+    host = os.environ if environ is None else environ
+    variables = {**_dotenv(path.parent, source, host), **host}
     topology = _Loader(source, Interpolator(variables, unset=set())).topology()
     if source.problems or topology is None:
         raise TopologyError(source.problems)
     return topology
 
 
-def _dotenv(root: Path, source: Source) -> dict[str, str]:
+def _dotenv(root: Path, source: Source, environ: Mapping[str, str]) -> dict[str, str]:
     dotenv = root / ".env"
     if not dotenv.is_file():
         return {}
     try:
-        return parse_dotenv(dotenv.read_text(encoding="utf-8"))
+        return parse_dotenv(dotenv.read_text(encoding="utf-8"), environ.get)
     except (OSError, UnicodeDecodeError) as exc:
         source.problems.append(Problem(dotenv, None, "", f"cannot read .env: {exc}", "fix or remove it"))
-        return {}
+    except DotenvError as exc:
+        source.problems.append(Problem(dotenv, exc.line, "", exc.message, exc.fix))
+    return {}
 
 
 def parse_duration(value: Any) -> float | None:
@@ -510,11 +512,14 @@ class _Loader:
                 if file is None:
                     return None
                 try:
-                    for key, value in parse_dotenv(file.read_text(encoding="utf-8")).items():
+                    for key, value in parse_dotenv(file.read_text(encoding="utf-8"), self.interp.variables.get).items():
                         env[key] = (value,)
                 except (OSError, UnicodeDecodeError) as exc:
                     self.problem(path + ("env_file", i), f"cannot read {file}: {getattr(exc, 'strerror', exc)}",
                                  "fix the path (relative to the topology file) or create the file")
+                    return None
+                except DotenvError as exc:
+                    self.problem(path + ("env_file", i), f"{file}, {exc}", exc.fix)
                     return None
         if "environment" in body:
             epath = path + ("environment",)

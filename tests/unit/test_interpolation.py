@@ -1,7 +1,7 @@
 """Host-variable interpolation follows Compose's rules; references are kept for wiring."""
 import pytest
 
-from envctl.topology.interpolation import InterpolationError, Interpolator, Reference, parse_dotenv
+from envctl.topology.interpolation import InterpolationError, Interpolator, Reference
 
 
 def interp(**variables: str) -> Interpolator:
@@ -62,8 +62,3 @@ def test_reference_outside_environment_is_refused() -> None:
 def test_malformed_expressions_are_errors(text: str) -> None:
     with pytest.raises(InterpolationError):
         interp().template(text)
-
-
-def test_dotenv_parsing() -> None:
-    text = '# comment\nA=1\nexport B = two\nC="quoted # not a comment"\nD=\'single\'\nE=x # comment\n\nbad line\n'
-    assert parse_dotenv(text) == {"A": "1", "B": "two", "C": "quoted # not a comment", "D": "single", "E": "x"}
