@@ -40,7 +40,9 @@ from envctl.topology.model import (
     Service,
     Topology,
 )
-from envctl.topology.source import KeyPath, Source, read_yaml
+from envctl.topology.ports import PROTOCOLS as PORT_PROTOCOLS
+from envctl.topology.ports import PortMapping, PortSyntaxError, expand, parse_short
+from envctl.topology.source import KeyPath, Source, format_key_path, read_yaml
 
 DEFAULT_FILE = "envctl.yaml"
 
@@ -53,6 +55,9 @@ SERVICE_KEYS = (
     "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
     "stop_grace_period", "stop_signal", "mem_limit", "docker_socket",
 )
+LONG_PORT_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
+# Host addresses that publishing on 127.0.0.1 honours as written (empty: Compose's default, all).
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh")
 # Mounting the engine's socket gives a container the whole engine (root on the host).
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
@@ -141,11 +146,15 @@ class _Loader:
         self.interp = interpolator
         self.root = source.file.parent
         self.declared: set[str] = set()  # every service and mock name, parsed or not
+        self.notes: list[str] = []  # what loading changed or ignored, for `envctl config`
 
     # -- small typed readers -------------------------------------------------------------
 
     def problem(self, path: KeyPath, message: str, fix: str | None = None) -> None:
         self.source.problem(path, message, fix)
+
+    def note(self, path: KeyPath, message: str) -> None:
+        self.notes.append(f"{format_key_path(path)}: {message}")
 
     def mapping(self, value: Any, path: KeyPath, allowed: tuple[str, ...], what: str) -> dict | None:
         if value is None:
@@ -171,8 +180,27 @@ class _Loader:
             return None
 
     def boolean(self, value: Any, path: KeyPath) -> bool | None:
+        """true/false; a string is interpolated first and read as Compose casts it (yes/no, on/off)."""
+        if isinstance(value, str):
+            text = self.string(value, path)
+            if text is None:
+                return None
+            value = _BOOLEAN_WORDS.get(text.lower(), text)
         if not isinstance(value, bool):
-            self.problem(path, f"expected true or false, not {_kind(value)}", "write true or false")
+            self.problem(path, f"expected true or false, not {value!r}" if isinstance(value, str)
+                         else f"expected true or false, not {_kind(value)}", "write true or false")
+            return None
+        return value
+
+    def integer(self, value: Any, path: KeyPath) -> int | None:
+        """A whole number; a string is interpolated first, as Compose does for typed fields."""
+        if isinstance(value, str):
+            text = self.string(value, path)
+            if text is None:
+                return None
+            value = int(text.strip()) if re.fullmatch(r"\s*[-+]?\d+\s*", text) else text
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(path, f"{value!r} is not a whole number", "write a whole number, e.g. 3")
             return None
         return value
 
@@ -266,7 +294,7 @@ class _Loader:
         secrets = self.section(top.get("secrets"), ("secrets",), "secrets", self.secret)
         topology = Topology(
             name=name, file=self.source.file, bases=bases, services=services, mocks=mocks,
-            volumes=tuple(volumes), secrets=secrets,
+            volumes=tuple(volumes), secrets=secrets, notes=tuple(self.notes),
             warnings=tuple(f"variable {v} is not set; using an empty string"
                            for v in sorted(self.interp.unset or ())),
         )
@@ -547,59 +575,70 @@ class _Loader:
         if not isinstance(raw, list):
             self.problem(path, f"ports must be a list, not {_kind(raw)}", 'write ports: ["8000"] or ["8080:8000"]')
             return None
-        specs = []
+        specs: list[PortSpec] = []
         for i, item in enumerate(raw):
-            spec = self.port(item, path + (i,))
-            if spec is None:
+            mappings = self.port(item, path + (i,))
+            if mappings is None:
                 return None
-            if any(s.container == spec.container and s.protocol == spec.protocol for s in specs):
-                self.problem(path + (i,), f"container port {spec.container} is listed twice", "list each port once")
-                return None
-            specs.append(spec)
+            for spec in mappings:
+                if any(s.container == spec.container and s.protocol == spec.protocol for s in specs):
+                    self.problem(path + (i,), f"container port {spec.container} is listed twice", "list each port once")
+                    return None
+                specs.append(spec)
         return tuple(specs)
 
-    def port(self, item: Any, path: KeyPath) -> PortSpec | None:
-        if isinstance(item, dict):
-            body = self.mapping(item, path, ("target", "published", "protocol", "host_ip"), "a port")
-            if body is None or "target" not in body:
-                self.problem(path, "a long-syntax port needs 'target'", "add 'target: CONTAINER_PORT'")
+    def port(self, item: Any, path: KeyPath) -> list[PortSpec] | None:
+        """One short- or long-syntax entry: several specs for a range."""
+        try:
+            if isinstance(item, dict):
+                mappings = self.long_port(item, path)
+            elif isinstance(item, (int, str)) and not isinstance(item, bool):
+                text = self.string(item, path)
+                mappings = None if text is None else parse_short(text)
+            else:
+                self.problem(path, f"a port must be a string or number, not {_kind(item)}", 'write "8000" or "8080:8000"')
                 return None
-            host_ip = body.get("host_ip", "127.0.0.1")
-            text = f"{host_ip}:{body.get('published', '')}:{body['target']}/{body.get('protocol', 'tcp')}"
-        elif isinstance(item, (int, str)) and not isinstance(item, bool):
-            text = self.string(item, path)
-            if text is None:
+        except PortSyntaxError as exc:
+            self.problem(path, str(exc), exc.fix)
+            return None
+        if mappings is None:
+            return None
+        specs = []
+        for mapping in mappings:
+            if mapping.protocol == "sctp":
+                self.problem(path, "envctl does not publish sctp ports", "use tcp or udp")
                 return None
-        else:
-            self.problem(path, f"a port must be a string or number, not {_kind(item)}", 'write "8000" or "8080:8000"')
+            if mapping.host_ip not in _LOOPBACK:
+                self.note(path, f"publishes on {mapping.host_ip}; envctl publishes on 127.0.0.1 only")
+            specs.append(PortSpec(container=mapping.container, host=mapping.host, protocol=mapping.protocol))
+        return specs
+
+    def long_port(self, item: dict, path: KeyPath) -> list[PortMapping] | None:
+        body = self.mapping(item, path, LONG_PORT_KEYS, "a port")
+        if body is None:
             return None
-        text, _, protocol = text.partition("/")
-        protocol = protocol or "tcp"
-        if protocol not in ("tcp", "udp"):
-            self.problem(path, f"unknown protocol {protocol!r}", "use tcp or udp")
+        if "target" not in body:
+            self.problem(path, "a long-syntax port needs 'target'", "add 'target: CONTAINER_PORT'")
             return None
-        fields = text.split(":")
-        if len(fields) == 3:
-            host_ip, published, target = fields
-            if host_ip not in ("127.0.0.1", "localhost"):
-                self.problem(path, f"envctl publishes ports on 127.0.0.1 only, not {host_ip}",
-                             f"drop the address: write \"{published}:{target}\" or \"{target}\"")
-                return None
-        elif len(fields) == 2:
-            published, target = fields
-        elif len(fields) == 1:
-            published, target = "", fields[0]
-        else:
-            self.problem(path, f"{item!r} is not a port mapping", 'write "8000" (ephemeral host port) or "8080:8000"')
+        target = self.integer(body["target"], path + ("target",))
+        published = body.get("published", "")
+        if isinstance(published, str):
+            published = self.string(published, path + ("published",))
+        texts = {k: self.string(body[k], path + (k,)) for k in ("host_ip", "protocol", "mode", "name", "app_protocol")
+                 if k in body}
+        if target is None or published is None or None in texts.values():
             return None
-        if "-" in target or "-" in published:
-            self.problem(path, "port ranges are not supported", "list each port on its own")
+        if texts.get("mode", "ingress") not in ("ingress", "host"):
+            self.problem(path + ("mode",), f"unknown port mode {texts['mode']!r}", "use ingress or host")
             return None
-        container = self.port_number(target, path)
-        host = self.port_number(published, path) if published else None
-        if container is None or (published and host is None):
+        for key in ("mode", "name", "app_protocol"):
+            if key in texts:
+                self.note(path + (key,), f"'{key}: {texts[key]}' is Compose metadata envctl does not use")
+        protocol = texts.get("protocol", "tcp")
+        if protocol not in PORT_PROTOCOLS:
+            self.problem(path + ("protocol",), f"unknown protocol {protocol!r}", "use tcp or udp")
             return None
-        return PortSpec(container=container, host=host, protocol=protocol)
+        return expand(str(target), str(published), protocol, texts.get("host_ip", ""))
 
     def depends_on(self, raw: Any, path: KeyPath) -> tuple[Dependency, ...] | None:
         if isinstance(raw, list):
@@ -630,8 +669,10 @@ class _Loader:
         body = self.mapping(raw, path, HEALTHCHECK_KEYS, "healthcheck")
         if body is None:
             return None
-        disable = body.get("disable", False)
-        if disable is True:
+        disable = self.boolean(body["disable"], path + ("disable",)) if "disable" in body else False
+        if disable is None:
+            return None
+        if disable:
             return Healthcheck(test=("NONE",), disable=True)
         test = body.get("test")
         if isinstance(test, str):
@@ -647,8 +688,10 @@ class _Loader:
             self.problem(path + ("test",), "healthcheck needs a 'test'", 'add test: ["CMD", "prog", "arg"] or a shell string')
             return None
         values = {k: self.duration(body[k], path + (k,)) for k in ("interval", "timeout", "start_period") if k in body}
-        retries = body.get("retries")
-        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int) or retries < 1):
+        retries = self.integer(body["retries"], path + ("retries",)) if "retries" in body else None
+        if "retries" in body and retries is None:
+            return None
+        if retries is not None and retries < 1:
             self.problem(path + ("retries",), f"{retries!r} is not a positive number", "write a whole number, e.g. 3")
             return None
         if tokens is None or any(v is None for v in values.values()):
@@ -675,7 +718,9 @@ class _Loader:
                 return None
             source = self.string(body["source"], path + ("source",)) if "source" in body else None
             target = self.string(body["target"], path + ("target",))
-            read_only = bool(body.get("read_only", False))
+            read_only = self.boolean(body.get("read_only", False), path + ("read_only",))
+            if read_only is None:
+                return None
             kind = body.get("type", "volume" if source else "anonymous")
         else:
             text = self.string(item, path)
@@ -886,6 +931,10 @@ class _Loader:
             listed = ", ".join(str(p.container) for p in ports)
             self.problem(path, f"'{ref.target}' has no port {ref.port} (it has {listed})",
                          f"use one of its ports, or add \"{ref.port}\" to its ports")
+
+
+# How Compose casts an interpolated string in a boolean field.
+_BOOLEAN_WORDS = {"y": True, "yes": True, "true": True, "on": True, "n": False, "no": False, "false": False, "off": False}
 
 
 def _kind(value: Any) -> str:

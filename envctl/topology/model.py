@@ -178,6 +178,8 @@ class Topology:
     volumes: tuple[str, ...] = ()
     secrets: dict[str, Secret] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    # What loading changed or ignored to run the file as envctl does (`envctl config` lists it).
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def root(self) -> Path:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from envctl.errors import Problem
+from envctl.topology.yaml12 import Yaml12Constructor, Yaml12Loader
 
 KeyPath = tuple[str | int, ...]
 
@@ -52,7 +53,7 @@ def read_yaml(file: Path) -> Source:
         source.problem((), "the file is not UTF-8 text", "save it as UTF-8")
         return source
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=Yaml12Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -72,7 +73,7 @@ def read_yaml(file: Path) -> Source:
     return source
 
 
-_SCALARS = yaml.constructor.SafeConstructor()
+_SCALARS = Yaml12Constructor()
 
 
 def _convert(node: yaml.Node, path: KeyPath, source: Source, active: set[int]) -> Any:

@@ -147,8 +147,8 @@ def test_bad_types_and_values(write_topology) -> None:
     )
     text = problems(path)
     assert "services.a.ports: ports must be a list, not a string" in text
-    assert "services.a.init: expected true or false, not a string" in text
-    assert "publishes ports on 127.0.0.1 only, not 0.0.0.0" in text
+    assert "services.a.init: expected true or false, not 'maybe'" in text
+    assert "services.b.ports[1]: '99999' is not a container port" in text
     assert "services.c.probe: the probe checks port 1234, which the service does not publish" in text
 
 
