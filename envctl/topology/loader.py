@@ -9,7 +9,7 @@ import difflib
 import os
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,9 +42,9 @@ from envctl.topology.model import (
 )
 from envctl.topology.ports import PROTOCOLS as PORT_PROTOCOLS
 from envctl.topology.ports import PortMapping, PortSyntaxError, expand, parse_short
-from envctl.topology.source import KeyPath, Source, format_key_path, read_yaml
+from envctl.topology.files import COMPOSE_FILES, DEFAULT_FILE, Document, discover, read_documents
+from envctl.topology.source import KeyPath, format_key_path
 
-DEFAULT_FILE = "envctl.yaml"
 
 TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version")
 SECRET_KEYS = ("file", "environment")
@@ -84,29 +84,41 @@ VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
 
 
-def load_topology(file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Topology:
-    """Load and validate a topology file; raise `TopologyError` listing every problem."""
-    path = Path(file or DEFAULT_FILE)
-    if path.is_dir():
-        path = path / DEFAULT_FILE
-    path = path.absolute()
-    if not path.is_file():
-        raise TopologyError(
-            [Problem(path, None, "", "no topology file here",
-                     f"create {DEFAULT_FILE} (see docs/topology.md) or pass -f FILE")]
-        )
-    source = read_yaml(path)
+def load_topology(file: str | Path | Sequence[str | Path] | None = None,
+                  environ: Mapping[str, str] | None = None) -> Topology:
+    """Load and validate a topology (one file, several merged, or a directory's); raise
+    `TopologyError` listing every problem."""
+    files = topology_files(file)
+    source = read_documents(files)
     if source.problems:
         raise TopologyError(source.problems)
     host = os.environ if environ is None else environ
-    variables = {**_dotenv(path.parent, source, host), **host}
+    variables = {**_dotenv(files[0].parent, source, host), **host}
     topology = _Loader(source, Interpolator(variables, unset=set())).topology()
     if source.problems or topology is None:
         raise TopologyError(source.problems)
     return topology
 
 
-def _dotenv(root: Path, source: Source, environ: Mapping[str, str]) -> dict[str, str]:
+def topology_files(file: str | Path | Sequence[str | Path] | None) -> list[Path]:
+    """The files to load: those named, or the topology files of the directory named (or of '.')."""
+    named = [Path(f) for f in ([file] if isinstance(file, (str, Path)) or file is None else file)]
+    if named == [Path(".")] or not named or named == [None] or (len(named) == 1 and named[0].is_dir()):
+        directory = (named[0] if named and named[0] is not None else Path(".")).absolute()
+        found = discover(directory)
+        if not found:
+            raise TopologyError([Problem(directory / DEFAULT_FILE, None, "", "no topology file here",
+                                         f"create {DEFAULT_FILE} (see docs/topology.md), or a Compose file "
+                                         f"({', '.join(COMPOSE_FILES)}), or pass -f FILE")])
+        return found
+    missing = [Problem(p.absolute(), None, "", "no topology file here", "fix the path, or pass -f FILE")
+               for p in named if not p.is_file()]
+    if missing:
+        raise TopologyError(missing)
+    return [p.absolute() for p in named]
+
+
+def _dotenv(root: Path, source: Document, environ: Mapping[str, str]) -> dict[str, str]:
     dotenv = root / ".env"
     if not dotenv.is_file():
         return {}
@@ -141,7 +153,7 @@ def parse_duration(value: Any) -> float | None:
 class _Loader:
     """Turns the raw document into the model, recording problems on the source."""
 
-    def __init__(self, source: Source, interpolator: Interpolator) -> None:
+    def __init__(self, source: Document, interpolator: Interpolator) -> None:
         self.source = source
         self.interp = interpolator
         self.root = source.file.parent
@@ -270,7 +282,7 @@ class _Loader:
             self.problem(path, f"{text!r} is not a usable path: it contains a NUL character",
                          "remove the NUL character")
             return None
-        return (self.root / os.path.expanduser(text)).resolve()
+        return (self.source.directory(path) / os.path.expanduser(text)).resolve()
 
     # -- sections ------------------------------------------------------------------------
 

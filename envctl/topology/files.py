@@ -1,0 +1,206 @@
+"""Which files make the topology, and how they become one document.
+
+Without ``-f``, a directory's ``envctl.yaml`` is the topology; failing that, its Compose file
+(``compose.yaml``, ``compose.yml``, ``docker-compose.yml``, ``docker-compose.yaml``, in
+Compose's order) together with its ``*.override.*`` file. Several files merge with Compose's
+rules (`envctl.topology.merge`). Within a file, ``include:`` merges other files underneath it,
+``extends:`` builds a service on another, and ``x-envctl:`` blocks (at the top and in a
+service) hold envctl's own keys in a file ``docker compose`` also reads.
+
+Every key keeps the file and line it came from, for messages, and the directory its
+relative paths start from: the project directory for ``-f`` files (as in Compose), the
+included or extended file's own directory otherwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envctl.errors import Problem
+from envctl.topology.merge import Origin, Tree, merge_trees
+from envctl.topology.source import KeyPath, Source, format_key_path, read_yaml
+
+DEFAULT_FILE = "envctl.yaml"
+COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+OVERRIDE_FILES = ("compose.override.yml", "compose.override.yaml",
+                  "docker-compose.override.yml", "docker-compose.override.yaml")
+EXTENSION = "x-envctl"
+
+
+def discover(directory: Path) -> list[Path]:
+    """The topology files of `directory`, or [] when it has none."""
+    if (directory / DEFAULT_FILE).is_file():
+        return [directory / DEFAULT_FILE]
+    for name in COMPOSE_FILES:
+        if (directory / name).is_file():
+            overrides = [directory / o for o in OVERRIDE_FILES if (directory / o).is_file()]
+            return [directory / name] + overrides[:1]
+    return []
+
+
+@dataclass
+class Document(Source):
+    """A topology made of one or more files: each key remembers where it came from."""
+
+    origins: dict[KeyPath, Origin] = field(default_factory=dict)
+
+    def origin(self, path: KeyPath) -> Origin | None:
+        while path:
+            if path in self.origins:
+                return self.origins[path]
+            path = path[:-1]
+        return self.origins.get(())
+
+    def directory(self, path: KeyPath) -> Path:
+        """Where relative paths under `path` start."""
+        origin = self.origin(path)
+        return origin.directory if origin else self.file.parent
+
+    def problem(self, path: KeyPath, message: str, fix: str | None = None) -> None:
+        origin = self.origin(path)
+        file = origin.file if origin else self.file
+        self.problems.append(Problem(file, self.line(path), format_key_path(path), message, fix))
+
+
+def read_documents(files: list[Path]) -> Document:
+    """`files` (the first one names the project directory) merged into one document."""
+    project = files[0].parent
+    reader = _Reader()
+    merged = Tree({}, {(): Origin(files[0], 1, project)})
+    for file in files:
+        tree = reader.read(file, project, chain=())
+        if tree is not None:
+            merged = merge_trees(merged, tree)
+    document = Document(file=files[0], data=merged.data, problems=reader.problems, origins=merged.origins)
+    document.lines = {path: origin.line for path, origin in merged.origins.items()}
+    return document
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def read(self, file: Path, directory: Path, chain: tuple[Path, ...]) -> Tree | None:
+        """One file with its includes, extends and x-envctl blocks applied."""
+        file = file.resolve()
+        if file in chain:
+            loop = " -> ".join(str(f) for f in chain + (file,))
+            self.problems.append(Problem(chain[-1], None, "include", f"files include each other in a loop: {loop}",
+                                         "remove one of these includes"))
+            return None
+        source = read_yaml(file)
+        if source.problems:
+            self.problems.extend(source.problems)
+            return None
+        if not isinstance(source.data, dict):
+            self.problems.append(Problem(file, source.line(()), "", "the file must be a mapping of keys",
+                                         "start with 'services:'"))
+            return None
+        tree = Tree(source.data, {path: Origin(file, line, directory) for path, line in source.lines.items()})
+        tree.origins.setdefault((), Origin(file, 1, directory))
+        tree = self.hoist_extension(tree, ())
+        for name in list((tree.data.get("services") or {}) if isinstance(tree.data.get("services"), dict) else ()):
+            if isinstance(tree.data["services"][name], dict):
+                tree = self.hoist_extension(tree, ("services", name))
+        tree = self.extend_services(tree, file, chain + (file,))
+        if "include" in tree.data:
+            tree = self.include(tree, file, chain + (file,))
+        return tree
+
+    def problem(self, tree: Tree, path: KeyPath, message: str, fix: str) -> None:
+        origin = tree.origin(path)
+        self.problems.append(Problem(origin.file, origin.line, format_key_path(path), message, fix))
+
+    # -- x-envctl --------------------------------------------------------------------------
+
+    def hoist_extension(self, tree: Tree, path: KeyPath) -> Tree:
+        """Merge the `x-envctl` block at `path` into the mapping that holds it."""
+        holder = tree.get(path)
+        block = holder.get(EXTENSION)
+        if block is None:
+            return tree
+        if not isinstance(block, dict):
+            self.problem(tree, path + (EXTENSION,), f"'{EXTENSION}' must be a mapping of envctl keys",
+                         f"write '{EXTENSION}:' with keys such as probe, base or docker_socket")
+            return tree.without(path + (EXTENSION,))
+        return merge_trees(tree.without(path + (EXTENSION,)), tree.subtree(path + (EXTENSION,), at=path))
+
+    # -- include ---------------------------------------------------------------------------
+
+    def include(self, tree: Tree, file: Path, chain: tuple[Path, ...]) -> Tree:
+        """Included files underneath, this file on top (so it can add envctl's keys)."""
+        entries = tree.data["include"]
+        base = Tree({}, {(): tree.origins[()]})
+        for name, directory in self.include_entries(tree, entries):
+            included = self.read(file.parent / name, directory or (file.parent / name).parent, chain)
+            if included is not None:
+                base = merge_trees(base, included)
+        return merge_trees(base, tree.without(("include",)))
+
+    def include_entries(self, tree: Tree, entries: Any) -> list[tuple[str, Path | None]]:
+        if isinstance(entries, (str, dict)):
+            entries = [entries]
+        if not isinstance(entries, list):
+            self.problem(tree, ("include",), "include must be a list of files", "write include: [other/compose.yaml]")
+            return []
+        out: list[tuple[str, Path | None]] = []
+        for i, entry in enumerate(entries):
+            if isinstance(entry, str):
+                out.append((entry, None))
+                continue
+            paths = entry.get("path") if isinstance(entry, dict) else None
+            if isinstance(paths, str):
+                paths = [paths]
+            if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+                self.problem(tree, ("include", i), "an include entry needs 'path'", "write - path: other/compose.yaml")
+                continue
+            project = entry.get("project_directory")
+            directory = (tree.origin(("include", i)).directory / project) if isinstance(project, str) else None
+            out.extend((p, directory) for p in paths)
+        return out
+
+    # -- extends ---------------------------------------------------------------------------
+
+    def extend_services(self, tree: Tree, file: Path, chain: tuple[Path, ...]) -> Tree:
+        services = tree.data.get("services")
+        if not isinstance(services, dict):
+            return tree
+        for name in list(services):
+            tree = self.extend(tree, name, file, chain, ())
+        return tree
+
+    def extend(self, tree: Tree, name: str, file: Path, chain: tuple[Path, ...], seen: tuple[str, ...]) -> Tree:
+        """Service `name` built on the service it extends (which is resolved first)."""
+        path: KeyPath = ("services", name)
+        service = tree.data["services"].get(name)
+        if not isinstance(service, dict) or "extends" not in service:
+            return tree
+        spec = service["extends"]
+        if isinstance(spec, str):
+            spec = {"service": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("service"), str):
+            self.problem(tree, path + ("extends",), "extends needs the name of a service",
+                         "write extends: {service: NAME} or extends: {service: NAME, file: other.yaml}")
+            return tree.without(path + ("extends",))
+        parent_name = spec["service"]
+        if "file" in spec:
+            other = tree.origin(path + ("extends",)).directory / str(spec["file"])
+            parent_tree = self.read(other, other.resolve().parent, chain)
+            if parent_tree is None:
+                return tree.without(path + ("extends",))
+        else:
+            if name in seen or parent_name == name:
+                self.problem(tree, path + ("extends",), "services extend each other in a loop: "
+                             + " -> ".join(seen + (name, parent_name)), "remove one of these extends")
+                return tree.without(path + ("extends",))
+            tree = self.extend(tree, parent_name, file, chain, seen + (name,))
+            parent_tree = tree
+        parent = (parent_tree.data.get("services") or {}).get(parent_name)
+        if not isinstance(parent, dict):
+            self.problem(tree, path + ("extends",), f"extends names '{parent_name}', which is not a service there",
+                         "name a service defined in that file")
+            return tree.without(path + ("extends",))
+        base = parent_tree.subtree(("services", parent_name), at=path)
+        merged = merge_trees(base, tree.subtree(path, at=path).without(path + ("extends",)))
+        return tree.replaced(path, merged)
