@@ -47,8 +47,8 @@ masker = secrets.Masker()
 
 
 class Context:
-    def __init__(self, file: str | None, run: str | None) -> None:
-        self.file = file
+    def __init__(self, files: tuple[str, ...], run: str | None) -> None:
+        self.files = files
         self.run = run
         self._topology: Topology | None = None
         self._engine: Engine | None = None
@@ -56,7 +56,7 @@ class Context:
     @property
     def topology(self) -> Topology:
         if self._topology is None:
-            self._topology = load_topology(self.file)
+            self._topology = load_topology(list(self.files) or None)
             masker.add(secrets.topology_secrets(self._topology))
             for warning in self._topology.warnings:
                 err.print(f"[yellow]warning:[/] {warning}")
@@ -75,33 +75,42 @@ class Context:
 _pass_context = click.make_pass_decorator(Context)
 
 
-def pass_ctx(fn):
-    """Pass the Context; also accept -f and --run after the command name (`envctl up --run X`)."""
+def pass_ctx(fn=None, *, short_file: bool = True):
+    """Pass the Context; also accept the global options after the command name
+    (`envctl config -f FILE`, `envctl up --run X`). `logs` keeps -f for --follow, as
+    `docker compose logs -f` does, and takes --file."""
 
-    @click.option("--file", "file_", default=None, metavar="FILE", help="The topology file (as before the command).")
-    @click.option("--run", "run_", default=None, metavar="RUN", help="The run to act on (as before the command).")
-    @_pass_context
-    @functools.wraps(fn)
-    def wrapper(c: Context, *args, file_: str | None = None, run_: str | None = None, **kwargs):
-        if file_:
-            c.file = file_
-        if run_:
-            c.run = state.sanitize_run_id(run_)
-        return fn(c, *args, **kwargs)
+    def decorate(fn):
+        flags = ("-f", "--file") if short_file else ("--file",)
 
-    return wrapper
+        @click.option(*flags, "file_", multiple=True, type=click.Path(), metavar="FILE",
+                      help="A topology or Compose file, as before the command (repeat to merge several).")
+        @click.option("--run", "run_", default=None, metavar="RUN", help="The run to act on (as before the command).")
+        @_pass_context
+        @functools.wraps(fn)
+        def wrapper(c: Context, *args, file_: tuple[str, ...] = (), run_: str | None = None, **kwargs):
+            if file_:
+                c.files = c.files + tuple(file_)
+            if run_:
+                c.run = state.sanitize_run_id(run_)
+            return fn(c, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(fn) if fn is not None else decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-f", "--file", envvar="ENVCTL_FILE", metavar="FILE",
-              help="The topology file (default: ./envctl.yaml).")
+@click.option("-f", "--file", "files", multiple=True, envvar=["ENVCTL_FILE", "COMPOSE_FILE"], type=click.Path(),
+              metavar="FILE", help="A topology or Compose file; repeat to merge several, as Compose does "
+              "(default: ./envctl.yaml, else ./compose.yaml or ./docker-compose.yml and its override file).")
 @click.option("--run", "run", envvar="ENVCTL_RUN", metavar="RUN",
               help="The run to act on (default: the current one); with 'up', the id for a new run.")
 @click.version_option(package_name="envctl")
 @click.pass_context
-def main(ctx: click.Context, file: str | None, run: str | None) -> None:
+def main(ctx: click.Context, files: tuple[str, ...], run: str | None) -> None:
     """Bring up a multi-service integration environment on one Docker engine."""
-    ctx.obj = Context(file, state.sanitize_run_id(run) if run else None)
+    ctx.obj = Context(tuple(files), state.sanitize_run_id(run) if run else None)
 
 
 @main.command()
@@ -240,7 +249,9 @@ def images(c: Context, prune: bool) -> None:
 @click.option("--reveal", is_flag=True, help="Show secret values instead of ******.")
 @pass_ctx
 def config(c: Context, names_only: bool, reveal: bool) -> None:
-    """Validate the topology and print it resolved (host variables filled in, secrets masked)."""
+    """Validate the topology and print it resolved: host variables filled in, files merged, secret
+    values masked; the output loads again as the same topology. Comments at the top list what
+    envctl changed or ignored."""
     topology = c.topology
     for name, service in topology.services.items():
         if service.docker_socket:
@@ -251,7 +262,14 @@ def config(c: Context, names_only: bool, reveal: bool) -> None:
         for name in topology.services:
             out.print(name)
         return
-    click.echo(yaml.safe_dump(to_document(topology), sort_keys=False, default_flow_style=False), nl=False)
+    # The document masks secrets where they stand as values; the stream's masker would also
+    # rewrite unrelated text that happens to contain one (an image called like a password).
+    document = to_document(topology, secrets=() if reveal else masker.values)
+    masker.enabled = False
+    notes = "".join(f"# {note}\n" for note in topology.notes)
+    if notes:
+        notes = "# envctl changed or ignored these to run the file:\n" + notes
+    click.echo(notes + yaml.safe_dump(document, sort_keys=False, default_flow_style=False), nl=False)
 
 
 @main.command()
@@ -270,7 +288,7 @@ def status(c: Context) -> None:
 @click.argument("service", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", default="all", help="Lines from the end of each log (default: all).")
-@pass_ctx
+@pass_ctx(short_file=False)
 def logs(c: Context, service: str | None, follow: bool, tail: str) -> None:
     """Print the logs of SERVICE (or of every service, prefixed)."""
     record = c.record()

@@ -1,17 +1,67 @@
 """The loaded topology written back in topology-file syntax (what `envctl config` prints).
 
 Host variables are filled in, paths are absolute, defaults are spelled out; references stay
-as written, since they resolve per consumer. The output loads again as the same topology.
+as written, since they resolve per consumer. Every literal '$' is written '$$', so the output
+loads again as the same topology. Secret values are masked where they stand as values
+(environment values and build arguments), and a whole value that is a secret anywhere else;
+an image named like a password keeps its name.
 """
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from envctl.topology.interpolation import Template
+from envctl.topology.interpolation import Reference, Template
 from envctl.topology.model import READY, Base, Healthcheck, Mock, Mount, PortSpec, Probe, Service, Topology
 
 
-def to_document(topology: Topology) -> dict[str, Any]:
+MASK = "******"
+# Where a secret is passed as a value: masked even inside a longer value (a URL's password).
+_VALUE_POSITIONS = (("services", "*", "environment", "*"), ("services", "*", "build", "args", "*"),
+                    ("bases", "*", "args", "*"))
+
+
+def to_document(topology: Topology, secrets: Iterable[str] = ()) -> dict[str, Any]:
+    """The topology as a document, with the `secrets` values masked."""
+    ordered = sorted(set(secrets), key=len, reverse=True)  # a secret containing another is masked whole
+    # Inside a value, a secret counts only as a whole word: the password in a URL, not the
+    # 'postgres' in 'postgresql://'.
+    pattern = re.compile("|".join(rf"(?<![\w]){re.escape(s)}(?![\w])" for s in ordered)) if ordered else None
+    return _finished(_document(topology), (), lambda text: pattern.sub(MASK, text) if pattern else text)
+
+
+def _finished(value: Any, path: tuple, mask: Callable[[str], str]) -> Any:
+    """Templates and strings as written in a file: masked, with every literal '$' as '$$'."""
+    if isinstance(value, dict):
+        return {key: _finished(item, path + (key,), mask) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finished(item, path + (i,), mask) for i, item in enumerate(value)]
+    if isinstance(value, _Template):
+        return "".join(str(part) if isinstance(part, Reference) else _finished(part, path, mask)
+                       for part in value.parts)
+    if not isinstance(value, str):
+        return value
+    masked = mask(value)
+    if masked != value and masked != MASK and not _at_value_position(path):
+        masked = value  # a secret's text inside another kind of value (an image name) is not the secret
+    return masked.replace("$", "$$")
+
+
+@dataclass(frozen=True)
+class _Template:
+    """An environment value still holding its references."""
+
+    parts: Template
+
+
+def _at_value_position(path: tuple) -> bool:
+    return any(len(path) == len(pattern) and all(p == "*" or p == k for p, k in zip(pattern, path))
+               for pattern in _VALUE_POSITIONS)
+
+
+def _document(topology: Topology) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": topology.name}
     if topology.bases:
         doc["bases"] = {name: _base(base) for name, base in topology.bases.items()}
@@ -22,11 +72,6 @@ def to_document(topology: Topology) -> dict[str, Any]:
         doc["secrets"] = {name: {"file": str(s.file)} if s.file else {"environment": s.environment}
                           for name, s in topology.secrets.items()}
     return doc
-
-
-def template_text(template: Template) -> str:
-    """A template as written: `${...}` for references, `$$` for a literal dollar."""
-    return "".join(part.replace("$", "$$") if isinstance(part, str) else str(part) for part in template)
 
 
 def duration_text(seconds: float) -> str:
@@ -70,9 +115,9 @@ def _service(service: Service) -> dict[str, Any]:
     for key in ("command", "entrypoint"):
         value = getattr(service, key)
         if value is not None:
-            out[key] = [part.replace("$", "$$") for part in value]
+            out[key] = list(value)
     if service.environment:
-        out["environment"] = {key: template_text(value) for key, value in service.environment}
+        out["environment"] = {key: _Template(value) for key, value in service.environment}
     if service.ports:
         out["ports"] = [_port(p) for p in service.ports]
     if service.depends_on:
@@ -150,4 +195,4 @@ def _mock(mock: Mock) -> dict[str, Any]:
     return out
 
 
-__all__ = ["READY", "duration_text", "template_text", "to_document"]
+__all__ = ["READY", "duration_text", "to_document"]

@@ -44,6 +44,7 @@ class Document(Source):
     """A topology made of one or more files: each key remembers where it came from."""
 
     origins: dict[KeyPath, Origin] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()  # as named or found, before includes
 
     def origin(self, path: KeyPath) -> Origin | None:
         while path:
@@ -72,7 +73,8 @@ def read_documents(files: list[Path]) -> Document:
         tree = reader.read(file, project, chain=())
         if tree is not None:
             merged = merge_trees(merged, tree)
-    document = Document(file=files[0], data=merged.data, problems=reader.problems, origins=merged.origins)
+    document = Document(file=files[0], data=merged.data, problems=reader.problems, origins=merged.origins,
+                        files=tuple(files))
     document.lines = {path: origin.line for path, origin in merged.origins.items()}
     return document
 
@@ -81,9 +83,14 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
-    def read(self, file: Path, directory: Path, chain: tuple[Path, ...]) -> Tree | None:
+    def read(self, file: Path, directory: Path, chain: tuple[Path, ...], named_at: Origin | None = None) -> Tree | None:
         """One file with its includes, extends and x-envctl blocks applied."""
         file = file.resolve()
+        if not file.is_file():
+            where = named_at or Origin(file, None, directory)
+            self.problems.append(Problem(where.file, where.line, "", f"no file at {file}",
+                                         "fix the path (relative to the file that names it)"))
+            return None
         if file in chain:
             loop = " -> ".join(str(f) for f in chain + (file,))
             self.problems.append(Problem(chain[-1], None, "include", f"files include each other in a loop: {loop}",
@@ -133,7 +140,8 @@ class _Reader:
         entries = tree.data["include"]
         base = Tree({}, {(): tree.origins[()]})
         for name, directory in self.include_entries(tree, entries):
-            included = self.read(file.parent / name, directory or (file.parent / name).parent, chain)
+            included = self.read(file.parent / name, directory or (file.parent / name).parent, chain,
+                                 named_at=tree.origin(("include",)))
             if included is not None:
                 base = merge_trees(base, included)
         return merge_trees(base, tree.without(("include",)))
@@ -186,7 +194,7 @@ class _Reader:
         parent_name = spec["service"]
         if "file" in spec:
             other = tree.origin(path + ("extends",)).directory / str(spec["file"])
-            parent_tree = self.read(other, other.resolve().parent, chain)
+            parent_tree = self.read(other, other.resolve().parent, chain, named_at=tree.origin(path + ("extends",)))
             if parent_tree is None:
                 return tree.without(path + ("extends",))
         else:

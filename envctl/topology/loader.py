@@ -102,9 +102,11 @@ def load_topology(file: str | Path | Sequence[str | Path] | None = None,
 
 def topology_files(file: str | Path | Sequence[str | Path] | None) -> list[Path]:
     """The files to load: those named, or the topology files of the directory named (or of '.')."""
-    named = [Path(f) for f in ([file] if isinstance(file, (str, Path)) or file is None else file)]
-    if named == [Path(".")] or not named or named == [None] or (len(named) == 1 and named[0].is_dir()):
-        directory = (named[0] if named and named[0] is not None else Path(".")).absolute()
+    if file is None:
+        file = "."
+    named = [Path(f) for f in ([file] if isinstance(file, (str, Path)) else file)] or [Path(".")]
+    if len(named) == 1 and named[0].is_dir():
+        directory = named[0].absolute()
         found = discover(directory)
         if not found:
             raise TopologyError([Problem(directory / DEFAULT_FILE, None, "", "no topology file here",
@@ -307,6 +309,7 @@ class _Loader:
         topology = Topology(
             name=name, file=self.source.file, bases=bases, services=services, mocks=mocks,
             volumes=tuple(volumes), secrets=secrets, notes=tuple(self.notes),
+            files=self.source.files,
             warnings=tuple(f"variable {v} is not set; using an empty string"
                            for v in sorted(self.interp.unset or ())),
         )
@@ -620,7 +623,7 @@ class _Loader:
             if mapping.protocol == "sctp":
                 self.problem(path, "envctl does not publish sctp ports", "use tcp or udp")
                 return None
-            if mapping.host_ip not in _LOOPBACK:
+            if mapping.host_ip and mapping.host_ip not in _LOOPBACK:
                 self.note(path, f"publishes on {mapping.host_ip}; envctl publishes on 127.0.0.1 only")
             specs.append(PortSpec(container=mapping.container, host=mapping.host, protocol=mapping.protocol))
         return specs

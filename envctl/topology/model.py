@@ -180,6 +180,7 @@ class Topology:
     warnings: tuple[str, ...] = ()
     # What loading changed or ignored to run the file as envctl does (`envctl config` lists it).
     notes: tuple[str, ...] = field(default=(), compare=False)
+    files: tuple[Path, ...] = field(default=(), compare=False)  # every file named or found (`file` is the first)
 
     @property
     def root(self) -> Path:

@@ -1,0 +1,96 @@
+"""`envctl config`: a file that loads again as the same topology, secrets masked only as values."""
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from envctl.cli import main
+from envctl.topology import load_topology
+from envctl.topology.document import to_document
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPOLOGIES = [ROOT / "envctl.yaml", ROOT / "tests/integration/stack/envctl.yaml",
+              ROOT / "tests/integration/mockstack/envctl.yaml"]
+
+
+def same(first, second) -> None:
+    assert second.name == first.name
+    assert second.services == first.services
+    assert second.bases == first.bases
+    assert second.mocks == first.mocks
+    assert second.secrets == first.secrets
+    assert second.volumes == first.volumes
+
+
+@pytest.mark.parametrize("path", TOPOLOGIES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_config_reloads_as_the_same_topology(tmp_path: Path, path: Path) -> None:
+    first = load_topology(path, environ={})
+    again = tmp_path / "envctl.yaml"
+    again.write_text(yaml.safe_dump(to_document(first), sort_keys=False))
+    same(first, load_topology(again, environ={}))
+
+
+def test_every_literal_dollar_is_escaped(tmp_path: Path) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(textwrap.dedent("""\
+        services:
+          web:
+            image: "nginx:$${NOT_A_VARIABLE}"
+            working_dir: /srv/$$HOME
+            user: "${WHO:-$$me}"
+            command: echo $$PATH
+            environment: {PRICE: "$$5", REF: "${web.host}"}
+            healthcheck: {test: [CMD-SHELL, "test $$x = 1"]}
+            ports: ["80"]
+        """))
+    first = load_topology(compose, environ={})
+    assert first.services["web"].image == "nginx:${NOT_A_VARIABLE}"
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(to_document(first), sort_keys=False))
+    same(first, load_topology(again, environ={}))
+
+
+def test_secrets_are_masked_only_where_they_stand_as_values(tmp_path: Path) -> None:
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(textwrap.dedent("""\
+        services:
+          db:
+            image: postgres:15-alpine
+            working_dir: /postgres
+            environment:
+              POSTGRES_PASSWORD: postgres
+              DATABASE_URL: postgresql://app:postgres@db/app
+        """))
+    document = to_document(load_topology(compose, environ={}), secrets={"postgres"})
+    db = document["services"]["db"]
+    assert db["image"] == "postgres:15-alpine"
+    assert db["working_dir"] == "/postgres"
+    assert db["environment"] == {"POSTGRES_PASSWORD": "******", "DATABASE_URL": "postgresql://app:******@db/app"}
+
+
+def test_config_finds_a_compose_file_and_lists_what_it_changed(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "docker-compose.yml").write_text('services: {web: {image: nginx, ports: ["0.0.0.0:8080:80"]}}\n')
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["config"], env={"ENVCTL_FILE": None, "COMPOSE_FILE": None})
+    assert result.exit_code == 0, result.output
+    assert "# services.web.ports[0]: publishes on 0.0.0.0; envctl publishes on 127.0.0.1 only" in result.output
+    assert "image: nginx" in result.output
+
+
+def test_file_options_go_before_or_after_the_command_and_merge(tmp_path: Path) -> None:
+    first = tmp_path / "a.yaml"
+    first.write_text("services: {web: {image: nginx}}\n")
+    second = tmp_path / "b.yaml"
+    second.write_text("services: {web: {image: nginx:1.27}}\n")
+    runner = CliRunner()
+    env = {"ENVCTL_FILE": None, "COMPOSE_FILE": None}
+    for args in (["config", "-f", str(first), "-f", str(second)],
+                 ["-f", str(first), "config", "--file", str(second)],
+                 ["-f", str(first), "-f", str(second), "config"]):
+        result = runner.invoke(main, args, env=env)
+        assert result.exit_code == 0, result.output
+        assert "image: nginx:1.27" in result.output
+    result = runner.invoke(main, ["config"], env={"ENVCTL_FILE": None, "COMPOSE_FILE": f"{first}:{second}"})
+    assert "image: nginx:1.27" in result.output
