@@ -193,30 +193,27 @@ class _Loader:
             self.problem(path, str(exc), exc.fix)
             return None
 
+    def typed(self, value: Any, path: KeyPath, cast: Callable[[str], Any]) -> Any:
+        """A typed field's value: a string is interpolated, then cast as Compose casts it.
+        _FAILED when interpolation failed (already reported)."""
+        if not isinstance(value, str):
+            return value
+        text = self.string(value, path)
+        return _FAILED if text is None else cast(text)
+
     def boolean(self, value: Any, path: KeyPath) -> bool | None:
-        """true/false; a string is interpolated first and read as Compose casts it (yes/no, on/off)."""
-        if isinstance(value, str):
-            text = self.string(value, path)
-            if text is None:
-                return None
-            value = _BOOLEAN_WORDS.get(text.lower(), text)
-        if not isinstance(value, bool):
+        """true/false, or a string Compose reads as one (yes/no, on/off)."""
+        value = self.typed(value, path, lambda text: _BOOLEAN_WORDS.get(text.lower(), text))
+        if value is not _FAILED and not isinstance(value, bool):
             self.problem(path, f"expected true or false, not {value!r}" if isinstance(value, str)
                          else f"expected true or false, not {_kind(value)}", "write true or false")
-            return None
-        return value
+        return value if isinstance(value, bool) else None
 
     def integer(self, value: Any, path: KeyPath) -> int | None:
-        """A whole number; a string is interpolated first, as Compose does for typed fields."""
-        if isinstance(value, str):
-            text = self.string(value, path)
-            if text is None:
-                return None
-            value = int(text.strip()) if re.fullmatch(r"\s*[-+]?\d+\s*", text) else text
-        if isinstance(value, bool) or not isinstance(value, int):
+        value = self.typed(value, path, lambda text: int(text) if re.fullmatch(r"\s*[-+]?\d+\s*", text) else text)
+        if value is not _FAILED and (isinstance(value, bool) or not isinstance(value, int)):
             self.problem(path, f"{value!r} is not a whole number", "write a whole number, e.g. 3")
-            return None
-        return value
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
 
     def byte_size(self, value: Any, path: KeyPath) -> int | None:
         """Compose's sizes: 512m, 1g, 64k, or a plain number of bytes."""
@@ -948,6 +945,7 @@ class _Loader:
                          f"use one of its ports, or add \"{ref.port}\" to its ports")
 
 
+_FAILED = object()  # a typed field whose interpolation failed (the problem is recorded)
 # How Compose casts an interpolated string in a boolean field.
 _BOOLEAN_WORDS = {"y": True, "yes": True, "true": True, "on": True, "n": False, "no": False, "false": False, "off": False}
 

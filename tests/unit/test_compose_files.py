@@ -222,3 +222,52 @@ def test_a_quoted_dotenv_value_with_a_comment_keeps_no_quotes(tmp_path: Path) ->
     write(tmp_path, "compose.yaml", "services: {web: {image: 'nginx:${TAG}'}}\n")
     write(tmp_path, ".env", '\ufeffTAG="1.2" # pinned\n')
     assert load_topology(tmp_path, environ={}).services["web"].image == "nginx:1.2"
+
+
+# Compose v1's typed-conversion cases (interpolation_test.py), for the typed fields envctl has.
+TYPED_ENV = {"TRUE": "True", "FALSE": "OFF", "POSINT": "50", "FLOAT": "0.145"}
+
+
+@pytest.mark.parametrize("key, text, expected", [
+    ("init", "${TRUE}", True),
+    ("init", "${DEFAULT:-N}", False),
+    ("init", "${DEFAULT-on}", True),
+    ("init", "${FALSE}", False),
+    ("retries", "${POSINT:-3}", 50),
+    ("retries", "${DEFAULT:-4}", 4),
+    ("disable", "${FALSE}", False),
+    ("read_only", "${DEFAULT:-no}", False),
+    ("read_only", "${TRUE}", True),
+])
+def test_typed_fields_are_cast_after_interpolation(tmp_path: Path, key: str, text: str, expected) -> None:
+    values = {"init": "false", "retries": "1", "disable": "false", "read_only": "false", key: text}
+    write(tmp_path, "compose.yaml", f"""\
+        services:
+          web:
+            image: nginx
+            init: "{values['init']}"
+            healthcheck:
+              test: [CMD, "true"]
+              retries: "{values['retries']}"
+              disable: "{values['disable']}"
+            volumes:
+              - type: volume
+                source: data
+                target: /data
+                read_only: "{values['read_only']}"
+        """)
+    web = load_topology(tmp_path, environ=TYPED_ENV).services["web"]
+    value = {"init": web.init, "retries": web.healthcheck.retries, "disable": web.healthcheck.disable,
+             "read_only": web.volumes[0].read_only}[key]
+    assert value == expected
+
+
+@pytest.mark.parametrize("field, message", [
+    ("init: ${POSINT}", "expected true or false, not '50'"),
+    ("healthcheck: {test: [CMD, 'true'], retries: '${FLOAT}'}", "'0.145' is not a whole number"),
+])
+def test_a_value_that_does_not_cast_is_a_located_problem(tmp_path: Path, field: str, message: str) -> None:
+    write(tmp_path, "compose.yaml", f"services:\n  web:\n    image: nginx\n    {field}\n")
+    with pytest.raises(TopologyError, match="compose.yaml:4: services.web.") as caught:
+        load_topology(tmp_path, environ=TYPED_ENV)
+    assert message in str(caught.value)
