@@ -290,6 +290,8 @@ class _Loader:
         if top is None:
             return None
         name = top.get("name")
+        if isinstance(name, str):  # Compose interpolates the project name too
+            name = self.string(name, ("name",)) or None  # failed (reported) or empty: the directory's
         if name is None:
             name = re.sub(r"[^a-z0-9_-]", "-", self.root.name.lower()).strip("-_") or "envctl"
         elif self.name_of(name, ("name",), "project"):

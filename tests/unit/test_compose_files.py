@@ -271,3 +271,9 @@ def test_a_value_that_does_not_cast_is_a_located_problem(tmp_path: Path, field: 
     with pytest.raises(TopologyError, match="compose.yaml:4: services.web.") as caught:
         load_topology(tmp_path, environ=TYPED_ENV)
     assert message in str(caught.value)
+
+
+def test_the_project_name_is_interpolated(tmp_path: Path) -> None:
+    write(tmp_path, "compose.yaml", "name: ${PROJECT:-shop}\nservices: {web: {image: nginx}}\n")
+    assert load_topology(tmp_path, environ={"PROJECT": "checkout"}).name == "checkout"
+    assert load_topology(tmp_path, environ={}).name == "shop"
