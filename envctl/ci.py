@@ -59,7 +59,8 @@ def run_ci(
             raise
         _write_startup_junit(junit_dir, names, events)
         progress(Event("", "run", " ".join(command)))
-        return _run_command(command, {**os.environ, "ENVCTL_RUN": run, "ENVCTL_FILE": os.pathsep.join(str(f) for f in topology.files or (topology.file,))})
+        files = os.pathsep.join(str(f) for f in topology.files or (topology.file,))
+        return _run_command(command, {**os.environ, "ENVCTL_RUN": run, "ENVCTL_FILE": files})
     finally:
         # Runs on success, failure, and SIGTERM/SIGINT (turned into exceptions by the CLI).
         progress(Event("", "teardown", f"run {run}"))

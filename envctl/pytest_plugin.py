@@ -139,10 +139,12 @@ class StackManager:
     # -- what to run ------------------------------------------------------------------------
 
     def topology(self) -> Topology:
-        file = _setting(self.config, "envctl_file") or os.environ.get("ENVCTL_FILE") or \
-            str(Path(self.config.rootpath) / "envctl.yaml")
+        # ENVCTL_FILE may name several files (`envctl ci` passes them all); the rootdir finds
+        # its envctl.yaml, else its Compose file.
+        setting = _setting(self.config, "envctl_file") or os.environ.get("ENVCTL_FILE") or \
+            str(Path(self.config.rootpath))
         try:
-            return load_topology(file)
+            return load_topology(setting.split(os.pathsep))
         except EnvctlError as exc:
             raise pytest.UsageError(f"envctl: {exc}") from None
 
