@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from envctl.errors import Problem
 from envctl.topology.merge import Origin, Tree, merge_trees
 from envctl.topology.source import KeyPath, Source, format_key_path, read_yaml
+from envctl.topology.yaml12 import Yaml12Loader
 
 DEFAULT_FILE = "envctl.yaml"
 COMPOSE_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -104,7 +107,9 @@ class _Reader:
             self.problems.append(Problem(file, source.line(()), "", "the file must be a mapping of keys",
                                          "start with 'services:'"))
             return None
-        tree = Tree(source.data, {path: Origin(file, line, directory) for path, line in source.lines.items()})
+        directives = _merge_directives(file)
+        tree = Tree(source.data, {path: Origin(file, line, directory, directives.get(path))
+                                  for path, line in source.lines.items()})
         tree.origins.setdefault((), Origin(file, 1, directory))
         tree = self.hoist_extension(tree, ())
         for name in list((tree.data.get("services") or {}) if isinstance(tree.data.get("services"), dict) else ()):
@@ -212,3 +217,27 @@ class _Reader:
         base = parent_tree.subtree(("services", parent_name), at=path)
         merged = merge_trees(base, tree.subtree(path, at=path).without(path + ("extends",)))
         return tree.replaced(path, merged)
+
+
+def _merge_directives(file: Path) -> dict[KeyPath, str]:
+    """The key paths of values tagged `!reset` or `!override` (Compose's merge directives)."""
+    text = file.read_text(encoding="utf-8")
+    if "!reset" not in text and "!override" not in text:
+        return {}
+    found: dict[KeyPath, str] = {}
+
+    def walk(node: yaml.Node, path: KeyPath) -> None:
+        if node.tag in ("!reset", "!override"):
+            found[path] = node.tag[1:]
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for index, value in enumerate(node.value):
+                walk(value, path + (index,))
+
+    node = yaml.compose(text, Loader=Yaml12Loader)  # read_yaml has parsed it once already
+    if node is not None:
+        walk(node, ())
+    return found

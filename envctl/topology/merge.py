@@ -5,7 +5,8 @@ keys have Compose's own rules: ``command``, ``entrypoint`` and ``healthcheck.tes
 replaced whole; ``environment``, ``labels`` and ``build.args`` merge by variable whichever
 form (list or mapping) each side uses; ``depends_on`` and ``networks`` merge by name;
 ``volumes`` merge by target path; list items that repeat are kept once. An empty value in
-the later document leaves the earlier one as it was.
+the later document leaves the earlier one as it was. Compose's YAML tags decide for
+themselves: `!reset` removes the key, `!override` replaces the value whole.
 """
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ class Origin:
     file: Path
     line: int | None
     directory: Path  # where relative paths under this key start
+    directive: str | None = None  # Compose's YAML tag on the value: "reset" or "override"
+
+
+_RESET = object()  # a key `!reset` removes
 
 
 @dataclass
@@ -126,6 +131,11 @@ class _Merge:
 
     def value(self, old: Any, new: Any, path: KeyPath, new_path: KeyPath) -> Any:
         """`new` (at `new_path` in the top tree) over `old` (at `path` in the base tree)."""
+        directive = self.directive(new_path)
+        if directive == "reset":
+            return _RESET
+        if directive == "override":
+            return self.take(self.top, new_path, path, new)
         if new is None:
             return self.take(self.base, path, path, old)
         rule = _rule(path)
@@ -145,13 +155,19 @@ class _Merge:
             self.origins[path] = self.base.origins[path]
         for key, value in old.items():
             if key in new:
-                out[key] = self.value(value, new[key], path + (key,), new_path + (key,))
+                merged = self.value(value, new[key], path + (key,), new_path + (key,))
+                if merged is not _RESET:
+                    out[key] = merged
             else:
                 out[key] = self.take(self.base, path + (key,), path + (key,), value)
         for key, value in new.items():
-            if key not in old:
+            if key not in old and self.directive(new_path + (key,)) != "reset":
                 out[key] = self.take(self.top, new_path + (key,), path + (key,), value)
         return out
+
+    def directive(self, new_path: KeyPath) -> str | None:
+        origin = self.top.origins.get(new_path)
+        return origin.directive if origin else None
 
     def unique(self, old: list, new: list, path: KeyPath, new_path: KeyPath) -> list:
         """Both lists, each item once (Compose keeps ports, env_file, dns... unique)."""

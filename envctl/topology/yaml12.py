@@ -50,6 +50,16 @@ class Yaml12Constructor(SafeConstructor):
         return str(self.construct_scalar(node)).lower() == "true"
 
 
+def _merge_directive(constructor: SafeConstructor, node: yaml.Node):
+    """Compose's `!reset` and `!override` on a plain value: the value itself (`!reset` one
+    means nothing); what they do to merging is `envctl.topology.files`' business."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    return None if node.tag == "!reset" else constructor.construct_scalar(node)
+
+
+Yaml12Constructor.add_constructor("!reset", _merge_directive)
+Yaml12Constructor.add_constructor("!override", _merge_directive)
 Yaml12Constructor.add_constructor("tag:yaml.org,2002:int", Yaml12Constructor.construct_yaml_int)
 Yaml12Constructor.add_constructor("tag:yaml.org,2002:bool", Yaml12Constructor.construct_yaml_bool)
 

@@ -277,3 +277,25 @@ def test_the_project_name_is_interpolated(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", "name: ${PROJECT:-shop}\nservices: {web: {image: nginx}}\n")
     assert load_topology(tmp_path, environ={"PROJECT": "checkout"}).name == "checkout"
     assert load_topology(tmp_path, environ={}).name == "shop"
+
+
+def test_reset_and_override_tags_decide_the_merge(tmp_path: Path) -> None:
+    first = write(tmp_path, "compose.yaml", """\
+        services:
+          web:
+            image: nginx
+            ports: ["8080:80"]
+            environment: {A: "1", B: "2"}
+            user: www
+        """)
+    second = write(tmp_path, "compose.override.yaml", """\
+        services:
+          web:
+            ports: !reset []
+            environment: !override {C: "3"}
+            user: !reset null
+        """)
+    web = load_topology([first, second], environ={}).services["web"]
+    assert web.ports == ()
+    assert dict(web.environment) == {"C": ("3",)}
+    assert web.user is None
