@@ -47,8 +47,9 @@ masker = secrets.Masker()
 
 
 class Context:
-    def __init__(self, files: tuple[str, ...], run: str | None) -> None:
+    def __init__(self, files: tuple[str, ...], run: str | None, env_files: tuple[str, ...] = ()) -> None:
         self.files = files
+        self.env_files = env_files
         self.run = run
         self._topology: Topology | None = None
         self._engine: Engine | None = None
@@ -56,7 +57,7 @@ class Context:
     @property
     def topology(self) -> Topology:
         if self._topology is None:
-            self._topology = load_topology(list(self.files) or None)
+            self._topology = load_topology(list(self.files) or None, env_files=list(self.env_files) or None)
             masker.add(secrets.topology_secrets(self._topology))
             for warning in self._topology.warnings:
                 err.print(f"[yellow]warning:[/] {warning}")
@@ -86,11 +87,16 @@ def pass_ctx(fn=None, *, short_file: bool = True):
         @click.option(*flags, "file_", multiple=True, type=click.Path(), metavar="FILE",
                       help="A topology or Compose file, as before the command (repeat to merge several).")
         @click.option("--run", "run_", default=None, metavar="RUN", help="The run to act on (as before the command).")
+        @click.option("--env-file", "env_file_", multiple=True, type=click.Path(), metavar="FILE",
+                      help="Read host variables from FILE instead of .env (as before the command).")
         @_pass_context
         @functools.wraps(fn)
-        def wrapper(c: Context, *args, file_: tuple[str, ...] = (), run_: str | None = None, **kwargs):
+        def wrapper(c: Context, *args, file_: tuple[str, ...] = (), run_: str | None = None,
+                    env_file_: tuple[str, ...] = (), **kwargs):
             if file_:
                 c.files = c.files + tuple(file_)
+            if env_file_:
+                c.env_files = c.env_files + tuple(env_file_)
             if run_:
                 c.run = state.sanitize_run_id(run_)
             return fn(c, *args, **kwargs)
@@ -104,13 +110,15 @@ def pass_ctx(fn=None, *, short_file: bool = True):
 @click.option("-f", "--file", "files", multiple=True, envvar=["ENVCTL_FILE", "COMPOSE_FILE"], type=click.Path(),
               metavar="FILE", help="A topology or Compose file; repeat to merge several, as Compose does "
               "(default: ./envctl.yaml, else ./compose.yaml or ./docker-compose.yml and its override file).")
+@click.option("--env-file", "env_files", multiple=True, type=click.Path(), metavar="FILE",
+              help="Read host variables from FILE instead of the .env beside the topology (repeatable, as in Compose).")
 @click.option("--run", "run", envvar="ENVCTL_RUN", metavar="RUN",
               help="The run to act on (default: the current one); with 'up', the id for a new run.")
 @click.version_option(package_name="envctl")
 @click.pass_context
-def main(ctx: click.Context, files: tuple[str, ...], run: str | None) -> None:
+def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...], run: str | None) -> None:
     """Bring up a multi-service integration environment on one Docker engine."""
-    ctx.obj = Context(tuple(files), state.sanitize_run_id(run) if run else None)
+    ctx.obj = Context(tuple(files), state.sanitize_run_id(run) if run else None, tuple(env_files))
 
 
 @main.command()

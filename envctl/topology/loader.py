@@ -85,15 +85,18 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
 
 
 def load_topology(file: str | Path | Sequence[str | Path] | None = None,
-                  environ: Mapping[str, str] | None = None) -> Topology:
+                  environ: Mapping[str, str] | None = None,
+                  env_files: Sequence[str | Path] | None = None) -> Topology:
     """Load and validate a topology (one file, several merged, or a directory's); raise
-    `TopologyError` listing every problem."""
+    `TopologyError` listing every problem. `env_files` replace the `.env` beside it."""
     files = topology_files(file)
     source = read_documents(files)
     if source.problems:
         raise TopologyError(source.problems)
     host = os.environ if environ is None else environ
-    variables = {**_dotenv(files[0].parent, source, host), **host}
+    variables = {**_dotenv(files[0].parent, source, host, env_files), **host}
+    if source.problems:
+        raise TopologyError(source.problems)
     topology = _Loader(source, Interpolator(variables, unset=set())).topology()
     if source.problems or topology is None:
         raise TopologyError(source.problems)
@@ -120,17 +123,24 @@ def topology_files(file: str | Path | Sequence[str | Path] | None) -> list[Path]
     return [p.absolute() for p in named]
 
 
-def _dotenv(root: Path, source: Document, environ: Mapping[str, str]) -> dict[str, str]:
-    dotenv = root / ".env"
-    if not dotenv.is_file():
-        return {}
-    try:
-        return parse_dotenv(dotenv.read_text(encoding="utf-8"), environ.get)
-    except (OSError, UnicodeDecodeError) as exc:
-        source.problems.append(Problem(dotenv, None, "", f"cannot read .env: {exc}", "fix or remove it"))
-    except DotenvError as exc:
-        source.problems.append(Problem(dotenv, exc.line, "", exc.message, exc.fix))
-    return {}
+def _dotenv(root: Path, source: Document, environ: Mapping[str, str],
+            env_files: Sequence[str | Path] | None) -> dict[str, str]:
+    """The variables of the env files named (`--env-file`), else of `.env` beside the first file."""
+    files = [Path(f).absolute() for f in env_files] if env_files else [root / ".env"]
+    values: dict[str, str] = {}
+    for dotenv in files:
+        if not dotenv.is_file():
+            if env_files:
+                source.problems.append(Problem(dotenv, None, "", "no env file here", "fix the --env-file path"))
+            continue
+        lookup = lambda name: environ.get(name, values.get(name))  # noqa: E731 - host first, then earlier files
+        try:
+            values.update(parse_dotenv(dotenv.read_text(encoding="utf-8"), lookup))
+        except (OSError, UnicodeDecodeError) as exc:
+            source.problems.append(Problem(dotenv, None, "", f"cannot read it: {exc}", "fix or remove it"))
+        except DotenvError as exc:
+            source.problems.append(Problem(dotenv, exc.line, "", exc.message, exc.fix))
+    return values
 
 
 def parse_duration(value: Any) -> float | None:

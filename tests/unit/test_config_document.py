@@ -96,3 +96,20 @@ def test_file_options_go_before_or_after_the_command_and_merge(tmp_path: Path) -
         assert "image: nginx:1.27" in result.output
     result = runner.invoke(main, ["config"], env={"ENVCTL_FILE": None, "COMPOSE_FILE": f"{first}:{second}"})
     assert "image: nginx:1.27" in result.output
+
+
+def test_env_files_replace_dotenv_before_or_after_the_command(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services: {web: {image: 'nginx:${TAG}'}}\n")
+    (tmp_path / ".env").write_text("TAG=from-dotenv\n")
+    (tmp_path / "a.env").write_text("TAG=a\nBASE=1\n")
+    (tmp_path / "b.env").write_text("TAG=b-${BASE}\n")
+    env = {"ENVCTL_FILE": None, "COMPOSE_FILE": None, "TAG": None}
+    runner = CliRunner()
+    for args in (["-f", str(tmp_path / "compose.yaml"), "--env-file", str(tmp_path / "a.env"), "config"],
+                 ["config", "-f", str(tmp_path / "compose.yaml"), "--env-file", str(tmp_path / "a.env"),
+                  "--env-file", str(tmp_path / "b.env")]):
+        result = runner.invoke(main, args, env=env)
+        assert result.exit_code == 0, result.output
+    assert "image: nginx:b-1" in result.output
+    result = runner.invoke(main, ["config", "-f", str(tmp_path / "compose.yaml"), "--env-file", "missing.env"], env=env)
+    assert result.exit_code != 0 and "no env file here" in str(result.exception or result.output)
