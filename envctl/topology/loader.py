@@ -961,7 +961,8 @@ class _Loader:
 
 _FAILED = object()  # a typed field whose interpolation failed (the problem is recorded)
 # How Compose casts an interpolated string in a boolean field.
-_BOOLEAN_WORDS = {"y": True, "yes": True, "true": True, "on": True, "n": False, "no": False, "false": False, "off": False}
+_BOOLEAN_WORDS = {"y": True, "yes": True, "true": True, "on": True,
+                  "n": False, "no": False, "false": False, "off": False}
 
 
 def _kind(value: Any) -> str:
