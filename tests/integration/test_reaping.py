@@ -18,7 +18,7 @@ import pytest
 
 from envctl import engine as eng
 
-pytestmark = pytest.mark.usefixtures("remove_runs_afterwards")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("remove_runs_afterwards")]
 
 from .conftest import PROJECT, Background, add_services, envctl, free_port, run_resources, wait_until_gone
 
