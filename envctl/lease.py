@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from envctl.durations import DurationError, parse_duration
+
 LEASE_FILE = "lease.json"
 OWNER_LABEL = "envctl.owner"
 EXPIRES_LABEL = "envctl.expires"
@@ -153,15 +155,9 @@ def remove(run_directory: Path) -> None:
     (run_directory / LEASE_FILE).unlink(missing_ok=True)
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1d' or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    try:
-        value = float(number) * units[unit]
-    except ValueError:
-        raise ValueError(f"'{text}' is not a duration; write e.g. 90s, 30m, 2h or 1d") from None
-    if value <= 0:
-        raise ValueError(f"'{text}' is not a positive duration")
-    return value
+def parse_ttl(text: str) -> float:
+    """A run's time to live (`--ttl`): a duration, and longer than nothing."""
+    seconds = parse_duration(text)
+    if seconds == 0:
+        raise DurationError(f"{text!r}: a time to live of zero would remove the run at once; write e.g. 30m or 2h")
+    return seconds

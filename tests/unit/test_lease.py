@@ -52,17 +52,6 @@ def test_labels_carry_the_first_owner_and_the_directory(tmp_path):
     assert Lease.from_labels({"envctl.state": "/x"}) is None
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("30m", 1800), ("2h", 7200), ("1d", 86400), ("45", 45)])
-def test_durations(text, seconds):
-    assert lease.parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["soon", "-5m", "0"])
-def test_bad_durations(text):
-    with pytest.raises(ValueError):
-        lease.parse_duration(text)
-
-
 def test_binding_to_a_missing_process_is_refused():
     with pytest.raises(ValueError, match="no such process"):
         lease.bound_to(2 ** 22 + 12345)
