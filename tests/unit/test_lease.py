@@ -22,11 +22,25 @@ def test_a_finished_process_is_a_dead_owner():
     assert "is gone" in Lease(owner).abandoned()
 
 
-def test_an_owner_from_another_boot_is_dead_and_from_another_host_unknown():
+def test_a_reused_pid_is_not_the_owner_and_an_owner_on_another_host_is_unknown():
     me = Owner.of()
-    assert Owner(me.pid, me.started, "another-boot", me.host).alive() is False
-    assert Owner(me.pid, me.started, me.boot, "elsewhere").alive() is None
-    assert Lease(Owner(me.pid, me.started, me.boot, "elsewhere")).abandoned() is None
+    assert Owner(me.pid, me.started - 3600, me.host).alive() is False  # same pid, another process
+    assert Owner(me.pid, me.started, "elsewhere").alive() is None
+    assert Lease(Owner(me.pid, me.started, "elsewhere")).abandoned() is None
+
+
+def test_without_a_start_time_an_owner_is_alive_while_its_pid_exists():
+    child = subprocess.Popen(["sleep", "30"])
+    owner = Owner(child.pid, None, Owner.of().host)
+    assert owner.alive() is True and Owner.parse(owner.label()) == owner
+    child.kill()
+    child.wait()
+    assert owner.alive() is False
+
+
+def test_labels_of_another_form_name_no_owner():
+    assert Owner.parse("vm/boot-id/123/456") is None  # the /proc-based form of earlier versions
+    assert Owner.parse("vm/123/nan") is None
 
 
 def test_expiry_and_a_released_lease():
