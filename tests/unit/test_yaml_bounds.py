@@ -35,6 +35,15 @@ def test_an_alias_bomb_is_refused_where_it_expands_past_the_bound(tmp_path: Path
     assert "alias" in text
 
 
+def test_many_small_values_count_towards_the_bound_as_they_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "envctl.yaml"
+    rows = MAX_VALUES // 9 + 10  # each row is a key, a list and eight strings
+    path.write_text("x-big:\n" + "".join(f"  k{i}: [a, b, c, d, e, f, g, h]\n" for i in range(rows)))
+    text = problems(path)
+    assert f"the document expands to more than {MAX_VALUES:,} values" in text
+    assert f"{path}:1:" not in text  # where the bound was passed, not where the document began
+
+
 def test_flow_nesting_a_thousand_deep_is_refused_at_its_line(tmp_path: Path) -> None:
     path = tmp_path / "envctl.yaml"
     path.write_text("name: x\nservices: " + "[" * 1000 + "]" * 1000 + "\n")
@@ -48,8 +57,8 @@ def test_block_nesting_a_thousand_deep_is_refused(tmp_path: Path) -> None:
 
 
 def test_aliases_that_nest_each_other_past_the_depth_bound_are_refused(tmp_path: Path) -> None:
-    # Each anchor is shallow; expanded, the last one is 8 * 60 levels deep.
-    lines = [f"n{i}: &n{i} " + "[" * 60 + (f"*n{i - 1}" if i else "x") + "]" * 60 for i in range(8)]
+    # Each anchor is 20 levels deep; expanded, the last one is 3 * 20.
+    lines = [f"n{i}: &n{i} " + "[" * 20 + (f"*n{i - 1}" if i else "x") + "]" * 20 for i in range(3)]
     path = tmp_path / "envctl.yaml"
     path.write_text("\n".join(lines) + "\n")
     assert "with its aliases expanded, the document nests deeper" in problems(path)
