@@ -56,7 +56,7 @@ def process_start(pid: int) -> float | None:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             raise ProcessLookupError(pid)
-        return process.create_time()
+        return round(process.create_time(), 3)  # to the millisecond, as labels write it
     except psutil.ZombieProcess:
         raise ProcessLookupError(pid) from None
     except psutil.NoSuchProcess:

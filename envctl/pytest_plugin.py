@@ -83,9 +83,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def envctl_stack(request: pytest.FixtureRequest) -> Stack:
     """The live stack: url(), host(), port(), env(), logs(), exec(), mock() per service."""
     manager: StackManager = request.config.stash[_KEY]
-    stack = manager.acquire()
-    request.addfinalizer(lambda: manager.release(request.session))
-    return stack
+    request.addfinalizer(lambda: manager.release(request.session))  # also gives SIGTERM back if acquire fails
+    return manager.acquire()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -135,7 +134,7 @@ class StackManager:
     marked_services: set[str] = field(default_factory=set)
     stack: Stack | None = None
     owned: bool = False  # this process holds a reference it must give back
-    shared_dir: Path | None = None  # with xdist: the lock and the workers' pids
+    shared_dir: Path | None = None  # with xdist: the lock and the workers using the stack
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     sigterm_before: object = None  # the SIGTERM handler to give back when the stack is released
@@ -242,7 +241,7 @@ class StackManager:
         if shared is not None:
             with FileLock(str(shared / "lock")):
                 data = _read_json(shared / "users.json") or {"users": []}
-                data["users"] = [u for u in data["users"] if u != lease.Owner.of().label() and _still_using(u)]
+                data["users"] = [u for u in data["users"] if _still_using(u, besides=os.getpid())]
                 (shared / "users.json").write_text(json.dumps(data))
                 if data["users"]:
                     return  # others still use it; the last one out tears it down
@@ -288,7 +287,7 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _still_using(label: str) -> bool:
-    """A worker that crashed no longer counts, nor does a process that later got its pid."""
+def _still_using(label: str, besides: int) -> bool:
+    """Another worker, alive: a crashed one no longer counts, nor does a process that later got its pid."""
     owner = lease.Owner.parse(label)
-    return owner is not None and owner.alive() is not False
+    return owner is not None and owner.pid != besides and owner.alive() is not False
