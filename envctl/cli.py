@@ -114,7 +114,7 @@ def main(ctx: click.Context, file: str | None, run: str | None) -> None:
 @click.option("--record", "record", multiple=True, metavar="MOCK",
               help="This mock proxies to its upstream and records into its cassettes (repeatable).")
 @click.option("--record-all", is_flag=True, help="Every mock records.")
-@click.option("--bind-to", "bind_to", type=int, metavar="PID",
+@click.option("--bind-to", "bind_to", type=click.IntRange(min=1), metavar="PID",
               help="Remove the run when process PID exits (in CI: --bind-to $$ ties it to the job's shell).")
 @click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h, 1d, 1h30m), e.g. on a shared host.")
 @pass_ctx

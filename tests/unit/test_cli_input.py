@@ -18,3 +18,10 @@ def test_parallel_below_one_is_a_usage_error(command, parallel, tmp_path):
     result = CliRunner().invoke(main, ["-f", str(tmp_path / "none.yaml"), command, "--parallel", parallel])
     assert result.exit_code == 2, result.output
     assert "--parallel" in result.output
+
+
+@pytest.mark.parametrize("pid", ["0", "-1"])
+def test_bind_to_takes_a_process_id(pid, tmp_path):
+    result = CliRunner().invoke(main, ["-f", str(tmp_path / "none.yaml"), "up", "--bind-to", pid])
+    assert result.exit_code == 2, result.output
+    assert "--bind-to" in result.output
