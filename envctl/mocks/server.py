@@ -45,7 +45,7 @@ DEFAULT_SCRUB_HEADERS = ["Authorization", "Cookie", "Set-Cookie", "Proxy-Authori
 SECRET_HEADER = re.compile(r"(api[-_]?key|auth[-_]?token|access[-_]?token|secret)", re.I)
 DEFAULT_SCRUB_QUERY = ["api_key", "apikey", "token", "access_token", "refresh_token", "key", "secret"]
 DEFAULT_SCRUB_BODY_KEYS = ["api_key", "apikey", "token", "access_token", "refresh_token", "password", "secret",
-                      "client_secret"]
+                           "client_secret"]  # JSON keys and form fields alike
 
 
 def log(message: str) -> None:
