@@ -127,13 +127,13 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
               help="Start everything else; containers reach SERVICE on the host, at PORT (repeatable).")
 @click.option("--profile", "profiles", multiple=True, help="Also start services of this profile.")
 @click.option("--keep-on-failure", is_flag=True, help="Leave the run up when start-up fails, for debugging.")
-@click.option("--parallel", default=2, show_default=True, help="Images built at once.")
+@click.option("--parallel", default=2, show_default=True, type=click.IntRange(min=1), help="Images built at once.")
 @click.option("--record", "record", multiple=True, metavar="MOCK",
               help="This mock proxies to its upstream and records into its cassettes (repeatable).")
 @click.option("--record-all", is_flag=True, help="Every mock records.")
-@click.option("--bind-to", "bind_to", type=int, metavar="PID",
+@click.option("--bind-to", "bind_to", type=click.IntRange(min=1), metavar="PID",
               help="Remove the run when process PID exits (in CI: --bind-to $$ ties it to the job's shell).")
-@click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h), e.g. on a shared host.")
+@click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h, 1d, 1h30m), e.g. on a shared host.")
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
        keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool,
@@ -144,7 +144,7 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
     give it an end. If envctl itself is killed half-way, a reaper removes what it created.
     """
     try:
-        seconds = lease.parse_duration(ttl) if ttl else None
+        seconds = lease.parse_ttl(ttl) if ttl is not None else None
         owner = lease.bound_to(bind_to, seconds) if bind_to else lease.released(seconds)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--bind-to/--ttl") from None
@@ -215,7 +215,7 @@ def gc(c: Context, dry_run: bool) -> None:
 
 @main.command()
 @click.argument("services", nargs=-1)
-@click.option("--parallel", default=2, show_default=True, help="Images built at once.")
+@click.option("--parallel", default=2, show_default=True, type=click.IntRange(min=1), help="Images built at once.")
 @click.option("--tag-commit", is_flag=True, help="Also tag each image with the git commit (git-SHA).")
 @pass_ctx
 def build(c: Context, services: tuple[str, ...], parallel: int, tag_commit: bool) -> None:

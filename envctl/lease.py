@@ -13,11 +13,16 @@ a run from the engine alone.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+
+from envctl.durations import DurationError, parse_duration
 
 LEASE_FILE = "lease.json"
 OWNER_LABEL = "envctl.owner"
@@ -25,55 +30,88 @@ EXPIRES_LABEL = "envctl.expires"
 STATE_LABEL = "envctl.state"
 
 
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
+# A process's start time identifies it (a reused pid starts later). Linux derives it from the
+# boot time in whole seconds, which a clock step moves too: allow that much difference.
+START_TOLERANCE = 2.0
 
 
-def _start_ticks(pid: int) -> int | None:
-    """When the process started (clock ticks since boot): a reused pid has another value."""
+def _exists(pid: int) -> bool:
+    if os.name != "posix":
+        return psutil.pid_exists(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may hold spaces and parentheses; fields resume after the last ')'.
-    return int(stat.rpartition(")")[2].split()[19])
+        os.kill(pid, 0)  # signal 0 only asks; unlike psutil on Linux it needs no /proc
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process, but there is one
+    return True
+
+
+def process_start(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None where that cannot be read.
+
+    Raises `ProcessLookupError` when there is no such process (a zombie counts as none).
+    """
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            raise ProcessLookupError(pid)
+        return round(process.create_time(), 3)  # to the millisecond, as labels write it
+    except psutil.ZombieProcess:
+        raise ProcessLookupError(pid) from None
+    except psutil.NoSuchProcess:
+        if not _exists(pid):
+            raise ProcessLookupError(pid) from None
+        return None  # it exists, but psutil cannot see it (e.g. /proc is not mounted)
+    except psutil.Error:
+        return None  # e.g. another user's process on macOS: existence is all we can check
+
+
+def process_alive(pid: int, started: float | None) -> bool:
+    """Whether the process that started at `started` is still `pid` (existence only when unknown)."""
+    try:
+        now = process_start(pid)
+    except ProcessLookupError:
+        return False
+    return started is None or now is None or abs(now - started) <= START_TOLERANCE
 
 
 @dataclass(frozen=True)
 class Owner:
     pid: int
-    started: int
-    boot: str
+    started: float | None  # None where the start time could not be read: existence only
     host: str
 
     @classmethod
     def of(cls, pid: int | None = None) -> "Owner":
         pid = os.getpid() if pid is None else pid
-        started = _start_ticks(pid)
-        if started is None:
-            raise ValueError(f"no process {pid}")
-        return cls(pid, started, boot_id(), socket.gethostname())
+        try:
+            started = process_start(pid)
+        except ProcessLookupError:
+            raise ValueError(f"no process {pid}") from None
+        return cls(pid, started, socket.gethostname())
 
     def alive(self) -> bool | None:
         """True or False on this host; None when the owner lives on another host (cannot tell)."""
         if self.host != socket.gethostname():
             return None
-        if self.boot != boot_id():
-            return False  # the machine rebooted since: every process of that boot is gone
-        return _start_ticks(self.pid) == self.started
+        return process_alive(self.pid, self.started)
 
     def label(self) -> str:
-        return f"{self.host}/{self.boot}/{self.pid}/{self.started}"
+        return f"{self.host}/{self.pid}/{'-' if self.started is None else f'{self.started:.3f}'}"
 
     @classmethod
     def parse(cls, text: str) -> "Owner | None":
         parts = text.split("/")
-        if len(parts) != 4 or not parts[2].isdigit() or not parts[3].isdigit():
+        if len(parts) != 3 or not parts[1].isdigit():
             return None
-        return cls(int(parts[2]), int(parts[3]), parts[1], parts[0])
+        if parts[2] == "-":
+            return cls(int(parts[1]), None, parts[0])
+        try:
+            started = float(parts[2])
+        except ValueError:
+            return None
+        return cls(int(parts[1]), started, parts[0]) if math.isfinite(started) else None
 
     def __str__(self) -> str:
         return f"process {self.pid} on {self.host}"
@@ -153,15 +191,9 @@ def remove(run_directory: Path) -> None:
     (run_directory / LEASE_FILE).unlink(missing_ok=True)
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '2h', '1d' or plain seconds."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    text = text.strip().lower()
-    number, unit = (text[:-1], text[-1]) if text and text[-1] in units else (text, "s")
-    try:
-        value = float(number) * units[unit]
-    except ValueError:
-        raise ValueError(f"'{text}' is not a duration; write e.g. 90s, 30m, 2h or 1d") from None
-    if value <= 0:
-        raise ValueError(f"'{text}' is not a positive duration")
-    return value
+def parse_ttl(text: str) -> float:
+    """A run's time to live (`--ttl`): a duration, and longer than nothing."""
+    seconds = parse_duration(text)
+    if seconds == 0:
+        raise DurationError(f"{text!r}: a time to live of zero would remove the run at once; write e.g. 30m or 2h")
+    return seconds

@@ -2,9 +2,13 @@
 
 `envctl_stack` (session scope) brings the topology up once and hands tests a `Stack`.
 With xdist, the first worker to arrive starts the stack, the others attach, and the last
-one to leave tears it down: a reference count of worker pids under a file lock, where a
-crashed worker's pid no longer counts. `--envctl-reuse` (or ENVCTL_RUN, as `envctl ci` sets
-it) attaches to a stack that is already up and never starts or stops it.
+one to leave tears it down: a reference count of workers (pid and start time) under a
+file lock, where a crashed worker no longer counts. `--envctl-reuse` (or ENVCTL_RUN, as
+`envctl ci` sets it) attaches to a stack that is already up and never starts or stops it.
+
+Until a test asks for `envctl_stack` the plugin does nothing: it connects to no engine and
+leaves the SIGTERM handler alone. While it holds a stack, SIGTERM unwinds like Ctrl-C so the
+stack is torn down; during start-up it ends the session with 143 (130 for Ctrl-C).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from envctl import lease, secrets
 from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
-from envctl.errors import EnvctlError
+from envctl.errors import Cancelled, EnvctlError, Terminated
 from envctl.stack import Stack
 from envctl.topology import Topology, load_topology
 
@@ -57,15 +61,14 @@ def _setting(config: pytest.Config, name: str):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Installed wherever envctl is: nothing here may act (signals, the engine) until a test
+    # asks for a stack, so a project that never uses `envctl_stack` does not notice the plugin.
     config.addinivalue_line("markers", f"{MARKER}(*names): the services (and mocks) this test needs started")
     config.stash[_KEY] = StackManager(config)
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        # An aborted CI job sends SIGTERM: unwind like Ctrl-C, so the stack is torn down.
-        signal.signal(signal.SIGTERM, _interrupt)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()  # SIGTERM (an aborted CI job) unwinds like Ctrl-C, so the stack is torn down
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,9 +83,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def envctl_stack(request: pytest.FixtureRequest) -> Stack:
     """The live stack: url(), host(), port(), env(), logs(), exec(), mock() per service."""
     manager: StackManager = request.config.stash[_KEY]
-    stack = manager.acquire()
-    request.addfinalizer(lambda: manager.release(request.session))
-    return stack
+    request.addfinalizer(lambda: manager.release(request.session))  # also gives SIGTERM back if acquire fails
+    return manager.acquire()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -132,9 +134,10 @@ class StackManager:
     marked_services: set[str] = field(default_factory=set)
     stack: Stack | None = None
     owned: bool = False  # this process holds a reference it must give back
-    shared_dir: Path | None = None  # with xdist: the lock and the workers' pids
+    shared_dir: Path | None = None  # with xdist: the lock and the workers using the stack
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    sigterm_before: object = None  # the SIGTERM handler to give back when the stack is released
 
     # -- what to run ------------------------------------------------------------------------
 
@@ -162,6 +165,7 @@ class StackManager:
         return workerinput.get("workerid"), workerinput.get("testrunuid")
 
     def acquire(self) -> Stack:
+        self._handle_sigterm()
         topology = self.topology()
         try:
             engine = Engine.connect()
@@ -184,28 +188,46 @@ class StackManager:
         shared = state.directory(topology) / "pytest" / hashlib.sha256(testrunuid.encode()).hexdigest()[:12]
         shared.mkdir(parents=True, exist_ok=True)
         with FileLock(str(shared / "lock")):
-            data = _read_json(shared / "users.json") or {"run": f"pytest-{testrunuid[:8]}", "pids": [], "up": False}
+            data = _read_json(shared / "users.json") or {"run": f"pytest-{testrunuid[:8]}", "users": [], "up": False}
             if not data["up"]:
                 # Shared by the workers: the xdist controller (their parent) owns it, so the
                 # reaper removes it when the whole session is gone, however it ended.
                 self._up(topology, engine, data["run"], lease.bound_to(os.getppid()))
                 data["up"] = True
-            data["pids"] = sorted(set(data["pids"]) | {os.getpid()})
+            data["users"] = sorted(set(data["users"]) | {lease.Owner.of().label()})
             (shared / "users.json").write_text(json.dumps(data))
         self.stack = Stack(topology, engine, data["run"])
         self.owned = True
         self.shared_dir = shared
         return self.stack
 
+    def _handle_sigterm(self) -> None:
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            self.sigterm_before = signal.signal(signal.SIGTERM, _terminate)
+
+    def _restore_sigterm(self) -> None:
+        if self.sigterm_before is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self.sigterm_before)
+            self.sigterm_before = None
+
     def _up(self, topology: Topology, engine: Engine, run: str, owner: lease.Lease | None = None) -> Stack:
+        masker = secrets.for_topology(topology)
         try:
             run_api.up(topology, engine, services=self.services(), run_id=run, make_current=False,
                        owner=owner or lease.held_by_me())
+        except Cancelled as exc:  # SIGTERM or Ctrl-C during start-up: end the session with 143 / 130
+            pytest.exit(masker.mask(f"envctl: {exc}"), returncode=exc.exit_code)
         except EnvctlError as exc:
-            pytest.fail(secrets.for_topology(topology).mask(f"envctl could not start the stack:\n{exc}"), pytrace=False)
+            pytest.fail(masker.mask(f"envctl could not start the stack:\n{exc}"), pytrace=False)
         return Stack(topology, engine, run)
 
     def release(self, session: pytest.Session) -> None:
+        try:
+            self._release(session)
+        finally:
+            self._restore_sigterm()
+
+    def _release(self, session: pytest.Session) -> None:
         stack = self.stack
         if stack is None:
             return
@@ -220,10 +242,10 @@ class StackManager:
         shared = self.shared_dir
         if shared is not None:
             with FileLock(str(shared / "lock")):
-                data = _read_json(shared / "users.json") or {"pids": []}
-                data["pids"] = [p for p in data["pids"] if p != os.getpid() and _alive(p)]
+                data = _read_json(shared / "users.json") or {"users": []}
+                data["users"] = [u for u in data["users"] if _still_using(u, besides=os.getpid())]
                 (shared / "users.json").write_text(json.dumps(data))
-                if data["pids"]:
+                if data["users"]:
                     return  # others still use it; the last one out tears it down
                 self._down(stack, session)
                 (shared / "users.json").unlink(missing_ok=True)
@@ -267,11 +289,7 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _still_using(label: str, besides: int) -> bool:
+    """Another worker, alive: a crashed one no longer counts, nor does a process that later got its pid."""
+    owner = lease.Owner.parse(label)
+    return owner is not None and owner.pid != besides and owner.alive() is not False

@@ -61,10 +61,8 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     start = 0
     for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
-        if not pending and (not stripped or stripped.startswith("#")):
-            continue
-        if pending and stripped.startswith("#"):
-            continue  # a comment inside a continued instruction
+        if not stripped or stripped.startswith("#"):
+            continue  # also inside a continued instruction: Docker skips empty lines and comments there
         if not pending:
             start = number
         if raw.rstrip().endswith("\\"):
@@ -75,7 +73,7 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
         pending = []
     if pending:
         out.append((start, " ".join(part.strip() for part in pending)))
-    return out
+    return [(number, line) for number, line in out if line.strip()]  # a lone '\\' is no instruction
 
 
 def plan(text: str, dockerfile: Path) -> Plan:

@@ -20,9 +20,12 @@ import sys
 import threading
 import time
 import zlib
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import requests
 import vcr.matchers
@@ -41,8 +44,8 @@ DEFAULT_SCRUB_HEADERS = ["Authorization", "Cookie", "Set-Cookie", "Proxy-Authori
                          "X-Auth-Token", "X-Access-Token"]
 SECRET_HEADER = re.compile(r"(api[-_]?key|auth[-_]?token|access[-_]?token|secret)", re.I)
 DEFAULT_SCRUB_QUERY = ["api_key", "apikey", "token", "access_token", "refresh_token", "key", "secret"]
-DEFAULT_SCRUB_JSON = ["api_key", "apikey", "token", "access_token", "refresh_token", "password", "secret",
-                      "client_secret"]
+DEFAULT_SCRUB_BODY_KEYS = ["api_key", "apikey", "token", "access_token", "refresh_token", "password", "secret",
+                           "client_secret"]  # JSON keys and form fields alike
 
 
 def log(message: str) -> None:
@@ -52,12 +55,16 @@ def log(message: str) -> None:
 # -- scrubbing: vcrpy's before-record hooks ------------------------------------------------
 
 class Scrubber:
-    """Removes secrets from requests and responses before they are written or matched."""
+    """Removes secrets from requests and responses before they are written or matched.
+
+    Secret keys are redacted alike in JSON bodies, in form bodies (urlencoded fields and
+    multipart form-data parts) and, for the query's names, in the URL.
+    """
 
     def __init__(self, headers: list[str], query: list[str], json_keys: list[str]) -> None:
         self.headers = {h.lower() for h in DEFAULT_SCRUB_HEADERS + headers}
         self.query = DEFAULT_SCRUB_QUERY + query
-        self.json_keys = {k.lower() for k in DEFAULT_SCRUB_JSON + json_keys}
+        self.body_keys = {k.lower() for k in DEFAULT_SCRUB_BODY_KEYS + json_keys}
 
     def _secret_header(self, name: str) -> bool:
         return name.lower() in self.headers or bool(SECRET_HEADER.search(name))
@@ -67,8 +74,8 @@ class Scrubber:
         secret = [(name, REDACTED) for name in list(request.headers) if self._secret_header(name)]
         request = filters.replace_headers(request, secret)
         request = filters.replace_query_parameters(request, [(name, REDACTED) for name in self.query])
-        if request.body and "json" in (request.headers.get("Content-Type") or ""):
-            request.body = self._json_bytes(request.body)
+        if request.body:
+            request.body = self._body(request.body, request.headers.get("Content-Type") or "")
         return request
 
     def response(self, response: dict) -> dict:
@@ -78,28 +85,38 @@ class Scrubber:
                 headers[name] = [REDACTED for _ in headers[name]]
         content_type = " ".join(_header(headers, "Content-Type"))
         body = response.get("body", {}).get("string")
-        if body and "json" in content_type:
+        if body and _media_type(content_type)[0] in SCRUBBED_BODIES:
             encoding = " ".join(_header(headers, "Content-Encoding")).lower()
             try:
                 if "gzip" in encoding:
                     plain = gzip.decompress(body)
-                    scrubbed = self._json_bytes(plain)
+                    scrubbed = self._body(plain, content_type)
                     if scrubbed != plain:  # otherwise keep the recorded bytes exactly
                         response["body"]["string"] = gzip.compress(scrubbed, mtime=0)
                 elif "deflate" in encoding:
                     plain = zlib.decompress(body)
-                    scrubbed = self._json_bytes(plain)
+                    scrubbed = self._body(plain, content_type)
                     if scrubbed != plain:
                         response["body"]["string"] = zlib.compress(scrubbed)
                 elif not encoding:
-                    response["body"]["string"] = self._json_bytes(body)
+                    response["body"]["string"] = self._body(body, content_type)
             except (OSError, zlib.error):
                 pass  # not really compressed as it claims: leave it as it is
         return response
 
-    def _json_bytes(self, body: bytes | str) -> bytes:
+    def _body(self, body: bytes | str, content_type: str) -> bytes:
         """The body with secret keys redacted; the very same bytes when there are none."""
         raw = body.encode() if isinstance(body, str) else body
+        kind, boundary = _media_type(content_type)
+        if kind == "json":
+            return self._json_bytes(raw)
+        if kind == "form":
+            return self._form_bytes(raw)
+        if kind == "multipart" and boundary:
+            return self._multipart_bytes(raw, boundary)
+        return raw
+
+    def _json_bytes(self, raw: bytes) -> bytes:
         try:
             data = json.loads(raw)
         except ValueError:
@@ -109,10 +126,55 @@ class Scrubber:
 
     def _scrub_json(self, value):
         if isinstance(value, dict):
-            return {k: (REDACTED if k.lower() in self.json_keys else self._scrub_json(v)) for k, v in value.items()}
+            return {k: (REDACTED if k.lower() in self.body_keys else self._scrub_json(v)) for k, v in value.items()}
         if isinstance(value, list):
             return [self._scrub_json(v) for v in value]
         return value
+
+    def _form_bytes(self, raw: bytes) -> bytes:
+        try:
+            fields = parse_qsl(raw.decode(), keep_blank_values=True)
+        except (UnicodeDecodeError, ValueError):
+            return raw
+        if not any(name.lower() in self.body_keys for name, _ in fields):
+            return raw
+        return urlencode([(name, REDACTED if name.lower() in self.body_keys else value) for name, value in fields]).encode()
+
+    def _multipart_bytes(self, raw: bytes, boundary: str) -> bytes:
+        """Each secret part's content replaced; the framing (RFC 2046: CRLF--boundary) kept as it was."""
+        delimiter = b"--" + boundary.encode()
+        parts = raw.split(delimiter)
+        changed = False
+        for index in range(1, len(parts) - 1):  # the first is the preamble, the last the closing '--'
+            head, gap, _ = parts[index].partition(b"\r\n\r\n")
+            if gap and (_part_name(head) or "").lower() in self.body_keys:
+                parts[index] = head + gap + REDACTED.encode() + b"\r\n"
+                changed = True
+        return delimiter.join(parts) if changed else raw
+
+
+SCRUBBED_BODIES = ("json", "form", "multipart")
+
+
+def _media_type(content_type: str) -> tuple[str, str | None]:
+    """What kind of body a Content-Type announces (json, form, multipart, or other), and its boundary."""
+    message = Message()
+    message["Content-Type"] = content_type or "application/octet-stream"
+    media = message.get_content_type()
+    if "json" in media:
+        return "json", None
+    if media == "application/x-www-form-urlencoded":
+        return "form", None
+    if media == "multipart/form-data":
+        return "multipart", message.get_boundary()
+    return "other", None
+
+
+def _part_name(head: bytes) -> str | None:
+    """The field name in a multipart part's Content-Disposition."""
+    headers = BytesHeaderParser().parsebytes(head.lstrip(b"\r\n"))
+    name = headers.get_param("name", header="content-disposition")
+    return collapse_rfc2231_value(name) if name else None
 
 
 def _header(headers: dict, name: str) -> list[str]:
@@ -133,6 +195,7 @@ class Library:
 
     def __init__(self, config: dict, scrubber: Scrubber) -> None:
         self.config = config
+        self.scrubber = scrubber
         self.match_on = tuple(getattr(vcr.matchers, name) for name in config["match_on"])
         self.allow_repeats = config["allow_repeats"]
         self.lock = threading.Lock()
@@ -161,7 +224,7 @@ class Library:
                     if cassette.can_play_response_for(request):
                         return cassette.play_response(request)
             request = candidates[0][1] if candidates else Request(method, self.origin + path, body, headers)
-            self.unmatched.append({"request": describe(request), "closest": self.closest(candidates)})
+            self.unmatched.append({"request": describe(self.scrubber.request(request)), "closest": self.closest(candidates)})
         return None
 
     def closest(self, candidates: list[tuple[Cassette, Request]], limit: int = 3) -> list[dict]:
@@ -207,6 +270,7 @@ class Recorder:
     def __init__(self, config: dict, scrubber: Scrubber) -> None:
         self.upstream = config["upstream"].rstrip("/")
         self.origin = self.upstream
+        self.scrubber = scrubber
         path = Path(config["record_file"])
         self.cassette = Cassette(path=str(path), serializer=serializer_for(path), record_mode=RecordMode.ALL,
                                  before_record_request=scrubber.request, before_record_response=scrubber.response)
@@ -224,11 +288,13 @@ class Recorder:
         return {"status": {"code": response.status_code, "message": response.reason or ""},
                 "headers": recorded_headers, "body": {"string": raw}}
 
-    def record(self, request: Request, response: dict) -> None:
+    def record(self, request: Request, response: dict) -> str:
+        """Append and save the interaction; what was recorded, said without its secrets."""
         with self.lock:
             self.cassette.append(request, response)
             self.cassette._save(force=True)  # after every interaction: nothing is lost if the mock is killed
-            self.recorded.append(describe(request))
+            self.recorded.append(describe(self.scrubber.request(request)))
+            return self.recorded[-1]
 
     def report(self) -> dict:
         with self.lock:
@@ -278,10 +344,10 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 response = self.backend.forward(self.command, self.path, headers, body)
             except requests.RequestException as exc:
-                log(f"record: upstream failed for {describe(request)}: {exc}")
+                log(f"record: upstream failed for {describe(self.backend.scrubber.request(request))}: {exc}")
                 return self.send_json(502, {"error": f"envctl mock: upstream failed: {exc}"})
-            self.backend.record(request, response)
-            log(f"recorded {describe(request)} -> {response['status']['code']}")
+            recorded = self.backend.record(request, response)
+            log(f"recorded {recorded} -> {response['status']['code']}")
             return self.send_recorded(response)
         response = self.backend.play(self.command, self.path, body or None, headers)
         if response is None:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
+from envctl.durations import EXAMPLES as DURATION_EXAMPLES
+from envctl.durations import DurationError, parse_duration
 from envctl.errors import Problem, TopologyError
 from envctl.topology.interpolation import (
     InterpolationError,
@@ -81,7 +83,6 @@ UNSUPPORTED_HINTS = {
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)")
 
 
 def load_topology(file: str | Path | Sequence[str | Path] | None = None,
@@ -141,25 +142,6 @@ def _dotenv(root: Path, source: Document, environ: Mapping[str, str],
         except DotenvError as exc:
             source.problems.append(Problem(dotenv, exc.line, "", exc.message, exc.fix))
     return values
-
-
-def parse_duration(value: Any) -> float | None:
-    """Compose durations: ``1m30s``, ``500ms``, ``10s``; a bare number is seconds."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if value >= 0 else None
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    pos, total = 0, 0.0
-    for match in _DURATION_RE.finditer(text):
-        if match.start() != pos:
-            return None
-        number, unit = float(match.group(1)), match.group(2)
-        total += number * {"h": 3600, "m": 60, "s": 1, "ms": 0.001, "us": 0.000001}[unit]
-        pos = match.end()
-    return total if pos == len(text) and pos > 0 else None
 
 
 class _Loader:
@@ -236,10 +218,13 @@ class _Loader:
     def duration(self, value: Any, path: KeyPath) -> float | None:
         if isinstance(value, str):
             value = self.string(value, path)
-        seconds = parse_duration(value)
-        if seconds is None and value is not None:
-            self.problem(path, f"{value!r} is not a duration", "write seconds (30) or a duration like 1m30s, 500ms")
-        return seconds
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except DurationError:
+            self.problem(path, f"{value!r} is not a duration", f"write {DURATION_EXAMPLES}")
+            return None
 
     def port_number(self, value: Any, path: KeyPath) -> int | None:
         if isinstance(value, str) and value.strip().isdigit():

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from envctl.errors import Problem
+from envctl.topology.bounds import DocumentTooLarge, compose_within_bounds
 from envctl.topology.yaml12 import Yaml12Constructor, Yaml12Loader
 
 KeyPath = tuple[str | int, ...]
@@ -53,7 +54,10 @@ def read_yaml(file: Path) -> Source:
         source.problem((), "the file is not UTF-8 text", "save it as UTF-8")
         return source
     try:
-        node = yaml.compose(text, Loader=Yaml12Loader)
+        node = compose_within_bounds(text, Yaml12Loader)
+    except DocumentTooLarge as exc:
+        source.problems.append(Problem(file, exc.line, "", exc.message, exc.fix))
+        return source
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

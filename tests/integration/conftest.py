@@ -28,8 +28,6 @@ from envctl.topology import Topology, load_topology
 STACK = Path(__file__).parent / "stack"
 PROJECT = "envctl-test"
 
-pytestmark = pytest.mark.integration
-
 
 def free_port() -> int:
     with socket.socket() as sock:

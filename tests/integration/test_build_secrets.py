@@ -19,6 +19,8 @@ from envctl import engine as eng
 
 from .conftest import PROJECT, envctl
 
+pytestmark = pytest.mark.integration
+
 DOCKERFILE = textwrap.dedent("""\
     ARG BASE_IMAGE
     FROM ${BASE_IMAGE}

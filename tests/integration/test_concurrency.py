@@ -13,6 +13,8 @@ from envctl import engine as eng
 
 from .conftest import clean_environ, envctl, free_port, run_resources
 
+pytestmark = pytest.mark.integration
+
 RUNS = 8
 
 

@@ -18,6 +18,8 @@ import pytest
 
 from .conftest import clean_environ, envctl, run_resources
 
+pytestmark = pytest.mark.integration
+
 ENGINE_LOG = Path("/var/log/envctl-test-dockerd.log")
 
 

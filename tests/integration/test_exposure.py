@@ -1,8 +1,12 @@
 """Security of a running stack: loopback-only ports, and the engine's socket only when asked for."""
 from __future__ import annotations
 
+import pytest
+
 from .conftest import PROJECT, envctl
 from .exposure import assert_loopback_only, assert_no_docker_socket
+
+pytestmark = pytest.mark.integration
 
 
 def test_published_ports_bind_loopback_only_and_no_container_gets_the_socket(engine, stack_dir, stack_env):

@@ -12,6 +12,8 @@ from envctl.engine import Engine
 
 from .conftest import PROJECT, add_services, envctl, run_resources
 
+pytestmark = pytest.mark.integration
+
 pytest_plugins = ["pytester"]
 
 # Two services that fail on demand (`touch /tmp/go`): one exits 3, one allocates past its memory limit.

@@ -127,6 +127,27 @@ def test_a_canary_secret_never_reaches_a_cassette(mock_dir: Path, engine: Engine
     assert "REDACTED" in text and "currency=eur" in text  # scrubbed, not dropped; the rest kept
 
 
+def test_form_encoded_secrets_never_reach_a_cassette_or_the_mock_log(mock_dir: Path, engine: Engine) -> None:
+    topology = load(mock_dir)
+    run = run_api.up(topology, engine, services=["upstream"], record=["payments"]).run
+    multipart = (f'--b0\r\nContent-Disposition: form-data; name="client_id"\r\n\r\nshop\r\n'
+                 f'--b0\r\nContent-Disposition: form-data; name="client_secret"\r\n\r\n{CANARY}\r\n--b0--\r\n')
+    try:
+        token = mock_url(engine, topology) + "/oauth/token"
+        answer = session().post(token, data={"grant_type": "client_credentials", "client_id": "shop",
+                                             "client_secret": CANARY}, timeout=10)  # urlencoded, as OAuth clients send
+        assert answer.status_code == 200 and f"access_token={CANARY}" in answer.text  # the caller gets the real answer
+        assert session().post(token, data=multipart.encode(), timeout=10,
+                              headers={"Content-Type": "multipart/form-data; boundary=b0"}).status_code == 200
+    finally:
+        run_api.down(topology, engine, run)
+    text = (mock_dir / "cassettes" / "payments" / "payments.yaml").read_text()
+    assert CANARY not in text
+    assert "client_secret=REDACTED" in text and "access_token=REDACTED" in text and "client_id=shop" in text
+    mock_log = (mock_dir / ".envctl" / "runs" / run / "logs" / "payments.log").read_text()
+    assert "/oauth/token" in mock_log and CANARY not in mock_log
+
+
 def write_cassette(path: Path, interactions: list[tuple[Request, dict]]) -> None:
     """A cassette recorded 'elsewhere': written with vcrpy's own persistence."""
     serializer = jsonserializer if path.suffix == ".json" else yamlserializer

@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,9 @@ from envctl import engine as eng
 from envctl import run as run_api
 from envctl.engine import Engine
 from envctl.topology import load_topology
+
+from .conftest import run_resources
+from .test_reaping import with_stuck_service
 
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.integration
@@ -148,3 +155,31 @@ def test_a_service_that_dies_fails_the_next_test_at_once(
     assert "must not run" not in result.stdout.str()
     (run,) = runs_seen(session_env)
     assert left(engine, run) == []
+
+
+def started_runs(engine: Engine, stack_dir: Path) -> list[str]:
+    """The runs of this stack copy whose containers exist already."""
+    runs = stack_dir / ".envctl" / "runs"
+    return [d.name for d in runs.iterdir() if run_resources(engine, d.name)["containers"]] if runs.is_dir() else []
+
+
+def test_sigterm_during_start_up_ends_the_session_with_143_and_removes_the_stack(
+        pytester: pytest.Pytester, stack_dir: Path, session_env: Path, engine: Engine) -> None:
+    with_stuck_service(stack_dir)  # start-up waits on it until stopped
+    pytester.makepyfile(USES_STACK + textwrap.dedent('''
+        def test_never_runs(envctl_stack):
+            raise AssertionError("must not run")
+    '''))
+    session = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--envctl-file",
+                                str(stack_dir / "envctl.yaml"), "--envctl-services", "stuck"],
+                               cwd=pytester.path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while not (runs := started_runs(engine, stack_dir)) and session.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runs, "start-up never created a container"
+    session.send_signal(signal.SIGTERM)
+    output = session.communicate(timeout=120)[0]
+    assert session.returncode == 143, output
+    assert "start-up stopped by SIGTERM" in output and "must not run" not in output
+    assert run_resources(engine, runs[0])["containers"] == []

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from envctl import engine as eng
+from envctl.lease import Owner
 
-pytestmark = pytest.mark.usefixtures("remove_runs_afterwards")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("remove_runs_afterwards")]
 
 from .conftest import PROJECT, Background, add_services, envctl, free_port, run_resources, wait_until_gone
 
@@ -132,9 +133,9 @@ def test_everything_envctl_creates_carries_its_owner_and_directory(engine, stack
         assert len(found) == 5
         for item in found:
             assert item["envctl.state"] == str(stack_dir / ".envctl/runs/labelled")
-            assert item["envctl.owner"].split("/")[2].isdigit()
+            assert Owner.parse(item["envctl.owner"]) is not None
         lease = json.loads((stack_dir / ".envctl/runs/labelled/lease.json").read_text())
-        assert lease["owner"].split("/")[2] == str(owner.pid), "after up, the bound process owns the run"
+        assert Owner.parse(lease["owner"]).pid == owner.pid, "after up, the bound process owns the run"
     finally:
         envctl(["down"], stack_dir, stack_env)
         owner.kill()

@@ -13,7 +13,7 @@ import pytest
 
 from envctl import engine as eng
 
-pytestmark = pytest.mark.usefixtures("remove_runs_afterwards")
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("remove_runs_afterwards")]
 
 from .conftest import PROJECT, Background, run_resources, wait_until_gone
 from .test_reaping import REAP_LIMIT, with_stuck_service

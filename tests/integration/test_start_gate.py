@@ -6,11 +6,15 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from envctl import engine as eng
 from envctl.engine import Engine
 from envctl.gate import HELD_LABEL
 
 from .conftest import PROJECT, add_services, envctl, run_resources
+
+pytestmark = pytest.mark.integration
 
 # `slow` takes a second before it listens; `early` depends on it and says when its own
 # process began, which PID it has and what it read from stdin.

@@ -58,3 +58,11 @@ def test_step_commands_read_secrets_at_run_time_never_on_the_command_line():
 
 def test_declared_args_take_given_values_then_defaults():
     assert declared_args(["ARG A=1", "ARG B", "ARG C=3"], {"B": "2", "C": "x", "Z": "no"}) == {"A": "1", "B": "2", "C": "x"}
+
+
+def test_empty_lines_inside_a_continued_instruction_are_skipped_as_docker_does():
+    text = "FROM x\nRUN --mount=type=secret,id=tok make \\\n\n    install\n\\\n\n"
+    result = plan(text, DOCKERFILE)
+    assert result.head == ["FROM x"]
+    [(step, after)] = result.parts
+    assert step.command == "make install" and after == []

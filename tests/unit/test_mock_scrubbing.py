@@ -1,0 +1,55 @@
+"""The mock's scrubber: secret keys are redacted in JSON and form bodies alike, requests and responses."""
+from __future__ import annotations
+
+import gzip
+from urllib.parse import parse_qsl
+
+from vcr.request import Request
+
+from envctl.mocks.server import REDACTED, Scrubber
+
+FORM = "application/x-www-form-urlencoded"
+TOKEN_REQUEST = b"grant_type=client_credentials&client_id=shop&client_secret=s3cr3t-value&scope=a+b"
+
+
+def scrubber(*body_keys: str) -> Scrubber:
+    return Scrubber(headers=[], query=[], json_keys=list(body_keys))
+
+
+def post(body: bytes, content_type: str) -> Request:
+    return Request("POST", "http://upstream/oauth/token", body, {"Content-Type": content_type})
+
+
+def test_an_oauth_token_requests_client_secret_is_redacted_and_the_other_fields_kept():
+    scrubbed = scrubber().request(post(TOKEN_REQUEST, FORM))
+    assert b"s3cr3t-value" not in scrubbed.body
+    assert dict(parse_qsl(scrubbed.body.decode())) == {
+        "grant_type": "client_credentials", "client_id": "shop", "client_secret": REDACTED, "scope": "a b"}
+
+
+def test_a_form_without_secrets_keeps_its_exact_bytes_and_configured_keys_count():
+    assert scrubber().request(post(b"q=shoes&page=2", FORM)).body == b"q=shoes&page=2"
+    assert b"4242" not in scrubber("cvc").request(post(b"card=x&CVC=4242", f"{FORM}; charset=utf-8")).body
+
+
+def test_multipart_form_fields_are_redacted_in_place():
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"client_id\"\r\n\r\nshop\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"client_secret\"\r\n\r\ns3cr3t-value\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n"
+            b"Content-Type: text/plain\r\n\r\nhello\r\n--XyZ--\r\n")
+    scrubbed = scrubber().request(post(body, "multipart/form-data; boundary=XyZ")).body
+    assert scrubbed == body.replace(b"s3cr3t-value", REDACTED.encode())
+
+
+def test_form_encoded_responses_are_scrubbed_compressed_or_not():
+    tokens = b"access_token=gho_abc123&token_type=bearer"
+    plain = scrubber().response({"headers": {"Content-Type": [FORM]}, "body": {"string": tokens}})
+    assert plain["body"]["string"] == f"access_token={REDACTED}&token_type=bearer".encode()
+    zipped = scrubber().response({"headers": {"Content-Type": [FORM], "Content-Encoding": ["gzip"]},
+                                  "body": {"string": gzip.compress(tokens)}})
+    assert b"gho_abc123" not in gzip.decompress(zipped["body"]["string"])
+
+
+def test_json_bodies_are_scrubbed_as_before():
+    scrubbed = scrubber().request(post(b'{"user": "a", "auth": {"password": "pw"}}', "application/json"))
+    assert b"pw" not in scrubbed.body and b'"user": "a"' in scrubbed.body
