@@ -44,13 +44,16 @@ def engine() -> Engine:
 def session_images(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Build the shared base once; at the end remove every image of the test project this session made."""
     before = {image["Id"] for image in engine.images({eng.PROJECT: PROJECT})}
+    # A container from before the session (e.g. one the engine could not remove after a crash)
+    # is not this session's to judge.
+    already_there = {c.id for c in engine.containers({eng.PROJECT: PROJECT})}
     root = tmp_path_factory.mktemp("base")
     shutil.copytree(STACK, root, dirs_exist_ok=True)
     topology = load_topology(root / "envctl.yaml", environ={})
     builder = ImageBuilder(topology, engine)
     builder.ensure(["store"])  # the base and one service: the slow part, done once
     yield
-    leftovers = [c.name for c in engine.containers({eng.PROJECT: PROJECT})]
+    leftovers = [c.name for c in engine.containers({eng.PROJECT: PROJECT}) if c.id not in already_there]
     remove_images_since(engine, PROJECT, before)
     assert not leftovers, f"containers left behind by the tests: {leftovers}"
 
