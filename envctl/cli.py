@@ -22,6 +22,7 @@ from envctl import gc as gc_api
 from envctl import lease
 from envctl import timeline as timeline_api
 from envctl import images as image_api
+from envctl import registry as registry_api
 from envctl import run as run_api
 from envctl import secrets, state
 from envctl.engine import Engine
@@ -106,6 +107,19 @@ def pass_ctx(fn=None, *, short_file: bool = True):
     return decorate(fn) if fn is not None else decorate
 
 
+def _cache_option(fn):
+    return click.option("--cache", metavar="HOST[:PORT]/PREFIX", default=None,
+                        help=f"The shared image cache (default: ${registry_api.CACHE_ENV}, else 'cache:' in the "
+                        "topology): images are pulled from it by content hash before building, and what is "
+                        "built is pushed back.")(fn)
+
+
+def _push_options(fn):
+    fn = click.option("--tag-branch", is_flag=True, help="Also tag with the git branch ($BRANCH_NAME in Jenkins).")(fn)
+    return click.option("--registry", metavar="HOST[:PORT]/PREFIX", default=None,
+                        help=f"Where to push (default: ${registry_api.REGISTRY_ENV}, else 'registry:' in the topology).")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "files", multiple=True, envvar=["ENVCTL_FILE", "COMPOSE_FILE"], type=click.Path(),
               metavar="FILE", help="A topology or Compose file; repeat to merge several, as Compose does "
@@ -134,10 +148,11 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
 @click.option("--bind-to", "bind_to", type=click.IntRange(min=1), metavar="PID",
               help="Remove the run when process PID exits (in CI: --bind-to $$ ties it to the job's shell).")
 @click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h, 1d, 1h30m), e.g. on a shared host.")
+@_cache_option
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
        keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool,
-       bind_to: int | None, ttl: str | None) -> None:
+       bind_to: int | None, ttl: str | None, cache: str | None) -> None:
     """Build what is missing and bring the stack (or SERVICES and MOCKS) to ready.
 
     The run stays up after the command ends, until 'envctl down', unless --bind-to or --ttl
@@ -154,7 +169,9 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
     with progress_for(err) as progress:
         result = run_api.up(topology, engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
-                            progress=progress, max_parallel_builds=parallel, record=recording, owner=owner)
+                            progress=progress, max_parallel_builds=parallel, record=recording, owner=owner,
+                            cache=cache)
+    _print_warnings(result.warnings)
     out.print(_status_table(result.status))  # as each service was seen ready: no second look
     elapsed = result.timeline[-1].at - result.timeline[0].at if result.timeline else 0.0
     built = sum(1 for i in result.images.values() if i.built)
@@ -213,24 +230,82 @@ def gc(c: Context, dry_run: bool) -> None:
         out.print("no envctl runs on this engine")
 
 
+def _check_services(topology: Topology, services: tuple[str, ...]) -> None:
+    for name in services:
+        if name not in topology.services:
+            raise EnvctlError(f"unknown service '{name}'", fix="name one of: " + ", ".join(sorted(topology.services)))
+
+
 @main.command()
 @click.argument("services", nargs=-1)
 @click.option("--parallel", default=2, show_default=True, type=click.IntRange(min=1), help="Images built at once.")
 @click.option("--tag-commit", is_flag=True, help="Also tag each image with the git commit (git-SHA).")
+@click.option("--push", "push_after", is_flag=True, help="Then push the images to the registry, as 'envctl push' does.")
+@_push_options
+@_cache_option
+@click.option("--fill-cache", is_flag=True, help="Also push images found locally that the cache lacks.")
 @pass_ctx
-def build(c: Context, services: tuple[str, ...], parallel: int, tag_commit: bool) -> None:
+def build(c: Context, services: tuple[str, ...], parallel: int, tag_commit: bool, push_after: bool,
+          registry: str | None, tag_branch: bool, cache: str | None, fill_cache: bool) -> None:
     """Build the bases and service images that are missing (content-hash tags)."""
     topology, engine = c.topology, c.engine
-    for name in services:
-        if name not in topology.services:
-            raise EnvctlError(f"unknown service '{name}'", fix="name one of: " + ", ".join(sorted(topology.services)))
+    _check_services(topology, services)
+    location = registry_api.push_location(topology, registry) if push_after else None
+    image_cache = registry_api.cache_for(topology, engine, cache)
+    if fill_cache and image_cache is None:
+        raise EnvctlError("--fill-cache needs an image cache", fix=f"give --cache, ${registry_api.CACHE_ENV} or 'cache:'")
     with progress_for(err) as progress:
-        builder = image_api.ImageBuilder(topology, engine, progress, max_parallel=parallel, tag_commit=tag_commit)
+        builder = image_api.ImageBuilder(topology, engine, progress, max_parallel=parallel, tag_commit=tag_commit,
+                                         cache=image_cache, fill_cache=fill_cache)
         resolved = builder.ensure(services or None)
+        pushed = registry_api.push_project_images(topology, engine, resolved.values(), location, tag_branch,
+                                                  progress) if location else []
+    _print_warnings(image_cache.warnings if image_cache else [])
     built = [i for i in resolved.values() if i.built]
-    out.print(_table(["image", "id", "built"],
-                     [[i.ref, i.id.split(":")[-1][:12], "built" if i.built else "cached"] for i in resolved.values()]))
+    out.print(_table(["image", "id", "built"], [
+        [i.ref, i.id.split(":")[-1][:12], "built" if i.built else ("pulled" if i.pulled else "cached")]
+        for i in resolved.values()]))
     out.print(f"{len(built)} built, {len(resolved) - len(built)} up to date")
+    _print_pushed(pushed)
+
+
+@main.command()
+@click.argument("services", nargs=-1)
+@click.option("--parallel", default=2, show_default=True, help="Images built at once (what is missing is built first).")
+@_push_options
+@pass_ctx
+def push(c: Context, services: tuple[str, ...], parallel: int, registry: str | None, tag_branch: bool) -> None:
+    """Push the project's images (or SERVICES') to the registry, tagged by content hash and git-SHA."""
+    topology, engine = c.topology, c.engine
+    _check_services(topology, services)
+    location = registry_api.push_location(topology, registry)
+    with progress_for(err) as progress:
+        resolved = image_api.ImageBuilder(topology, engine, progress, max_parallel=parallel).ensure(services or None)
+        pushed = registry_api.push_project_images(topology, engine, resolved.values(), location, tag_branch, progress)
+    _print_pushed(pushed)
+
+
+@main.command()
+@click.argument("services", nargs=-1)
+@pass_ctx
+def pull(c: Context, services: tuple[str, ...]) -> None:
+    """Pull the registry images the topology runs ('image:' services and bases), or SERVICES'."""
+    topology, engine = c.topology, c.engine
+    _check_services(topology, services)
+    with progress_for(err) as progress:
+        pulled = registry_api.pull_topology_images(topology, engine, services, progress)
+    out.print(_table(["image", "id"], [[ref, image_id.split(":")[-1][:12]] for ref, image_id in pulled.items()]))
+    out.print(f"{len(pulled)} pulled")
+
+
+def _print_pushed(pushed: list[registry_api.Pushed]) -> None:
+    for item in pushed:
+        out.print(f"pushed {item.remote}: {', '.join(item.tags)}" + (f" ({item.digest})" if item.digest else ""))
+
+
+def _print_warnings(warnings: list[str]) -> None:
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
 
 
 @main.command()
@@ -246,9 +321,9 @@ def images(c: Context, prune: bool) -> None:
         out.print(f"{len(removed)} images removed")
         return
     rows = image_api.project_images(topology, engine)
-    out.print(_table(["image", "kind", "id", "size", "created", "state"], [
+    out.print(_table(["image", "kind", "id", "size", "created", "from", "state"], [
         [r.ref, r.kind, r.id.split(":")[-1][:12], f"{r.size / 1e6:.0f} MB",
-         datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"),
+         datetime.fromtimestamp(r.created).strftime("%Y-%m-%d %H:%M"), "cache" if r.from_cache else "built",
          ("current" if r.current else "stale") + (", in use" if r.in_use else "")] for r in rows]))
 
 

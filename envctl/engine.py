@@ -16,13 +16,13 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import docker
 import docker.errors
 from docker.types import Mount as DockerMount
 
-from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError
+from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError, RegistryError
 
 # Labels on everything envctl creates; the labels, not local state, are the truth.
 PROJECT = "envctl.project"
@@ -35,6 +35,22 @@ GIT_COMMIT = "envctl.git-commit"
 MANAGED = "envctl.managed"
 
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
+
+LayerProgress = Callable[[str, str], None]  # (layer id, status) during a pull or push
+
+# How the engine words a registry's answer, by what the user has to do about it.
+REGISTRY_REASONS = (
+    (RegistryError.UNAUTHORIZED, ("unauthorized", "authentication required", "no basic auth credentials",
+                                  "access denied", "access to the resource is denied")),
+    (RegistryError.NOT_FOUND, ("manifest unknown", "not found", "repository does not exist", "name unknown")),
+    (RegistryError.REFUSED, ("read-only", "read only", "denied")),
+    (RegistryError.SERVER, ("500 internal server error", "502 bad gateway", "503 service unavailable",
+                            "unexpected http status", "received unexpected", "internal server error",
+                            "unknown blob", "blob upload unknown")),
+    (RegistryError.UNREACHABLE, ("connection refused", "no such host", "i/o timeout", "eof", "connection reset",
+                                 "tls handshake timeout", "network is unreachable", "dial tcp",
+                                 "context deadline exceeded", "timeout")),
+)
 
 
 def container_name(project: str, run: str, service: str) -> str:
@@ -161,17 +177,38 @@ class Engine:
     def tag(self, image: str, repository: str, tag: str) -> None:
         self._call(self.api.tag, image, repository, tag)
 
-    def pull(self, ref: str) -> str:
-        try:
-            repository, _, tag = ref.rpartition(":") if ":" in ref.split("/")[-1] else (ref, "", "latest")
-            self.api.pull(repository, tag=tag or "latest")
-        except docker.errors.APIError as exc:
-            raise EnvctlError(
-                f"cannot pull image {ref}: {_short(exc)}",
-                fix="check the name and that a registry is reachable, or build the base from "
-                "Debian's mirror instead ('bootstrap:' in envctl.yaml)",
-            ) from None
+    def pull(self, repository: str, pin: str, on_layer: LayerProgress | None = None) -> str:
+        """Pull `repository` at `pin` (a tag or a digest); returns the image id.
+
+        Credentials come from the Docker config (what `docker login` wrote, credential
+        helpers included): the SDK sends them. `on_layer(layer, status)` hears each layer's
+        change of status.
+        """
+        ref = f"{repository}@{pin}" if pin.startswith("sha256:") else f"{repository}:{pin}"
+
+        def pull() -> None:
+            _follow_registry_stream(self.api.pull, "pull", ref, on_layer, repository, tag=pin, stream=True, decode=True)
+
+        self._call(pull)
         return self.image_id(ref) or ref
+
+    def push(self, repository: str, tag: str, on_layer: LayerProgress | None = None) -> str:
+        """Push `repository:tag` (tagged locally already); returns the pushed manifest's digest."""
+        ref = f"{repository}:{tag}"
+
+        def push() -> str:
+            return _follow_registry_stream(self.api.push, "push", ref, on_layer, repository, tag=tag, stream=True,
+                                           decode=True)
+
+        return self._call(push)
+
+    def registry_has(self, ref: str) -> bool:
+        """Whether the registry holds `ref`; the engine asks it with its own credentials."""
+        try:
+            self.api.inspect_distribution(ref)
+        except docker.errors.APIError:
+            return False
+        return True
 
     def import_rootfs(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> str:
         result = self._call(self.api.import_image, src=str(tarball), repository=repository, tag=tag, changes=changes)
@@ -498,6 +535,49 @@ class Engine:
             if type(exc).__module__.startswith(("requests", "urllib3")):
                 raise _unavailable(exc) from None
             raise
+
+
+def _follow_registry_stream(call: Callable, verb: str, ref: str, on_layer: LayerProgress | None,
+                            *args: Any, **kwargs: Any) -> str:
+    """Run a streaming pull or push; report layers; raise RegistryError on the stream's error."""
+    digest = ""
+    try:
+        for chunk in call(*args, **kwargs):
+            if "error" in chunk:
+                raise _registry_error(verb, ref, chunk.get("error") or str(chunk.get("errorDetail")))
+            digest = (chunk.get("aux") or {}).get("Digest") or digest
+            if on_layer is not None and chunk.get("id") and chunk.get("status"):
+                on_layer(chunk["id"], chunk["status"])
+    except docker.errors.APIError as exc:  # the engine relays the registry's refusal as its own error
+        raise _registry_error(verb, ref, _short(exc)) from None
+    return digest
+
+
+def _registry_reason(text: str) -> str | None:
+    lowered = text.lower()
+    for reason, phrases in REGISTRY_REASONS:
+        if any(phrase in lowered for phrase in phrases):
+            return reason
+    return None
+
+
+def _registry_error(verb: str, ref: str, text: str) -> RegistryError:
+    reason = _registry_reason(text) or RegistryError.SERVER
+    host = ref.split("/")[0] if "/" in ref and any(c in ref.split("/")[0] for c in ".:") else "Docker Hub"
+    fixes = {
+        RegistryError.NOT_FOUND: f"check the name and tag of {ref} (the registry {host} has no such image)",
+        RegistryError.UNAUTHORIZED: f"log in with 'docker login {host}' (envctl uses the credentials it saves, "
+                                    "credential helpers included; DOCKER_CONFIG points at another config)",
+        RegistryError.UNREACHABLE: f"check that the registry {host} is running and reachable from the Docker engine",
+        RegistryError.SERVER: f"the registry {host} failed; try again, or ask whoever runs it",
+        RegistryError.REFUSED: f"the registry {host} does not accept this; check that it is writable and "
+                               "that your login may push there",
+    }
+    what = {RegistryError.NOT_FOUND: "not found", RegistryError.UNAUTHORIZED: "not authorized",
+            RegistryError.UNREACHABLE: "registry unreachable", RegistryError.SERVER: "registry error",
+            RegistryError.REFUSED: "refused"}[reason]
+    return RegistryError(f"cannot {verb} {ref}: {what} ({text.strip().splitlines()[0][:300] if text.strip() else '-'})",
+                         reason=reason, fix=fixes[reason])
 
 
 def _json_lines(response) -> Iterator[dict[str, Any]]:

@@ -65,6 +65,21 @@ class BuildFailed(EnvctlError):
     """An image build failed; the message shows the failing step and the log's tail."""
 
 
+class RegistryError(EnvctlError):
+    """A registry refused or failed a pull or push; `reason` says which way, for retries and the cache."""
+
+    NOT_FOUND, UNAUTHORIZED, UNREACHABLE, SERVER, REFUSED = "not found", "unauthorized", "unreachable", "server", "refused"
+    TRANSIENT = (UNREACHABLE, SERVER)
+
+    def __init__(self, message: str, *, reason: str, fix: str | None = None) -> None:
+        super().__init__(message, fix=fix)
+        self.reason = reason
+
+    @property
+    def transient(self) -> bool:
+        return self.reason in self.TRANSIENT
+
+
 class PortTaken(EnvctlError):
     """A fixed host port the topology needs is already in use."""
 

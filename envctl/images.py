@@ -23,7 +23,7 @@ from docker.types import Mount as DockerMount
 from filelock import FileLock, Timeout
 
 from envctl import engine as labels
-from envctl import secretbuild, secrets
+from envctl import registry, secretbuild, secrets
 from envctl.buildcontext import BuildContext
 from envctl.engine import Engine
 from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
@@ -44,9 +44,9 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 class ImageTarget:
     """One image the topology produces: a base or a service's own build."""
 
-    key: str  # "base:NAME" or "service:NAME"
+    key: str  # "base:NAME", "service:NAME", "mock:BASE" or "image:NAME"
     name: str
-    kind: str  # "base" or "service"
+    kind: str  # "base", "service", "mock", or "image" (a service's `image:`, pulled)
     repository: str
     parent: str | None  # key of the base it builds on
 
@@ -57,6 +57,7 @@ class ResolvedImage:
     ref: str  # repository:tag, or a pulled image's name
     id: str
     built: bool  # False when an existing image was reused
+    pulled: bool = False  # from a registry (or the image cache) during this resolution
 
 
 def state_dir(topology: Topology) -> Path:
@@ -80,12 +81,21 @@ def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dic
             wanted.add(mock_image_key(topology, name))
             continue
         service = topology.services[name]
+        if service.image is not None:
+            wanted.add(f"image:{name}")
         if service.build is not None:
             wanted.add(f"service:{name}")
         if service.base is not None:
             wanted.add(f"base:{service.base}")
-    edges = {key: [t.parent] if t.parent else [] for key, t in _all_targets(topology).items()}
-    return {k: t for k, t in _all_targets(topology).items() if k in closure(wanted, edges)}
+    everything = {**_all_targets(topology), **_pulled_targets(topology)}
+    edges = {key: [t.parent] if t.parent else [] for key, t in everything.items()}
+    return {k: t for k, t in everything.items() if k in closure(wanted, edges)}
+
+
+def _pulled_targets(topology: Topology) -> dict[str, ImageTarget]:
+    """Services that run a registry's image: pulled as their pull_policy says, never built or pruned."""
+    return {f"image:{name}": ImageTarget(f"image:{name}", name, "image", service.image, None)
+            for name, service in topology.services.items() if service.image is not None}
 
 
 def _all_targets(topology: Topology) -> dict[str, ImageTarget]:
@@ -115,18 +125,15 @@ def _hash(payload: dict) -> str:
 
 
 def git_commit(root: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
+    return registry.git_output(root, "rev-parse", "HEAD")
 
 
 class ImageBuilder:
     """Makes sure the images a topology needs exist, building only what is missing."""
 
     def __init__(self, topology: Topology, engine: Engine, progress: Progress = silent,
-                 max_parallel: int = 2, tag_commit: bool = False) -> None:
+                 max_parallel: int = 2, tag_commit: bool = False, cache: registry.ImageCache | None = None,
+                 fill_cache: bool = False) -> None:
         self.topology = topology
         self.engine = engine
         self.progress = progress
@@ -138,6 +145,10 @@ class ImageBuilder:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self.masker = secrets.for_topology(topology)
+        self.cache = cache
+        if cache is not None:
+            cache.on_warning = lambda message: self.progress(Event("", "warning", message))
+        self.fill_cache = fill_cache  # also push images found locally that the cache lacks
 
     # -- the public part -----------------------------------------------------------------
 
@@ -184,7 +195,9 @@ class ImageBuilder:
 
     def _resolve_unlocked(self, target: ImageTarget) -> None:
         parent = self.resolved[target.parent] if target.parent else None
-        if target.kind == "base":
+        if target.kind == "image":
+            image = self._pull_service_image(target)
+        elif target.kind == "base":
             image = self._base(target, self.topology.bases[target.name], parent)
         elif target.kind == "mock":
             image = self._build(target, BuildContext(IMAGE_CONTEXT, "Dockerfile"), {}, parent)
@@ -201,16 +214,56 @@ class ImageBuilder:
             raw = self._bootstrap(target, base)
             return self._trust_host_ca(target, base, raw)
         if base.image is not None:
-            image_id = self.engine.image_id(base.image)
-            if image_id is None:
-                self._emit(target, "pull", base.image)
-                image_id = self.engine.pull(base.image)
-                self._emit(target, "built", base.image)
-            raw = ResolvedImage(target.key, base.image, image_id, built=False)
+            raw = self._pulled(target, base.image, "missing")
             return self._trust_host_ca(target, base, raw)
         assert base.dockerfile is not None and base.context is not None
         context = BuildContext(base.context, os.path.relpath(base.dockerfile, base.context))
         return self._build(target, context, dict(base.args), parent)
+
+    def _pull_service_image(self, target: ImageTarget) -> ResolvedImage:
+        return self._pulled(target, target.repository, self.topology.services[target.name].pull_policy)
+
+    def _pulled(self, target: ImageTarget, ref: str, policy: str) -> ResolvedImage:
+        """A registry's image, pulled if `policy` says so (emitting 'pull' and 'pulled')."""
+        if policy != "always":
+            image_id = self.engine.image_id(ref)
+            if image_id is not None:
+                return ResolvedImage(target.key, ref, image_id, built=False)
+        self._emit(target, "pull", ref)
+        image_id = registry.ensure_pulled(self.engine, ref, policy, lambda line: self._emit(target, "pull", f"{ref}: {line}"))
+        self._emit(target, "pulled", ref)
+        return ResolvedImage(target.key, ref, image_id, built=False, pulled=True)
+
+    def _pull_from_images(self, target: ImageTarget, dockerfile: Path, buildargs: dict[str, str]) -> None:
+        """Pull the FROM images a build needs that the engine lacks, with credentials and clear errors."""
+        for ref in registry.from_images(dockerfile, buildargs):
+            if self.engine.image_id(ref) is None:
+                self._pulled(target, ref, "missing")
+
+    def _from_cache(self, target: ImageTarget, ref: str) -> ResolvedImage | None:
+        """The image `ref` (repository:content-hash) from the shared cache, or None on a miss."""
+        if self.cache is None or not self._may_use_cache(target):
+            return None
+        self._emit(target, "pull", f"{ref} from the image cache")
+        image_id = self.cache.fetch(ref, lambda line: self._emit(target, "pull", f"{ref}: {line}"))
+        if image_id is None:
+            return None
+        self._emit(target, "pulled", f"{ref} from the image cache")
+        return ResolvedImage(target.key, ref, image_id, built=False, pulled=True)
+
+    def _to_cache(self, target: ImageTarget, ref: str, built: bool) -> None:
+        """Push what was built (or, filling the cache, what it lacks) back to the shared cache."""
+        if self.cache is None or not self._may_use_cache(target):
+            return
+        if built or (self.fill_cache and not self.cache.has(ref)):
+            self._emit(target, "push", f"{ref} to the image cache")
+            self.cache.store(ref, lambda line: self._emit(target, "push", f"{ref}: {line}"))
+            self._emit(target, "pushed", f"{ref} to the image cache")
+
+    def _may_use_cache(self, target: ImageTarget) -> bool:
+        # pull_policy 'build' (and 'never') on a service: build it here, never take it from a registry.
+        service = self.topology.services.get(target.name) if target.kind == "service" else None
+        return service is None or service.pull_policy not in ("build", "never")
 
     def _bootstrap_ref(self, target: ImageTarget, base: Base) -> str:
         assert base.bootstrap is not None
@@ -220,7 +273,11 @@ class ImageBuilder:
         ref = self._bootstrap_ref(target, base)
         image_id = self.engine.image_id(ref)
         if image_id is not None:
+            self._to_cache(target, ref, built=False)
             return ResolvedImage(target.key, ref, image_id, built=False)
+        cached = self._from_cache(target, ref)
+        if cached is not None:
+            return cached
         spec = base.bootstrap
         assert spec is not None
         tool = shutil.which("mmdebstrap")
@@ -253,13 +310,14 @@ class ImageBuilder:
                 )
             repository, tag = ref.split(":")
             self._emit(target, "import", ref)
-            image_id = self.engine.import_rootfs(tarball, repository, tag, self._import_changes(target, "rootfs"))
+            image_id = self.engine.import_rootfs(tarball, repository, tag, self._import_changes(target, "rootfs", tag))
         self._emit(target, "built", ref)
+        self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
-    def _import_changes(self, target: ImageTarget, kind: str) -> list[str]:
+    def _import_changes(self, target: ImageTarget, kind: str, input_hash: str) -> list[str]:
         return [f"ENV PATH={DEFAULT_PATH}", "ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]',
-                _label_line(self._labels(target, kind, ""))]
+                _label_line(self._labels(target, kind, input_hash))]
 
     def _trust_host_ca(self, target: ImageTarget, base: Base, raw: ResolvedImage) -> ResolvedImage:
         bundle = host_ca_bundle() if base.trust_host_ca else None
@@ -269,7 +327,11 @@ class ImageBuilder:
         ref = _ca_layer_ref(target, raw.id, data)
         image_id = self.engine.image_id(ref)
         if image_id is not None:
+            self._to_cache(target, ref, built=False)
             return ResolvedImage(target.key, ref, image_id, built=False)
+        cached = self._from_cache(target, ref)
+        if cached is not None:
+            return cached
         self._emit(target, "build", "trusting the host's CA bundle")
         repository, tag = ref.split(":")
         changes = [f"ENV {name}={CA_TARGET}" for name in CA_ENV]
@@ -279,6 +341,7 @@ class ImageBuilder:
             repository, tag, changes,
         )
         self._emit(target, "built", ref)
+        self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     def _service_ref(self, target: ImageTarget, context: BuildContext, args: dict[str, str], parent_id: str | None) -> str:
@@ -292,11 +355,17 @@ class ImageBuilder:
         if image_id is not None:
             self._emit(target, "cached", ref)
             self._maybe_tag_commit(target, ref)
+            self._to_cache(target, ref, built=False)
             return ResolvedImage(target.key, ref, image_id, built=False)
-        self._emit(target, "build", ref)
+        cached = self._from_cache(target, ref)
+        if cached is not None:
+            self._maybe_tag_commit(target, ref)
+            return cached
         buildargs = dict(args)
         if parent is not None:
             buildargs["BASE_IMAGE"] = parent.ref
+        self._pull_from_images(target, context.dockerfile_path, buildargs)
+        self._emit(target, "build", ref)
         label = _label_line(self._labels(target, target.kind, ref.split(":")[1]))
         what = f"{target.kind} '{target.name}' ({context.dockerfile_path})"
         plan = secretbuild.plan(context.dockerfile_path.read_text(errors="replace"), context.dockerfile_path)
@@ -313,6 +382,7 @@ class ImageBuilder:
                                                  log=log, what=what, cancel=self._cancel)
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
+        self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     def _build_in_parts(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str],
@@ -509,11 +579,13 @@ class ImageRow:
     name: str
     current: bool  # the topology, as it is now, produces this image
     in_use: bool  # a container of some run of the project uses it
+    from_cache: bool = False  # pulled from the shared image cache rather than built here
 
 
 def project_images(topology: Topology, engine: Engine) -> list[ImageRow]:
     expected = ImageBuilder(topology, engine).expected_refs()
     used = {c.image_id for c in engine.containers({labels.PROJECT: topology.name})}
+    pulled = registry.from_cache(state_dir(topology) / registry.CACHE_RECORD)
     rows = []
     for image in engine.images({labels.PROJECT: topology.name}):
         image_labels = image.get("Labels") or {}
@@ -523,7 +595,7 @@ def project_images(topology: Topology, engine: Engine) -> list[ImageRow]:
                                           any(image["Id"] == engine.image_id(e) for e in expected))
             rows.append(ImageRow(ref, image["Id"], image.get("Size", 0), image.get("Created", 0),
                                  image_labels.get(labels.IMAGE_KIND, "?"), image_labels.get("envctl.name", "?"),
-                                 current, image["Id"] in used))
+                                 current, image["Id"] in used, image["Id"] in pulled))
     return sorted(rows, key=lambda r: (r.kind != "rootfs", r.kind != "base", r.ref))
 
 

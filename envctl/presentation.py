@@ -13,7 +13,7 @@ from rich.table import Table
 
 from envctl.progress import Event
 
-DONE_PHASES = {"ready", "cached", "built", "remove", "failed"}
+DONE_PHASES = {"ready", "cached", "built", "pulled", "pushed", "remove", "failed", "warning"}
 
 
 class PlainProgress:

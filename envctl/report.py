@@ -7,7 +7,7 @@ from pathlib import Path
 from envctl.timeline import Row, Timeline
 
 REPORT_FILE = "report.html"
-COLOURS = {"image": "#9aa5b1", "create": "#f0b429", "start": "#3e8ed0", "wait": "#7bc67b"}
+COLOURS = {"image": "#9aa5b1", "pull": "#8e6fd8", "push": "#c38fd8", "create": "#f0b429", "start": "#3e8ed0", "wait": "#7bc67b"}
 LABEL_WIDTH, CHART_WIDTH, ROW_HEIGHT, TOP = 190, 760, 24, 30
 
 
@@ -37,7 +37,7 @@ def render(timeline: Timeline, title: str) -> str:
         x = LABEL_WIDTH + offset * 110
         svg.append(f'<rect x="{x}" y="{legend_y - 10}" width="12" height="12" fill="{colour}"/>'
                    f'<text x="{x + 16}" y="{legend_y}" class="legend">{phase}</text>')
-    svg.append(f'<text x="{LABEL_WIDTH + 4 * 110}" y="{legend_y}" class="legend critical-legend">'
+    svg.append(f'<text x="{LABEL_WIDTH + len(COLOURS) * 110}" y="{legend_y}" class="legend critical-legend">'
                f'red outline: critical path</text></svg>')
     table = "".join(
         f'<tr class="{"critical" if r.critical else ""}{" failed" if r.failed else ""}"><td>{escape(r.name)}</td>'

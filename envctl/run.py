@@ -20,7 +20,7 @@ from pathlib import Path
 from docker.types import Mount as DockerMount
 
 from envctl import engine as eng
-from envctl import diagnostics, gate, launch, lease, reaper, secrets, state
+from envctl import diagnostics, gate, launch, lease, reaper, registry, secrets, state
 from envctl.engine import ContainerSpec, ContainerState, Engine
 from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
 from envctl.graph import DependencyFailed, closure, dependents, depths, run_dag
@@ -61,6 +61,7 @@ class UpResult:
     images: dict[str, ResolvedImage] = field(default_factory=dict)
     timeline: list[Event] = field(default_factory=list)
     status: list[ServiceStatus] = field(default_factory=list)  # as each service was seen ready
+    warnings: list[str] = field(default_factory=list)  # e.g. the image cache was unreachable
 
 
 # -- choosing what to run -----------------------------------------------------------------
@@ -107,12 +108,14 @@ def up(
     record: Iterable[str] = (),
     make_current: bool = True,
     owner: lease.Lease | None = None,
+    cache: str | None = None,
 ) -> UpResult:
     """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot.
 
     `record` names mocks that proxy to their upstream and record, instead of replaying.
     `make_current` records the run in `.envctl/` as the one the CLI acts on (the pytest
     plugin's own runs do not take that place from a developer's stack).
+    `cache` is the shared image cache's location (default: $ENVCTL_CACHE, else `cache:`).
     `owner` is the run's lease once it is up (default: this process owns it, so it is
     reaped when the process dies). Until then this process owns a new run, and a reaper
     removes it if the process dies half-way.
@@ -173,7 +176,9 @@ def up(
         # The launcher creates the network while images are resolved, then the containers.
         launcher = launch.Launcher(on_failure=on_launch_failure)
         launcher.submit("", create_network_and_volumes)
-        images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds).ensure(selected, cancel)
+        image_cache = registry.cache_for(topology, engine, cache)
+        images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds,
+                              cache=image_cache).ensure(selected, cancel)
         launcher.wait("", cancel)
         mock_images = {n: images[mock_image_key(topology, n)].ref for n in selected if n in topology.mocks}
         topology = with_mocks(topology, mock_images, recording)
@@ -187,7 +192,8 @@ def up(
                    or existing[n].labels.get(eng.CONFIG_HASH) != specs[n].labels[eng.CONFIG_HASH]}
         edges = {n: [d.service for d in topology.services[n].depends_on if d.service in selected] for n in selected}
         changed = dependents(changed, edges) & set(selected)
-        result = UpResult(run=run, images=images, timeline=timeline)
+        result = UpResult(run=run, images=images, timeline=timeline,
+                          warnings=list(image_cache.warnings) if image_cache else [])
         needs_completion = {d.service for n in selected for d in topology.services[n].depends_on
                             if d.condition == COMPLETED}
 

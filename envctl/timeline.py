@@ -14,13 +14,14 @@ from pathlib import Path
 
 from envctl.progress import Event
 
-IMAGE_PHASES = ("bootstrap", "import", "pull", "build")
+IMAGE_PHASES = ("bootstrap", "import", "build")
+REGISTRY_PHASES = {"pull": "pulled", "push": "pushed"}  # their own spans: a registry's time, not a build's
 SERVICE_PHASES = ("create", "start", "wait")  # each runs until the next phase, or until ready
 
 
 @dataclass(frozen=True)
 class Span:
-    phase: str  # "image", "create", "start" or "wait"
+    phase: str  # "image", "pull", "push", "create", "start" or "wait"
     start: float
     end: float
 
@@ -71,8 +72,18 @@ def build_timeline(run: str, events: Sequence[Mapping], dependencies: Mapping[st
         subject, phase, t = event["subject"], event["phase"], float(event["t"])
         if not subject:
             continue
-        if phase in IMAGE_PHASES:
+        if phase in REGISTRY_PHASES:
+            rows.setdefault(f"image:{subject}", Row(subject, "image"))
+            opened.setdefault((phase, subject), t)
+        elif phase in REGISTRY_PHASES.values():
             row = rows.setdefault(f"image:{subject}", Row(subject, "image"))
+            started_at = opened.pop((phase[:-2], subject), t)  # "pulled" ends "pull"
+            row.spans.append(Span(phase[:-2], started_at, t))
+        elif phase in IMAGE_PHASES:
+            row = rows.setdefault(f"image:{subject}", Row(subject, "image"))
+            began = opened.pop(("pull", subject), None)  # a cache miss: the pull tried, then the build
+            if began is not None:
+                row.spans.append(Span("pull", began, t))
             opened.setdefault(("image", subject), t)
         elif phase == "built":
             row = rows.setdefault(f"image:{subject}", Row(subject, "image"))
@@ -145,9 +156,11 @@ def as_text(timeline: Timeline) -> str:
         ready = f"{row.ready_at:9.2f}" if row.ready_at is not None else f"{'FAILED' if row.failed else '-':>9}"
         lines.append(f"{'*' if row.critical else ' '} {row.name:<18} {built} {seconds['create']:7.2f} "
                      f"{seconds['start']:7.2f} {seconds['wait']:7.2f} {ready}  {row.result[:60]}")
-    images = [r for r in timeline.rows if r.kind == "image" and r.spans]
-    if images:
-        lines.append("images built: " + ", ".join(f"{r.name} {sum(s.seconds for s in r.spans):.1f}s" for r in images))
+    for phase, verb in (("image", "built"), ("pull", "pulled"), ("push", "pushed")):
+        spent = [(r.name, sum(s.seconds for s in r.spans if s.phase == phase)) for r in timeline.rows
+                 if r.kind == "image" and any(s.phase == phase for s in r.spans)]
+        if spent:
+            lines.append(f"images {verb}: " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in spent))
     if timeline.critical_path:
         lines.append("critical path: " + " -> ".join(timeline.critical_path))
     return "\n".join(lines)

@@ -63,6 +63,9 @@ def _at_value_position(path: tuple) -> bool:
 
 def _document(topology: Topology) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": topology.name}
+    for key in ("registry", "cache"):
+        if getattr(topology, key):
+            doc[key] = getattr(topology, key)
     if topology.bases:
         doc["bases"] = {name: _base(base) for name, base in topology.bases.items()}
     doc["services"] = {name: _service(service) for name, service in topology.services.items()}
@@ -141,6 +144,8 @@ def _service(service: Service) -> dict[str, Any]:
         out["mem_limit"] = f"{service.mem_limit}b"
     if service.docker_socket:
         out["docker_socket"] = True
+    if service.pull_policy != "missing":
+        out["pull_policy"] = service.pull_policy
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable
 from envctl.durations import EXAMPLES as DURATION_EXAMPLES
 from envctl.durations import DurationError, parse_duration
 from envctl.errors import Problem, TopologyError
+from envctl.imageref import image_reference_problem, registry_location_problem
 from envctl.topology.interpolation import (
     InterpolationError,
     Interpolator,
@@ -26,6 +27,7 @@ from envctl.topology.interpolation import (
 from envctl.topology.dotenv import DotenvError, parse_dotenv
 from envctl.topology.model import (
     CONDITIONS,
+    PULL_POLICIES,
     READY,
     Base,
     Bootstrap,
@@ -48,14 +50,14 @@ from envctl.topology.files import COMPOSE_FILES, DEFAULT_FILE, Document, discove
 from envctl.topology.source import KeyPath, format_key_path
 
 
-TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version")
+TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version", "registry", "cache")
 SECRET_KEYS = ("file", "environment")
 BASE_KEYS = ("bootstrap", "image", "from", "dockerfile", "context", "args", "trust_host_ca")
 BOOTSTRAP_KEYS = ("distro", "suite", "packages", "mirror", "variant")
 SERVICE_KEYS = (
     "image", "build", "base", "command", "entrypoint", "environment", "env_file", "ports",
     "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
-    "stop_grace_period", "stop_signal", "mem_limit", "docker_socket",
+    "stop_grace_period", "stop_signal", "mem_limit", "docker_socket", "pull_policy",
 )
 LONG_PORT_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
 # Host addresses that publishing on 127.0.0.1 honours as written (empty: Compose's default, all).
@@ -304,13 +306,48 @@ class _Loader:
         secrets = self.section(top.get("secrets"), ("secrets",), "secrets", self.secret)
         topology = Topology(
             name=name, file=self.source.file, bases=bases, services=services, mocks=mocks,
-            volumes=tuple(volumes), secrets=secrets, notes=tuple(self.notes),
+            volumes=tuple(volumes), secrets=secrets, notes=tuple(self.notes), **self.registries(top),
             files=self.source.files,
             warnings=tuple(f"variable {v} is not set; using an empty string"
                            for v in sorted(self.interp.unset or ())),
         )
         self.check_cross_references(topology)
         return topology
+
+    def registries(self, top: dict) -> dict[str, str]:
+        """`registry:` (where `envctl push` pushes) and `cache:` (the shared image cache)."""
+        out = {}
+        for key in ("registry", "cache"):
+            if key in top:
+                text = self.string(top[key], (key,))
+                if text is not None and registry_location_problem(text):
+                    self.problem((key,), registry_location_problem(text), "write HOST[:PORT]/PREFIX, "
+                                 "e.g. 'registry.example.com:5000/team'")
+                elif text is not None:
+                    out[key] = text
+        return out
+
+    def image_name(self, raw: Any, path: KeyPath) -> str | None:
+        text = self.string(raw, path)
+        problem = image_reference_problem(text) if text is not None else None
+        if problem:
+            self.problem(path, problem, "write NAME[:TAG] or NAME@sha256:DIGEST, e.g. 'postgres:16' or "
+                         "'registry.example.com:5000/team/app:1.2'")
+            return None
+        return text
+
+    def pull_policy(self, raw: Any, path: KeyPath, body: dict) -> str | None:
+        policy = self.string(raw, path)
+        if policy is None:
+            return None
+        if policy not in PULL_POLICIES:
+            self.problem(path, f"{policy!r} is not a pull policy", "use one of: " + ", ".join(PULL_POLICIES))
+            return None
+        if policy == "build" and "build" not in body and "base" not in body:
+            self.problem(path, "'pull_policy: build' needs a 'build:' to build from",
+                         "use 'always', 'missing' or 'never' for an 'image:' service")
+            return None
+        return policy
 
     def section(self, value: Any, path: KeyPath, what: str, parse: Callable) -> dict:
         if value is None:
@@ -367,7 +404,7 @@ class _Loader:
         if "bootstrap" in body:
             fields["bootstrap"] = self.bootstrap(body["bootstrap"], path + ("bootstrap",))
         if "image" in body:
-            fields["image"] = self.string(body["image"], path + ("image",))
+            fields["image"] = self.image_name(body["image"], path + ("image",))
         if "from" in body:
             fields["parent"] = self.string(body["from"], path + ("from",))
         if "dockerfile" in body:
@@ -455,7 +492,7 @@ class _Loader:
             fields[key] = value
 
         if "image" in body:
-            put("image", self.string(body["image"], path + ("image",)))
+            put("image", self.image_name(body["image"], path + ("image",)))
         if "build" in body:
             put("build", self.build(body["build"], path + ("build",)))
         if "base" in body:
@@ -499,6 +536,8 @@ class _Loader:
             put("mem_limit", self.byte_size(body["mem_limit"], path + ("mem_limit",)))
         if "docker_socket" in body:
             put("docker_socket", self.boolean(body["docker_socket"], path + ("docker_socket",)))
+        if "pull_policy" in body:
+            put("pull_policy", self.pull_policy(body["pull_policy"], path + ("pull_policy",), body))
         for i, mount in enumerate(fields.get("volumes") or ()):
             if mount.kind == "bind" and mount.source in DOCKER_SOCKETS and not fields.get("docker_socket"):
                 self.problem(path + ("volumes", i), f"service '{name}' mounts the Docker engine's socket, which "

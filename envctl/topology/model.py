@@ -15,6 +15,9 @@ READY = "service_healthy"
 COMPLETED = "service_completed_successfully"
 CONDITIONS = (STARTED, READY, COMPLETED)
 
+# Compose's pull_policy values.
+PULL_POLICIES = ("always", "missing", "never", "build")
+
 
 @dataclass(frozen=True)
 class Bootstrap:
@@ -126,6 +129,7 @@ class Service:
     stop_signal: str | None = None  # default: the image's, else SIGTERM
     mem_limit: int | None = None  # bytes; the container gets no swap beyond it
     docker_socket: bool = False  # the topology explicitly allows mounting the engine's socket
+    pull_policy: str = "missing"  # Compose's: always, missing, never, build
 
     def port(self, container_port: int | None = None) -> PortSpec | None:
         """The port spec for `container_port`, or the first port when None."""
@@ -181,6 +185,8 @@ class Topology:
     # What loading changed or ignored to run the file as envctl does (`envctl config` lists it).
     notes: tuple[str, ...] = field(default=(), compare=False)
     files: tuple[Path, ...] = field(default=(), compare=False)  # every file named or found (`file` is the first)
+    registry: str | None = None  # HOST[:PORT]/PREFIX that `envctl push` pushes to
+    cache: str | None = None  # HOST[:PORT]/PREFIX of the shared content-hash image cache
 
     @property
     def root(self) -> Path:
