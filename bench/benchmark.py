@@ -12,6 +12,8 @@ Measures (medians over the rounds, and ratios):
 - `down` of that stack with envctl and docker-compose;
 - a no-op `envctl build` of the reference stack's images, and a rebuild after one file changed;
 - the reference stack's cold `up` (its images removed first) and warm `up`;
+- a fresh CI agent with a warm image cache: a copy of the reference stack's `up` with none of
+  its images and the cache full, beside its cold build (bench/fresh_agent.py);
 - a recorded-HTTP mock's replay throughput and p50/p99 latency under a bounded load on 127.0.0.1.
 
 Installs Debian's docker-compose if it is missing. Removes every container, network and
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import docker
 import requests
+
+import fresh_agent
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "envctl-bench"
@@ -363,6 +367,7 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
               f"{mock['errors']} errors (target: >= 1,000 requests/s, p99 < 20 ms)", "",
               "Raw 12-service timings (seconds): `" + json.dumps({k: [round(x, 2) for x in v]
                                                                  for k, v in results["twelve_raw"].items()}) + "`", "",
+              *([fresh_agent.section(results["fresh agent"])] if "fresh agent" in results else []),
               f"Raw timings with {SLOW_BOOT:g} s boots: `" + json.dumps({k: [round(x, 2) for x in v]
                                                                        for k, v in results["slow_raw"].items()}) + "`",
               ""]
@@ -384,6 +389,8 @@ def main() -> None:
         bench_twelve(args.rounds, client, results, boot=SLOW_BOOT, key="slow", floor=False)
         bench_builds(args.rounds, results)
         bench_reference(args.rounds, not args.no_cold, client, results)
+        if not args.no_cold:
+            results["fresh agent"] = fresh_agent.measure()
         bench_mock(results)
     finally:
         clean_images(client)
