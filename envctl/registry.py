@@ -90,7 +90,7 @@ def from_images(dockerfile: Path, buildargs: dict[str, str]) -> list[str]:
         if instruction["instruction"] == "FROM" and len(words) >= 3 and words[-2].lower() == "as":
             stages.add(words[-1].lower())
     return [image for image in dict.fromkeys(parser.parent_images)
-            if image.lower() not in stages and image != "scratch" and "$" not in image]
+            if image and image.lower() not in stages and image != "scratch" and "$" not in image]
 
 
 def _layer_counter(report: Report) -> Callable[[str, str], None]:
