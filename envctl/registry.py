@@ -230,13 +230,19 @@ class ImageCache:
 
     def store(self, local: str, report: Report) -> None:
         """Push a freshly built image to the cache; a failure warns once and stops further pushes."""
-        if self._broken:
+        if self._broken or not self._hash_label_matches(local):
             return
         try:
             push(self.engine, local, self.location, (), report)
         except RegistryError as exc:
             self._give_up(f"cannot push to the image cache {self.location} ({exc.message}); "
                           "the run goes on without it")
+
+    def _hash_label_matches(self, local: str) -> bool:
+        # Images made before their kind carried the label (older root filesystems) would only
+        # be refused by every agent that fetched them: not worth pushing.
+        found = (self.engine.inspect_image(local).get("Config") or {}).get("Labels") or {}
+        return found.get(labels.INPUT_HASH) == local.rsplit(":", 1)[1]
 
     def has(self, local: str) -> bool:
         """Whether the cache holds `local` already (asked only when filling the cache from local images)."""

@@ -135,6 +135,7 @@ def up(
     selected = select_services(topology, [*services, *sorted(recording - set(services))] if services else services,
                                profiles, except_services)
     check_cassettes(topology, [n for n in selected if n in topology.mocks], recording)
+    image_cache = registry.cache_for(topology, engine, cache)  # a bad setting stops `up` before anything exists
     record = state.read_current(topology)
     run = run_id or (record.run if record is not None else None) or state.new_run_id()
     labels = eng.run_labels(topology.name, run)
@@ -176,7 +177,6 @@ def up(
         # The launcher creates the network while images are resolved, then the containers.
         launcher = launch.Launcher(on_failure=on_launch_failure)
         launcher.submit("", create_network_and_volumes)
-        image_cache = registry.cache_for(topology, engine, cache)
         images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds,
                               cache=image_cache).ensure(selected, cancel)
         launcher.wait("", cancel)

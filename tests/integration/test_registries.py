@@ -106,6 +106,21 @@ services:
         engine.remove_image(remote)
 
 
+def test_a_from_image_a_build_needs_is_pulled_first(engine: Engine, registry: Registry, base_ref: str,
+                                                   tmp_path: Path) -> None:
+    remote = publish(engine, base_ref, f"{registry.host}/lib/pyos", "3")
+    root = write_topology(tmp_path / "from", "name: envctl-regfrom\nservices:\n  app:\n    build: app\n")
+    (root / "app").mkdir()
+    (root / "app" / "Dockerfile").write_text(f"ARG TAG=3\nFROM {registry.host}/lib/pyos:$TAG\nRUN true\n")
+    try:
+        result = envctl(["build"], root, {})
+        assert f"app                  pull  {remote}" in result.stderr
+        assert "1 built" in result.stdout
+    finally:
+        remove_project_images(engine, "envctl-regfrom")
+        engine.remove_image(remote)
+
+
 def test_pull_with_credentials_from_the_docker_config_and_never_shows_them(engine: Engine, base_ref: str,
                                                                            tmp_path: Path) -> None:
     server = Registry(tmp_path / "auth-registry", user="ci", password=PASSWORD)

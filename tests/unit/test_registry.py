@@ -121,3 +121,30 @@ def test_pulls_and_pushes_are_phases_of_their_own_on_the_timeline() -> None:
     assert [(s.phase, s.seconds) for s in images["api"].spans] == [("pull", 0.5), ("image", 4.0), ("push", 0.5)]
     text = as_text(build_timeline("r", events, {}))
     assert "images pulled: api 0.5s, db 3.0s" in text and "images built: api 4.0s" in text
+
+
+class EngineWith:
+    """Just enough of an engine for the pull policy: which images it has, and what was pulled."""
+
+    def __init__(self, *present: str) -> None:
+        self.present = set(present)
+        self.pulled: list[tuple[str, str]] = []
+
+    def image_id(self, ref: str) -> str | None:
+        return f"sha256:{ref}" if ref in self.present else None
+
+    def pull(self, repository: str, pin: str, on_layer) -> str:
+        self.pulled.append((repository, pin))
+        return f"sha256:{repository}:{pin}"
+
+
+def test_pull_policies_decide_when_to_pull() -> None:
+    from envctl.registry import ensure_pulled
+
+    engine = EngineWith("postgres:16")
+    assert ensure_pulled(engine, "postgres:16", "missing", print) == "sha256:postgres:16" and not engine.pulled
+    ensure_pulled(engine, "postgres:16", "always", print)
+    ensure_pulled(engine, f"127.0.0.1:5000/pg@{DIGEST}", "missing", print)
+    assert engine.pulled == [("postgres", "16"), ("127.0.0.1:5000/pg", DIGEST)]
+    with pytest.raises(EnvctlError, match="redis:7 is not on the engine, and its pull_policy is 'never'"):
+        ensure_pulled(engine, "redis:7", "never", print)
