@@ -229,7 +229,8 @@ class ImageBuilder:
             image_id = self.engine.image_id(ref)
             if image_id is not None:
                 return ResolvedImage(target.key, ref, image_id, built=False)
-        self._emit(target, "pull", ref)
+        if policy != "never":  # 'never' only says the image is missing
+            self._emit(target, "pull", ref)
         image_id = registry.ensure_pulled(self.engine, ref, policy, lambda line: self._emit(target, "pull", f"{ref}: {line}"))
         self._emit(target, "pulled", ref)
         return ResolvedImage(target.key, ref, image_id, built=False, pulled=True)
