@@ -63,10 +63,13 @@ def pull(engine: Engine, ref: str, report: Report, attempts: int = 4) -> str:
         reference = parse_image_reference(ref)
     except InvalidReference as exc:
         raise EnvctlError(str(exc), fix="write NAME[:TAG] or NAME@sha256:DIGEST, e.g. postgres:16") from None
-    retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.5, max=4),
-                        retry=retry_if_exception(lambda e: isinstance(e, RegistryError) and e.transient),
-                        reraise=True)
-    return retrying(engine.pull, reference.name, reference.pin, _layer_counter(report))
+    return _retrying(attempts)(engine.pull, reference.name, reference.pin, _layer_counter(report))
+
+
+def _retrying(attempts: int) -> Retrying:
+    """Retry what a registry may do better on the next try (unreachable, 5xx), never a refusal."""
+    return Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.5, max=4),
+                    retry=retry_if_exception(lambda e: isinstance(e, RegistryError) and e.transient), reraise=True)
 
 
 def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report) -> str:
@@ -133,7 +136,8 @@ def release_tags(root: Path, branch: bool = False) -> list[str]:
     return tags
 
 
-def push(engine: Engine, local: str, location: RegistryLocation, extra_tags: Iterable[str], report: Report) -> Pushed:
+def push(engine: Engine, local: str, location: RegistryLocation, extra_tags: Iterable[str], report: Report,
+         attempts: int = 4) -> Pushed:
     """Push one of the project's images under its content hash and `extra_tags`; local tags are tidied up after."""
     repository, hash_tag = local.rsplit(":", 1)
     remote = location.repository(repository)
@@ -142,7 +146,7 @@ def push(engine: Engine, local: str, location: RegistryLocation, extra_tags: Ite
     for tag in tags:
         engine.tag(local, remote, tag)
         try:
-            digest = engine.push(remote, tag, _layer_counter(report)) or digest
+            digest = _retrying(attempts)(engine.push, remote, tag, _layer_counter(report)) or digest
         finally:
             engine.remove_image(f"{remote}:{tag}")  # only a tag: the image stays under `local`
     return Pushed(local, remote, tags, digest)
@@ -233,7 +237,7 @@ class ImageCache:
         if self._broken or not self._hash_label_matches(local):
             return
         try:
-            push(self.engine, local, self.location, (), report)
+            push(self.engine, local, self.location, (), report, attempts=1)
         except RegistryError as exc:
             self._give_up(f"cannot push to the image cache {self.location} ({exc.message}); "
                           "the run goes on without it")
