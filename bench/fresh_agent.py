@@ -90,10 +90,10 @@ def measure() -> dict:
             results["warm built"] = built(out)
             envctl("down", "--no-logs", cwd=stack, env=env)
         finally:
+            registry.close()
             subprocess.run([str(REPO / ".venv" / "bin" / "envctl"), "down", "--all", "--no-logs"], cwd=stack, env=env,
                            capture_output=True)
             remove_images(client)
-            registry.close()
     return results
 
 
