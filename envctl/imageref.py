@@ -45,15 +45,6 @@ def parse_image_reference(text: str) -> ImageReference:
     return ImageReference(parsed["name"], parsed["tag"], parsed["digest"])
 
 
-def image_reference_problem(text: str) -> str | None:
-    """Why `text` is not an image reference Docker accepts, or None if it is one."""
-    try:
-        parse_image_reference(text)
-    except InvalidReference as exc:
-        return str(exc)
-    return None
-
-
 @dataclass(frozen=True)
 class RegistryLocation:
     """Where images go in a registry: a host (with port) and a repository prefix (maybe empty)."""

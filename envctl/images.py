@@ -225,13 +225,17 @@ class ImageBuilder:
 
     def _pulled(self, target: ImageTarget, ref: str, policy: str) -> ResolvedImage:
         """A registry's image, pulled if `policy` says so (emitting 'pull' and 'pulled')."""
+        what = {"image": f"service '{target.name}'", "base": f"base '{target.name}'"}.get(
+            target.kind, f"{target.kind} '{target.name}'")
+        registry.image_reference(ref, what)
         if policy != "always":
             image_id = self.engine.image_id(ref)
             if image_id is not None:
                 return ResolvedImage(target.key, ref, image_id, built=False)
         if policy != "never":  # 'never' only says the image is missing
             self._emit(target, "pull", ref)
-        image_id = registry.ensure_pulled(self.engine, ref, policy, lambda line: self._emit(target, "pull", f"{ref}: {line}"))
+        image_id = registry.ensure_pulled(self.engine, ref, policy, lambda line: self._emit(target, "pull", f"{ref}: {line}"),
+                                          what=what)
         self._emit(target, "pulled", ref)
         return ResolvedImage(target.key, ref, image_id, built=False, pulled=True)
 

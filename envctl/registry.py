@@ -22,7 +22,13 @@ from envctl import engine as labels
 from envctl.engine import Engine
 from envctl.errors import EnvctlError, RegistryError
 from envctl.progress import Event, Progress
-from envctl.imageref import InvalidReference, RegistryLocation, parse_image_reference, parse_registry_location
+from envctl.imageref import (
+    ImageReference,
+    InvalidReference,
+    RegistryLocation,
+    parse_image_reference,
+    parse_registry_location,
+)
 from envctl.topology import Topology
 
 REGISTRY_ENV = "ENVCTL_REGISTRY"
@@ -57,12 +63,22 @@ def push_location(topology: Topology, flag: str | None) -> RegistryLocation:
 
 # -- pulling --------------------------------------------------------------------------------
 
-def pull(engine: Engine, ref: str, report: Report, attempts: int = 4) -> str:
-    """Pull `ref`, retrying transient failures (unreachable, 5xx); returns the image id."""
+def image_reference(ref: str, what: str = "") -> ImageReference:
+    """`ref` parsed; a name Docker would refuse is an error naming `what` ("service 'db'") and the fix."""
     try:
-        reference = parse_image_reference(ref)
+        return parse_image_reference(ref)
     except InvalidReference as exc:
-        raise EnvctlError(str(exc), fix="write NAME[:TAG] or NAME@sha256:DIGEST, e.g. postgres:16") from None
+        raise EnvctlError(f"{what}: {exc}" if what else str(exc),
+                          fix="write NAME[:TAG] or NAME@sha256:DIGEST, e.g. 'postgres:16' or "
+                          "'registry.example.com:5000/team/app:1.2'") from None
+
+
+def pull(engine: Engine, ref: str, report: Report, attempts: int = 4, what: str = "") -> str:
+    """Pull `ref`, retrying transient failures (unreachable, 5xx); returns the image id.
+
+    `what` names where the name comes from ("service 'db'"), for the error a bad name gets.
+    """
+    reference = image_reference(ref, what)
     return _retrying(attempts)(engine.pull, reference.name, reference.pin, _layer_counter(report))
 
 
@@ -72,8 +88,9 @@ def _retrying(attempts: int) -> Retrying:
                     retry=retry_if_exception(lambda e: isinstance(e, RegistryError) and e.transient), reraise=True)
 
 
-def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report) -> str:
+def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report, what: str = "") -> str:
     """The image `ref` on the engine as `policy` (Compose's pull_policy) wants it; returns its id."""
+    image_reference(ref, what)  # before asking the engine, which would word it worse
     if policy != "always":
         image_id = engine.image_id(ref)
         if image_id is not None:
@@ -81,7 +98,7 @@ def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report) -> str:
         if policy == "never":
             raise EnvctlError(f"image {ref} is not on the engine, and its pull_policy is 'never'",
                               fix=f"pull it first ('envctl pull' or 'docker pull {ref}'), or set 'pull_policy: missing'")
-    return pull(engine, ref, report)
+    return pull(engine, ref, report, what=what)
 
 
 def from_images(dockerfile: Path, buildargs: dict[str, str]) -> list[str]:

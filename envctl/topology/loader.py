@@ -16,7 +16,7 @@ from typing import Any, Callable
 from envctl.durations import EXAMPLES as DURATION_EXAMPLES
 from envctl.durations import DurationError, parse_duration
 from envctl.errors import Problem, TopologyError
-from envctl.imageref import image_reference_problem, registry_location_problem
+from envctl.imageref import registry_location_problem
 from envctl.topology.interpolation import (
     InterpolationError,
     Interpolator,
@@ -327,15 +327,6 @@ class _Loader:
                     out[key] = text
         return out
 
-    def image_name(self, raw: Any, path: KeyPath) -> str | None:
-        text = self.string(raw, path)
-        problem = image_reference_problem(text) if text is not None else None
-        if problem:
-            self.problem(path, problem, "write NAME[:TAG] or NAME@sha256:DIGEST, e.g. 'postgres:16' or "
-                         "'registry.example.com:5000/team/app:1.2'")
-            return None
-        return text
-
     def pull_policy(self, raw: Any, path: KeyPath, body: dict) -> str | None:
         policy = self.string(raw, path)
         if policy is None:
@@ -404,7 +395,7 @@ class _Loader:
         if "bootstrap" in body:
             fields["bootstrap"] = self.bootstrap(body["bootstrap"], path + ("bootstrap",))
         if "image" in body:
-            fields["image"] = self.image_name(body["image"], path + ("image",))
+            fields["image"] = self.string(body["image"], path + ("image",))
         if "from" in body:
             fields["parent"] = self.string(body["from"], path + ("from",))
         if "dockerfile" in body:
@@ -492,7 +483,7 @@ class _Loader:
             fields[key] = value
 
         if "image" in body:
-            put("image", self.image_name(body["image"], path + ("image",)))
+            put("image", self.string(body["image"], path + ("image",)))
         if "build" in body:
             put("build", self.build(body["build"], path + ("build",)))
         if "base" in body:

@@ -158,6 +158,16 @@ def test_an_unknown_image_is_one_clear_error(registry: Registry, tmp_path: Path)
     assert "Fix: check the name and tag" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_name_that_is_not_an_image_reference_is_one_clear_error(engine: Engine, tmp_path: Path) -> None:
+    root = write_topology(tmp_path / "badname", "name: envctl-regbadname\nservices:\n  web:\n    image: 'Web App:1'\n")
+    result = envctl(["up"], root, {}, check=False)
+    assert result.returncode == 1
+    assert "service 'web': 'Web App:1' is not a valid image name" in result.stderr and "Fix: write NAME" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not engine.networks({eng.PROJECT: "envctl-regbadname"})
+    assert not engine.containers({eng.PROJECT: "envctl-regbadname"})
+
+
 def test_a_registry_that_answers_500_is_retried_then_a_clear_error(tmp_path: Path) -> None:
     failing = FailingRegistry()
     try:
