@@ -98,6 +98,18 @@ class ContainerSpec:
     stop_signal: str | None = None
     mem_limit: int | None = None  # bytes, swap included (so an overrun is an OOM kill, not swapping)
     open_stdin: bool = False  # stdin kept open until the first attach lets go (the start gate)
+    # Compose's runtime keys, as envctl.containeropts maps them:
+    aliases: tuple[str, ...] = ()  # more names on `network`, beside `alias`
+    other_networks: dict[str, list[str]] = field(default_factory=dict)  # network -> aliases, joined before start
+    hostname: str | None = None
+    domainname: str | None = None
+    host_options: dict[str, Any] = field(default_factory=dict)  # more create_host_config arguments
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    exposed: list[str] = field(default_factory=list)  # "3306/tcp": exposed on the networks, not published
+    user_labels: dict[str, str] = field(default_factory=dict)  # the file's labels; envctl's own win
+    stdin_open: bool = False
+    tty: bool = False
+    files: dict[str, tuple[bytes, int, int, int]] = field(default_factory=dict)  # path -> (data, mode, uid, gid)
 
 
 @dataclass(frozen=True)
@@ -227,6 +239,7 @@ class Engine:
         log: IO[str],
         what: str,
         cancel: threading.Event | None = None,
+        options: dict[str, Any] | None = None,
     ) -> str:
         """Build from a prepared context tar, streaming the output to `log`; return the image id.
 
@@ -238,6 +251,8 @@ class Engine:
         image_id = None
         params = {"t": tag or None, "dockerfile": dockerfile, "buildargs": json.dumps(buildargs), "rm": "1",
                   "forcerm": "1", "pull": "0"}
+        for key, value in (options or {}).items():  # target, labels, cachefrom: as Compose's build keys
+            params[key] = value if isinstance(value, str) else json.dumps(value)
         url = f"{self.api.base_url}/v{self.api.api_version}/build"
         try:
             response = self.api.post(url, data=context, params=params, stream=True, timeout=None,
@@ -350,13 +365,15 @@ class Engine:
 
     # -- networks and volumes ------------------------------------------------------------
 
-    def create_network(self, name: str, labels: dict[str, str]) -> str:
+    def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                       options: dict[str, str] | None = None, internal: bool = False) -> str:
         existing = self._call(self.api.networks, names=[name])
         for net in existing:
             if net["Name"] == name:
                 return net["Id"]
         try:
-            return self.api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)["Id"]
+            return self.api.create_network(name, driver=driver or "bridge", labels=labels, options=options or None,
+                                           internal=internal, check_duplicate=True)["Id"]
         except docker.errors.APIError as exc:
             if POOL_EXHAUSTED in str(exc):
                 raise EnvctlError(
@@ -377,8 +394,9 @@ class Engine:
         except docker.errors.APIError as exc:
             raise _translate(exc) from None
 
-    def create_volume(self, name: str, labels: dict[str, str]) -> None:
-        self._call(self.api.create_volume, name=name, labels=labels)
+    def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                      options: dict[str, str] | None = None) -> None:
+        self._call(self.api.create_volume, name=name, labels=labels, driver=driver, driver_opts=options or None)
 
     def volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         return self._call(self.api.volumes, filters={"label": label_filter(labels)}).get("Volumes") or []
@@ -394,30 +412,45 @@ class Engine:
     # -- containers ----------------------------------------------------------------------
 
     def create_container(self, spec: ContainerSpec) -> str:
+        """Create the container, joined to all its networks and with its files in place (not started)."""
         host_config = self.api.create_host_config(
             port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
             mounts=spec.mounts or None,
             init=spec.init,
             network_mode=spec.network,
-            extra_hosts={"host.docker.internal": "host-gateway"},
+            extra_hosts={"host.docker.internal": "host-gateway", **spec.extra_hosts},
             mem_limit=spec.mem_limit, memswap_limit=spec.mem_limit,
+            **spec.host_options,
         )
         networking = self.api.create_networking_config(
-            {spec.network: self.api.create_endpoint_config(aliases=[spec.alias])}
+            {spec.network: self.api.create_endpoint_config(aliases=[spec.alias, *spec.aliases])}
         )
+        exposed = [_port_key(p) for p in dict.fromkeys([*spec.ports, *spec.exposed])]
         config = self.api.create_container_config(
             spec.image, command=spec.command, entrypoint=spec.entrypoint,
-            environment=spec.environment, labels=spec.labels, ports=[_port_key(p) for p in spec.ports],
+            environment=spec.environment, labels={**spec.user_labels, **spec.labels}, ports=exposed,
             working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
             host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
-            stop_signal=spec.stop_signal, stdin_open=spec.open_stdin, detach=True,
+            stop_signal=spec.stop_signal, stdin_open=spec.open_stdin or spec.stdin_open, tty=spec.tty,
+            hostname=spec.hostname, domainname=spec.domainname, detach=True,
         )
         config["StdinOnce"] = spec.open_stdin  # the SDK only sets it for attached runs
+        what = f"cannot create the container for '{spec.alias}'"
         try:
-            created = self.api.create_container_from_config(config, name=spec.name)
+            created = self.api.create_container_from_config(config, name=spec.name)["Id"]
         except docker.errors.APIError as exc:
-            raise _translate(exc, f"cannot create the container for '{spec.alias}'") from None
-        return created["Id"]
+            raise _translate(exc, what) from None
+        try:  # the engine (API < 1.44) joins one network at creation; the others before the start
+            for network, aliases in spec.other_networks.items():
+                self.api.connect_container_to_network(created, network, aliases=aliases)
+            if spec.files:
+                self.api.put_archive(created, "/", in_memory_tar(
+                    {p.lstrip("/"): data for p, (data, *_) in spec.files.items()},
+                    {p.lstrip("/"): tuple(owner) for p, (_, *owner) in spec.files.items()}).getvalue())
+        except docker.errors.APIError as exc:
+            self.api.remove_container(created, force=True, v=True)
+            raise _translate(exc, what) from None
+        return created
 
     def start(self, container_id: str, what: str) -> None:
         try:
@@ -616,14 +649,14 @@ def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
     return done
 
 
-def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:
-    """A tar of generated files, directories created as needed."""
+def in_memory_tar(files: dict[str, bytes], owners: dict[str, tuple[int, int, int]] | None = None) -> io.BytesIO:
+    """A tar of generated files, directories created as needed; `owners`: name -> (mode, uid, gid)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in sorted(files.items()):
             entry = tarfile.TarInfo(name)
             entry.size = len(data)
-            entry.mode = 0o644
+            entry.mode, entry.uid, entry.gid = (owners or {}).get(name, (0o644, 0, 0))
             tar.addfile(entry, io.BytesIO(data))
     buffer.seek(0)
     return buffer

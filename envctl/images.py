@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from docker.types import Mount as DockerMount
 from filelock import FileLock, Timeout
@@ -351,7 +352,29 @@ class ImageBuilder:
 
     def _service_ref(self, target: ImageTarget, context: BuildContext, args: dict[str, str], parent_id: str | None) -> str:
         digest = context.digest()
-        return f"{target.repository}:" + _hash({"context": digest, "args": args, "parent": parent_id})
+        options = self._build_options(target)
+        return f"{target.repository}:" + _hash({"context": digest, "args": args, "parent": parent_id,
+                                                **({"options": options} if options else {})})
+
+    def _build_options(self, target: ImageTarget) -> dict[str, Any]:
+        """A service's build.target, build.labels and build.cache_from, as the engine's build takes them."""
+        build = self.topology.services[target.name].build if target.kind == "service" else None
+        if build is None:
+            return {}
+        options: dict[str, Any] = {"target": build.target} if build.target else {}
+        if build.labels:
+            options["labels"] = dict(build.labels)
+        if build.cache_from:
+            options["cachefrom"] = list(build.cache_from)
+        return options
+
+    def _tag_as_named(self, target: ImageTarget, ref: str) -> None:
+        """Compose's `image` beside `build`: the built image also carries that name."""
+        service = self.topology.services[target.name] if target.kind == "service" else None
+        if service is not None and service.image:
+            repository, _, tag = service.image.rpartition(":") if ":" in service.image.split("/")[-1] \
+                else (service.image, "", "latest")
+            self.engine.tag(ref, repository, tag)
 
     def _build(self, target: ImageTarget, context: BuildContext, args: dict[str, str],
                parent: ResolvedImage | None) -> ResolvedImage:
@@ -361,6 +384,7 @@ class ImageBuilder:
             self._emit(target, "cached", ref)
             self._maybe_tag_commit(target, ref)
             self._to_cache(target, ref, built=False)
+            self._tag_as_named(target, ref)
             return ResolvedImage(target.key, ref, image_id, built=False)
         cached = self._from_cache(target, ref)
         if cached is not None:
@@ -384,10 +408,12 @@ class ImageBuilder:
                 archive, dockerfile = context.archive((label,))
                 with archive:
                     image_id = self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs,
-                                                 log=log, what=what, cancel=self._cancel)
+                                                 log=log, what=what, cancel=self._cancel,
+                                                 options=self._build_options(target))
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
         self._to_cache(target, ref, built=True)
+        self._tag_as_named(target, ref)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     def _build_in_parts(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str],

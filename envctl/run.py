@@ -17,10 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docker.types import Mount as DockerMount
 
 from envctl import engine as eng
-from envctl import diagnostics, gate, launch, lease, reaper, registry, secrets, state
+from envctl import containeropts, diagnostics, gate, launch, lease, reaper, registry, secrets, state
 from envctl.engine import ContainerSpec, ContainerState, Engine
 from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
 from envctl.graph import DependencyFailed, closure, dependents, depths, run_dag
@@ -160,14 +159,18 @@ def up(
     created: list[str] = []
     launcher: launch.Launcher | None = None
     network = eng.network_name(topology.name, run)
-    volume_names = sorted({eng.volume_name(topology.name, run, m.source or "") for s in selected
-                           if s in topology.services for m in topology.services[s].volumes if m.kind == "volume"})
+    networks = containeropts.networks_to_create(topology, run, selected)
+    volumes = containeropts.volumes_to_create(topology, run, selected)
 
     def create_network_and_volumes() -> None:
         report(Event("", "network", network))
         engine.create_network(network, created_labels)
-        for volume in volume_names:
-            engine.create_volume(volume, created_labels)
+        for name, declared in networks.items():
+            engine.create_network(name, {**dict(declared.labels), **created_labels}, driver=declared.driver,
+                                  options=dict(declared.driver_opts), internal=declared.internal)
+        for name, declared in volumes.items():
+            engine.create_volume(name, {**dict(declared.labels), **created_labels}, driver=declared.driver,
+                                 options=dict(declared.driver_opts))
 
     def on_launch_failure(name: str, exc: BaseException) -> None:
         report(_failed(name, exc))
@@ -392,26 +395,16 @@ def _image_ref(topology: Topology, name: str, images: dict[str, ResolvedImage]) 
 def _container_spec(topology: Topology, run: str, name: str, image: str, book,
                     extra_labels: dict[str, str] | None = None) -> ContainerSpec:
     service = topology.services[name]
-    mounts = []
-    for mount in service.volumes:
-        if mount.kind == "bind":
-            mounts.append(DockerMount(mount.target, mount.source, type="bind", read_only=mount.read_only))
-        elif mount.kind == "volume":
-            mounts.append(DockerMount(mount.target, eng.volume_name(topology.name, run, mount.source or ""),
-                                      type="volume", read_only=mount.read_only))
-        else:
-            mounts.append(DockerMount(mount.target, None, type="volume"))
+    compose = containeropts.spec_fields(topology, run, service)
     spec = ContainerSpec(
         name=eng.container_name(topology.name, run, name),
         image=image,
-        network=eng.network_name(topology.name, run),
         alias=name,
         labels={**eng.run_labels(topology.name, run, name), **(extra_labels or {})},
         environment=resolve_environment(name, book, topology),
         command=list(service.command) if service.command is not None else None,
         entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
         ports={f"{p.container}/{p.protocol}": ("127.0.0.1", p.host) for p in service.ports},
-        mounts=mounts,
         working_dir=service.working_dir,
         user=service.user,
         init=service.init,
@@ -419,15 +412,24 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book,
         stop_timeout=max(0, int(service.stop_grace_period)),
         stop_signal=service.stop_signal,
         mem_limit=service.mem_limit,
+        **compose,
     )
     digest = hashlib.sha256(json.dumps({
         "image": image, "env": spec.environment, "command": spec.command, "entrypoint": spec.entrypoint,
-        "ports": spec.ports, "mounts": [dict(m) for m in mounts], "working_dir": spec.working_dir,
+        "ports": spec.ports, "working_dir": spec.working_dir,
         "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck, "stop_signal": spec.stop_signal,
         "mem_limit": spec.mem_limit,
-    }, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        **{k: v for k, v in compose.items() if k != "mounts"}, "mounts": [dict(m) for m in spec.mounts],
+    }, sort_keys=True, default=_hashable).encode()).hexdigest()[:16]
     spec.labels[eng.CONFIG_HASH] = digest
     return spec
+
+
+def _hashable(value: object) -> object:
+    """What the config hash sees of a value json cannot write (a file's bytes by their digest)."""
+    if isinstance(value, bytes):
+        return hashlib.sha256(value).hexdigest()
+    return str(value)
 
 
 def _healthcheck(service: Service) -> dict | None:

@@ -17,6 +17,7 @@ from envctl.durations import EXAMPLES as DURATION_EXAMPLES
 from envctl.durations import DurationError, parse_duration
 from envctl.errors import Problem, TopologyError
 from envctl.imageref import registry_location_problem
+from envctl.topology import compose_keys
 from envctl.topology.interpolation import (
     InterpolationError,
     Interpolator,
@@ -29,6 +30,7 @@ from envctl.topology.model import (
     CONDITIONS,
     PULL_POLICIES,
     READY,
+    STARTED,
     Base,
     Bootstrap,
     Build,
@@ -50,7 +52,8 @@ from envctl.topology.files import COMPOSE_FILES, DEFAULT_FILE, Document, discove
 from envctl.topology.source import KeyPath, format_key_path
 
 
-TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version", "registry", "cache")
+TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version", "registry", "cache",
+            "networks", "configs")
 SECRET_KEYS = ("file", "environment")
 BASE_KEYS = ("bootstrap", "image", "from", "dockerfile", "context", "args", "trust_host_ca")
 BOOTSTRAP_KEYS = ("distro", "suite", "packages", "mirror", "variant")
@@ -58,11 +61,12 @@ SERVICE_KEYS = (
     "image", "build", "base", "command", "entrypoint", "environment", "env_file", "ports",
     "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
     "stop_grace_period", "stop_signal", "mem_limit", "docker_socket", "pull_policy",
+    *compose_keys.SERVICE_KEYS, *compose_keys.REFUSED,
 )
 LONG_PORT_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
 # Host addresses that publishing on 127.0.0.1 honours as written (empty: Compose's default, all).
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh")
+BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh", "target", "labels", "cache_from")
 # Mounting the engine's socket gives a container the whole engine (root on the host).
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
@@ -71,17 +75,6 @@ MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "sc
 SCRUB_KEYS = ("headers", "query", "body_json_keys")
 FAULT_KEYS = ("latency_ms", "error_rate")
 VCR_MATCHERS = ("method", "scheme", "host", "port", "path", "query", "uri", "body", "raw_body", "headers")
-
-# Compose keys envctl deliberately does not take, with what to do instead.
-UNSUPPORTED_HINTS = {
-    "container_name": "envctl names containers per run so runs never collide; remove it",
-    "networks": "every run gets its own network and every service joins it; remove it",
-    "links": "services reach each other by name on the run's network; remove it",
-    "restart": "envctl reports a crashed service instead of restarting it; remove it",
-    "expose": "list the port under 'ports' (it is published on 127.0.0.1 only)",
-    "network_mode": "envctl puts every service on the run's network; remove it",
-    "privileged": "envctl does not run privileged containers; remove it",
-}
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -155,6 +148,8 @@ class _Loader:
         self.root = source.file.parent
         self.declared: set[str] = set()  # every service and mock name, parsed or not
         self.notes: list[str] = []  # what loading changed or ignored, for `envctl config`
+        self.refusals = compose_keys.Refusals()
+        self.volume_options: dict[str, compose_keys.Volume] = {}
 
     # -- small typed readers -------------------------------------------------------------
 
@@ -302,14 +297,20 @@ class _Loader:
         bases = self.section(top.get("bases"), ("bases",), "bases", self.base)
         services = self.section(top.get("services"), ("services",), "services", self.service)
         mocks = self.section(top.get("mocks"), ("mocks",), "mocks", self.mock)
-        volumes = self.section(top.get("volumes"), ("volumes",), "volumes", lambda n, v, p: n)
+        volumes = self.section(top.get("volumes"), ("volumes",), "volumes", self.volume)
         secrets = self.section(top.get("secrets"), ("secrets",), "secrets", self.secret)
+        networks = self.section(top.get("networks"), ("networks",), "networks",
+                                lambda n, v, p: compose_keys.network(self, n, v, p))
+        configs = self.section(top.get("configs"), ("configs",), "configs",
+                               lambda n, v, p: compose_keys.config(self, n, v, p))
+        ignored = self.refusals.report(self)
         topology = Topology(
             name=name, file=self.source.file, bases=bases, services=services, mocks=mocks,
             volumes=tuple(volumes), secrets=secrets, notes=tuple(self.notes), **self.registries(top),
-            files=self.source.files,
+            files=self.source.files, networks=networks, configs=configs,
+            volume_options={n: v for n, v in self.volume_options.items() if v != compose_keys.Volume(n)},
             warnings=tuple(f"variable {v} is not set; using an empty string"
-                           for v in sorted(self.interp.unset or ())),
+                           for v in sorted(self.interp.unset or ())) + tuple(ignored),
         )
         self.check_cross_references(topology)
         return topology
@@ -358,6 +359,12 @@ class _Loader:
             if item is not None:
                 out[name] = item
         return out
+
+    def volume(self, name: str, raw: Any, path: KeyPath) -> str | None:
+        options = compose_keys.volume(self, name, raw, path)
+        if options is not None:
+            self.volume_options[name] = options
+        return name
 
     def secret(self, name: str, raw: Any, path: KeyPath) -> Secret | None:
         body = self.mapping(raw, path, SECRET_KEYS, f"secret '{name}'")
@@ -465,16 +472,13 @@ class _Loader:
         return None
 
     def service(self, name: str, raw: Any, path: KeyPath) -> Service | None:
-        if isinstance(raw, dict):
-            for key in raw:
-                if key in UNSUPPORTED_HINTS:
-                    self.problem(path + (key,), f"'{key}' is a Compose key envctl does not take", UNSUPPORTED_HINTS[key])
-            raw = {k: v for k, v in raw.items() if k not in UNSUPPORTED_HINTS}
         body = self.mapping(raw, path, SERVICE_KEYS, f"service '{name}'")
         if body is None:
             return None
         fields: dict[str, Any] = {"name": name, "line": self.source.line(path)}
-        ok = True
+        runtime = compose_keys.ServiceKeys(self, self.refusals).parse(name, body, path, raw)
+        ok = runtime is not None
+        fields.update(runtime or {})
 
         def put(key: str, value: Any) -> None:
             nonlocal ok
@@ -488,9 +492,9 @@ class _Loader:
             put("build", self.build(body["build"], path + ("build",)))
         if "base" in body:
             put("base", self.string(body["base"], path + ("base",)))
-        if "image" in body and ("build" in body or "base" in body):
-            self.problem(path + ("image",), f"service '{name}' has 'image' together with 'build' or 'base'",
-                         "use 'image' to run an existing image, or 'build'/'base' to use the project's images")
+        if "image" in body and "base" in body and "build" not in body:
+            self.problem(path + ("image",), f"service '{name}' has 'image' together with 'base'",
+                         "use 'image' to run an existing image, or 'base' to run one of the project's bases")
             ok = False
         if not any(k in body for k in ("image", "build", "base")):
             self.problem(path, f"service '{name}' has no image",
@@ -531,11 +535,19 @@ class _Loader:
             put("pull_policy", self.pull_policy(body["pull_policy"], path + ("pull_policy",), body))
         for i, mount in enumerate(fields.get("volumes") or ()):
             if mount.kind == "bind" and mount.source in DOCKER_SOCKETS and not fields.get("docker_socket"):
+                if compose_keys.allowed(self, raw, path, compose_keys.DOCKER_SOCKET):
+                    fields["docker_socket"] = True
+                    continue
                 self.problem(path + ("volumes", i), f"service '{name}' mounts the Docker engine's socket, which "
                              "gives it control of the engine (and root on the host)",
-                             "remove the mount; if the service truly needs the engine, also set "
-                             "'docker_socket: true' on it")
+                             "remove the mount; if the service truly needs the engine, opt in with "
+                             f"'{compose_keys.ALLOW_KEY}: [docker-socket]' (or 'docker_socket: true') on it, or "
+                             "'envctl --allow docker-socket'")
                 ok = False
+        for link in fields.get("links") or ():
+            target = link.partition(":")[0]
+            if target not in {d.service for d in fields.get("depends_on") or ()}:
+                fields["depends_on"] = (*(fields.get("depends_on") or ()), Dependency(target, STARTED))
         if not ok:
             return None
         if "probe" in body:
@@ -559,7 +571,8 @@ class _Loader:
         args = self.args(body["args"], path + ("args",)) if "args" in body else ()
         secrets = self.string_list(body["secrets"], path + ("secrets",), "secrets") if "secrets" in body else ()
         ssh = self.string_list(body["ssh"], path + ("ssh",), "ssh") if "ssh" in body else ()
-        if context is None or dockerfile is None or args is None or secrets is None or ssh is None:
+        extra = self.build_options(body, path)
+        if context is None or dockerfile is None or args is None or secrets is None or ssh is None or extra is None:
             return None
         if not context.is_dir():
             self.problem(path, f"build context {context} is not a directory", "fix the path (relative to the topology file)")
@@ -568,18 +581,31 @@ class _Loader:
             self.problem(path, f"no Dockerfile at {context / dockerfile}",
                          "add one (starting 'ARG BASE_IMAGE' / 'FROM ${BASE_IMAGE}'), or set build.dockerfile")
             return None
-        return Build(context=context, dockerfile=dockerfile, args=args, secrets=secrets, ssh=ssh)
+        return Build(context=context, dockerfile=dockerfile, args=args, secrets=secrets, ssh=ssh, **extra)
+
+    def build_options(self, body: dict, path: KeyPath) -> dict[str, Any] | None:
+        """build.target, build.labels and build.cache_from."""
+        out: dict[str, Any] = {}
+        if "target" in body:
+            out["target"] = self.string(body["target"], path + ("target",))
+        if "labels" in body:
+            out["labels"] = compose_keys.pairs(self, body["labels"], path + ("labels",), "labels")
+        if "cache_from" in body:
+            out["cache_from"] = self.string_list(body["cache_from"], path + ("cache_from",), "cache_from")
+        return None if any(v is None for v in out.values()) else out
 
     def environment(self, body: dict, path: KeyPath) -> tuple[tuple[str, Template], ...] | None:
         env: dict[str, Template] = {}
         if "env_file" in body:
-            files = self.string_list(body["env_file"], path + ("env_file",), "env_file")
+            files = compose_keys.env_files(self, body["env_file"], path + ("env_file",))
             if files is None:
                 return None
-            for i, name in enumerate(files):
+            for i, (name, required) in enumerate(files):
                 file = self.host_path(name, path + ("env_file", i))
                 if file is None:
                     return None
+                if not required and not file.is_file():
+                    continue
                 try:
                     for key, value in parse_dotenv(file.read_text(encoding="utf-8"), self.interp.variables.get).items():
                         env[key] = (value,)
@@ -701,7 +727,10 @@ class _Loader:
                     self.problem(path + (name, "condition"), f"unknown condition {condition!r}",
                                  _key_fix(str(condition), CONDITIONS, noun="condition"))
                     return None
-                deps.append(Dependency(name, condition))
+                flags = {k: compose_keys.flag(self, body[k], path + (name, k)) for k in ("required", "restart") if k in body}
+                if None in flags.values():
+                    return None
+                deps.append(Dependency(name, condition, **flags))
             return tuple(deps)
         self.problem(path, f"depends_on must be a list or a mapping, not {_kind(raw)}", "write depends_on: [db, cache]")
         return None
@@ -753,16 +782,16 @@ class _Loader:
 
     def mount(self, item: Any, path: KeyPath) -> Mount | None:
         if isinstance(item, dict):
-            body = self.mapping(item, path, ("type", "source", "target", "read_only"), "a volume")
+            body = self.mapping(item, path, compose_keys.LONG_VOLUME_KEYS, "a volume")
             if body is None or "target" not in body:
                 self.problem(path, "a long-syntax volume needs 'target'", "add 'target: /path/in/container'")
                 return None
             source = self.string(body["source"], path + ("source",)) if "source" in body else None
             target = self.string(body["target"], path + ("target",))
-            read_only = self.boolean(body.get("read_only", False), path + ("read_only",))
-            if read_only is None:
-                return None
+            options = compose_keys.long_volume(self, body, path)
             kind = body.get("type", "volume" if source else "anonymous")
+            if kind == "volume" and source is None:
+                kind = "anonymous"
         else:
             text = self.string(item, path)
             if text is None:
@@ -772,14 +801,14 @@ class _Loader:
                 self.problem(path, f"{text!r} is not a volume", 'write "NAME:/path", "./dir:/path" or "/path", with ":ro" to mount read-only')
                 return None
             mode = parts[2] if len(parts) == 3 else ""
-            if len(parts) == 2 and parts[1] in ("ro", "rw"):
+            if len(parts) == 2 and not parts[1].startswith("/") and parts[0].startswith("/"):
                 self.problem(path, f"{text!r} has a mode but no target", 'write "SOURCE:/path:ro"')
                 return None
             source, target = (parts[0], parts[1]) if len(parts) >= 2 else (None, parts[0])
-            read_only = "ro" in mode.split(",")
+            options = compose_keys.short_volume_modes(self, text, mode, path)
             kind = "anonymous" if source is None else (
                 "bind" if source.startswith((".", "/", "~")) else "volume")
-        if target is None:
+        if target is None or options is None:
             return None
         if not target.startswith("/"):
             self.problem(path, f"the target {target!r} is not an absolute path", "write the path inside the container, from '/'")
@@ -792,10 +821,10 @@ class _Loader:
         elif kind == "volume" and not VOLUME_NAME_RE.match(source or ""):
             self.problem(path, f"{source!r} is not a valid volume name", "use letters, digits, '_', '.' and '-'")
             return None
-        elif kind not in ("volume", "anonymous"):
-            self.problem(path + ("type",), f"unknown volume type {kind!r}", "use volume or bind")
+        elif kind not in ("volume", "anonymous", "tmpfs"):
+            self.problem(path + ("type",), f"unknown volume type {kind!r}", "use volume, bind or tmpfs")
             return None
-        return Mount(kind=kind, source=source, target=target, read_only=read_only)
+        return Mount(kind=kind, source=source, target=target, **options)
 
     def probe(self, raw: Any, path: KeyPath, ports: tuple[PortSpec, ...]) -> Probe | None:
         body = self.mapping(raw, path, PROBE_KEYS, "probe")
@@ -919,7 +948,7 @@ class _Loader:
                 dep_path = path + ("depends_on", i) if (path + ("depends_on", i)) in self.source.lines else path + ("depends_on", dep.service)
                 if dep.service == name:
                     self.problem(dep_path, f"service '{name}' depends on itself", "remove it from its own depends_on")
-                elif dep.service not in self.declared:
+                elif dep.service not in self.declared and dep.required:
                     self.problem(dep_path, f"unknown service '{dep.service}'", _key_fix(dep.service, tuple(targets), noun="service"))
             for key, template in service.environment:
                 for ref in references(template):
@@ -939,6 +968,7 @@ class _Loader:
                              "add 'base: NAME' naming a Debian-based base (the mock image adds vcrpy to it)"
                              if bases else "add a base, e.g. bases: {os: {bootstrap: {distro: debian, suite: bookworm, "
                              "packages: [python3]}}}")
+        compose_keys.check_references(self, topology, lambda key, known, noun: _key_fix(key, known, noun=noun))
         cycle = find_cycle({n: [d.service for d in s.depends_on if d.service in services and d.service != n]
                             for n, s in services.items()})
         if cycle:

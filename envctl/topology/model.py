@@ -51,6 +51,19 @@ class Build:
     args: tuple[tuple[str, str], ...] = ()
     secrets: tuple[str, ...] = ()  # names from the top-level `secrets:`, for RUN --mount=type=secret
     ssh: tuple[str, ...] = ()  # "default" (the host's $SSH_AUTH_SOCK) or "ID=/path/to/agent.sock"
+    target: str | None = None  # the stage to build, as `docker build --target`
+    labels: tuple[tuple[str, str], ...] = ()
+    cache_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Config:
+    """A Compose config: a file, an inline text or a host variable, mounted into services that name it."""
+
+    name: str
+    file: Path | None = None
+    content: str | None = None
+    environment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,14 +109,107 @@ class Healthcheck:
 class Dependency:
     service: str
     condition: str = READY
+    required: bool = True  # False: a missing dependency is a warning, as in Compose
+    restart: bool = False  # Compose's "restart me when it restarts": envctl recreates dependents anyway
 
 
 @dataclass(frozen=True)
 class Mount:
-    kind: str  # "volume", "bind" or "anonymous"
+    kind: str  # "volume", "bind", "anonymous" or "tmpfs"
     target: str
     source: str | None = None  # volume name, or absolute host path for a bind
     read_only: bool = False
+    selinux: str | None = None  # "z" (shared) or "Z" (private) relabelling of a bind
+    propagation: str | None = None  # a bind's mount propagation, e.g. "rprivate"
+    nocopy: bool = False  # a volume is not filled from the image's files
+    subpath: str | None = None  # a volume's sub-directory
+    tmpfs_size: int | None = None  # bytes, for a tmpfs
+    tmpfs_mode: int | None = None
+
+
+@dataclass(frozen=True)
+class FileGrant:
+    """A secret or config a service reads: the top-level one's `source`, at `target` in the container."""
+
+    source: str
+    target: str
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    """A service on one network: the top-level network's name, and the extra names it has there."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    ipv4_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Network:
+    """A top-level network: created per run, unless `external` (then used as it is, by `external_name`)."""
+
+    name: str
+    external: bool = False
+    external_name: str | None = None
+    driver: str | None = None
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    internal: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A top-level volume's options: created per run, unless `external` (then used as it is)."""
+
+    name: str
+    external: bool = False
+    external_name: str | None = None
+    driver: str | None = None
+    driver_opts: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    name: str  # "no", "always", "on-failure" or "unless-stopped", as the engine names them
+    max_retries: int = 0
+
+
+@dataclass(frozen=True)
+class ContainerOptions:
+    """Compose's keys for how one container runs; mapped to the engine in one place (envctl.containeropts)."""
+
+    restart: RestartPolicy | None = None
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    read_only: bool = False
+    tmpfs: tuple[tuple[str, str], ...] = ()  # (path, mount options)
+    security_opt: tuple[str, ...] = ()
+    log_driver: str | None = None
+    log_options: tuple[tuple[str, str], ...] = ()
+    expose: tuple[str, ...] = ()  # "3306/tcp"
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    ulimits: tuple[Ulimit, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    shm_size: int | None = None
+    stdin_open: bool = False
+    tty: bool = False
+    cpus: float | None = None
+    mem_reservation: int | None = None
+    pids_limit: int | None = None
+    domainname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +236,14 @@ class Service:
     mem_limit: int | None = None  # bytes; the container gets no swap beyond it
     docker_socket: bool = False  # the topology explicitly allows mounting the engine's socket
     pull_policy: str = "missing"  # Compose's: always, missing, never, build
+    container_name: str | None = None  # a name other services reach it by (the real name stays per run)
+    hostname: str | None = None
+    networks: tuple[NetworkAttachment, ...] = ()  # (): the run's own network only
+    scale: int = 1  # containers of this service, all reachable by its name
+    secrets: tuple[FileGrant, ...] = ()
+    configs: tuple[FileGrant, ...] = ()
+    links: tuple[str, ...] = ()  # "SERVICE" or "SERVICE:ALIAS"
+    options: ContainerOptions = ContainerOptions()
 
     def port(self, container_port: int | None = None) -> PortSpec | None:
         """The port spec for `container_port`, or the first port when None."""
@@ -187,6 +301,9 @@ class Topology:
     files: tuple[Path, ...] = field(default=(), compare=False)  # every file named or found (`file` is the first)
     registry: str | None = None  # HOST[:PORT]/PREFIX that `envctl push` pushes to
     cache: str | None = None  # HOST[:PORT]/PREFIX of the shared content-hash image cache
+    networks: dict[str, Network] = field(default_factory=dict)
+    volume_options: dict[str, Volume] = field(default_factory=dict)  # volumes declared with options
+    configs: dict[str, Config] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:

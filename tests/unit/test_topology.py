@@ -240,9 +240,10 @@ def test_merge_keys_and_extension_fields(write_topology) -> None:
     assert service.image == "x" and dict(service.environment) == {"B": ("2",)}
 
 
-def test_compose_keys_envctl_does_not_take_say_why(write_topology) -> None:
-    path = write_topology("services:\n  a: {image: x, container_name: fixed}\n")
-    assert "envctl names containers per run" in problems(path)
+def test_compose_keys_envctl_does_not_take_say_why_once_per_key(write_topology) -> None:
+    path = write_topology("services:\n  a: {image: x, network_mode: host}\n  b: {image: x, network_mode: host}\n")
+    text = problems(path)
+    assert text.count("cannot honour") == 1 and "'a', 'b'" in text and "runs never collide" in text
 
 
 def test_base_cycle_and_unknown_base(write_topology, tmp_path: Path) -> None:
