@@ -31,6 +31,7 @@ from envctl.presentation import progress_for, table
 from envctl.report import REPORT_FILE
 from envctl.topology import Topology, load_topology
 from envctl.mocks import report as mock_report
+from envctl.topology.compose_keys import ALLOW_ENV, OPT_INS, differences
 from envctl.topology.document import to_document
 from envctl.topology.model import MOCK_PORT
 
@@ -128,10 +129,16 @@ def _push_options(fn):
               help="Read host variables from FILE instead of the .env beside the topology (repeatable, as in Compose).")
 @click.option("--run", "run", envvar="ENVCTL_RUN", metavar="RUN",
               help="The run to act on (default: the current one); with 'up', the id for a new run.")
+@click.option("--allow", "allow", multiple=True, type=click.Choice(OPT_INS), metavar="WHAT",
+              help="Let the file's services have what gives them the host: 'privileged', 'docker-socket' "
+              f"(repeatable; also {ALLOW_ENV}=privileged,docker-socket).")
 @click.version_option(package_name="envctl")
 @click.pass_context
-def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...], run: str | None) -> None:
+def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...], run: str | None,
+         allow: tuple[str, ...]) -> None:
     """Bring up a multi-service integration environment on one Docker engine."""
+    if allow:  # the loader reads the opt-ins from the environment, as child processes do
+        os.environ[ALLOW_ENV] = ",".join([*filter(None, [os.environ.get(ALLOW_ENV)]), *allow])
     ctx.obj = Context(tuple(files), state.sanitize_run_id(run) if run else None, tuple(env_files))
 
 
@@ -164,6 +171,7 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--bind-to/--ttl") from None
     topology, engine = c.topology, c.engine
+    _say_differences(topology)
     recording = tuple(topology.mocks) if record_all else record
     _force_on_second_signal()
     with progress_for(err) as progress:
@@ -340,6 +348,7 @@ def config(c: Context, names_only: bool, reveal: bool) -> None:
         if service.docker_socket:
             err.print(f"[yellow]warning:[/] service '{name}' gets the Docker engine's socket (docker_socket: true): "
                       "it can control the engine, and so the host, as root")
+    _say_differences(topology)
     masker.enabled = not reveal
     if names_only:
         for name in topology.services:
@@ -353,6 +362,12 @@ def config(c: Context, names_only: bool, reveal: bool) -> None:
     if notes:
         notes = "# envctl changed or ignored these to run the file:\n" + notes
     click.echo(notes + yaml.safe_dump(document, sort_keys=False, default_flow_style=False), nl=False)
+
+
+def _say_differences(topology: Topology) -> None:
+    """Where envctl differs from docker compose on purpose: said, never silent."""
+    for note in differences(topology):
+        err.print(f"[dim]note:[/] {note}")
 
 
 @main.command()

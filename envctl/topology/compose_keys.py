@@ -654,3 +654,22 @@ def check_references(reader: Reader, topology: Any, fix: Callable[[str, tuple[st
         if service.scale > 1 and any(p.host is not None for p in service.ports):
             reader.problem(path + ("ports",), f"service '{name}' has {service.scale} replicas and a fixed host port, "
                            "which only one of them can have", "publish the port without a host port (\"8000\")")
+
+
+# -- where envctl differs from Compose on purpose ------------------------------------------
+
+def differences(topology: Any) -> list[str]:
+    """What this file gets that differs from `docker compose up`, each said once (for `config` and `up`)."""
+    services = topology.services.values()
+    notes = []
+    if any(s.ports for s in services):
+        notes.append("ports are published on 127.0.0.1 only (docker compose: on every address)")
+    notes.append("each run gets its own networks and containers named envctl-PROJECT-RUN-SERVICE, so runs never "
+                 "collide; services reach each other by service name, container_name, hostname and aliases")
+    with_init = sorted(s.name for s in services if s.init)
+    if with_init:
+        notes.append(f"services run under an init (docker compose: only with 'init: true'); 'init: false' turns it "
+                     f"off ({len(with_init)} of {len(topology.services)} services)")
+    if any(s.options.privileged for s in services):
+        notes.append("privileged services run because you opted in")
+    return notes

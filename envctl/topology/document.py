@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from envctl.topology import compose_document
 from envctl.topology.interpolation import Reference, Template
-from envctl.topology.model import READY, Base, Healthcheck, Mock, Mount, PortSpec, Probe, Service, Topology
+from envctl.topology.model import READY, Base, Healthcheck, Mock, PortSpec, Probe, Service, Topology
 
 
 MASK = "******"
@@ -74,6 +75,7 @@ def _document(topology: Topology) -> dict[str, Any]:
     if topology.secrets:  # where each value comes from, never the value
         doc["secrets"] = {name: {"file": str(s.file)} if s.file else {"environment": s.environment}
                           for name, s in topology.secrets.items()}
+    doc.update(compose_document.top_keys(topology))
     return doc
 
 
@@ -113,6 +115,12 @@ def _service(service: Service) -> dict[str, Any]:
             out["build"]["secrets"] = list(service.build.secrets)
         if service.build.ssh:
             out["build"]["ssh"] = list(service.build.ssh)
+        if service.build.target:
+            out["build"]["target"] = service.build.target
+        if service.build.labels:
+            out["build"]["labels"] = dict(service.build.labels)
+        if service.build.cache_from:
+            out["build"]["cache_from"] = list(service.build.cache_from)
     if service.base:
         out["base"] = service.base
     for key in ("command", "entrypoint"):
@@ -124,11 +132,12 @@ def _service(service: Service) -> dict[str, Any]:
     if service.ports:
         out["ports"] = [_port(p) for p in service.ports]
     if service.depends_on:
-        out["depends_on"] = {d.service: {"condition": d.condition} for d in service.depends_on}
+        out["depends_on"] = {d.service: {"condition": d.condition, **({"required": False} if not d.required else {}),
+                                         **({"restart": True} if d.restart else {})} for d in service.depends_on}
     if service.healthcheck:
         out["healthcheck"] = _healthcheck(service.healthcheck)
     if service.volumes:
-        out["volumes"] = [_mount(m) for m in service.volumes]
+        out["volumes"] = [compose_document.mount(m) for m in service.volumes]
     for key in ("working_dir", "user"):
         if getattr(service, key) is not None:
             out[key] = getattr(service, key)
@@ -146,17 +155,13 @@ def _service(service: Service) -> dict[str, Any]:
         out["docker_socket"] = True
     if service.pull_policy != "missing":
         out["pull_policy"] = service.pull_policy
+    out.update(compose_document.service_keys(service))
     return out
 
 
 def _port(port: PortSpec) -> str:
     text = f"{port.host}:{port.container}" if port.host else str(port.container)
     return text if port.protocol == "tcp" else f"{text}/{port.protocol}"
-
-
-def _mount(mount: Mount) -> str:
-    suffix = ":ro" if mount.read_only else ""
-    return f"{mount.source}:{mount.target}{suffix}" if mount.source else mount.target
 
 
 def _healthcheck(check: Healthcheck) -> dict[str, Any]:

@@ -233,3 +233,22 @@ def test_mistakes_are_located_and_explained(write_topology, text: str, message: 
 def test_an_optional_dependency_that_is_missing_is_not_an_error(write_topology) -> None:
     path = write_topology("services:\n  a: {image: x, depends_on: {z: {condition: service_started, required: false}}}\n")
     assert load(path).services["a"].depends_on[0].required is False
+
+
+def test_config_output_keeps_every_runtime_key(full, tmp_path: Path) -> None:
+    import yaml
+
+    from envctl.topology.document import to_document
+
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(to_document(full), sort_keys=False))
+    second = load(again)
+    assert second.services == full.services
+    assert (second.networks, second.volume_options, second.configs) == (full.networks, full.volume_options, full.configs)
+
+
+def test_the_deliberate_differences_are_said(full) -> None:
+    from envctl.topology.compose_keys import differences
+
+    text = "\n".join(differences(full))
+    assert "127.0.0.1 only" in text and "its own networks" in text and "under an init" in text
