@@ -7,7 +7,9 @@ never collide; what the file marks `external` is used as it is and never created
 """
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 from docker.types import LogConfig
@@ -67,11 +69,14 @@ def _link_aliases(topology: Topology, target: str) -> list[str]:
             for name, _, alias in [link.partition(":")] if name == target and alias]
 
 
-def spec_fields(topology: Topology, run: str, service: Service) -> dict[str, Any]:
-    """The ContainerSpec fields that come from the service's networks, mounts and runtime options."""
+def spec_fields(topology: Topology, run: str, service: Service, files: Path) -> dict[str, Any]:
+    """The ContainerSpec fields that come from the service's networks, mounts and runtime options.
+
+    Secrets and configs that are not a file as it is (a text, a host variable, an owner or
+    mode) are written under `files` (the run's, removed with it) and bound from there."""
     networks = attachments(topology, run, service)
     primary, *others = networks
-    files, grant_mounts = _grants(topology, service)
+    grant_mounts = _grants(topology, service, files / service.name)
     fields = options_fields(service.options)
     relabelled = [m for m in service.volumes if m.kind == "bind" and m.selinux]
     if relabelled:  # the engine's mount API cannot relabel; its legacy binds can, as Compose passes them
@@ -82,7 +87,6 @@ def spec_fields(topology: Topology, run: str, service: Service) -> dict[str, Any
         "other_networks": {n: list(networks[n]) for n in others},
         "hostname": service.hostname,
         "mounts": [*(docker_mount(topology, run, m) for m in service.volumes if m not in relabelled), *grant_mounts],
-        "files": files,
         **fields,
     }
 
@@ -139,21 +143,36 @@ def _bind_text(mount: Mount) -> str:
     return f"{mount.source}:{mount.target}:" + ",".join(m for m in modes if m)
 
 
-def _grants(topology: Topology, service: Service) -> tuple[dict[str, tuple[bytes, int, int, int]], list[DockerMount]]:
-    """Secrets and configs: a file is bind-mounted read-only (as Compose does); a text or host
-    variable is copied into the container before it starts."""
-    files: dict[str, tuple[bytes, int, int, int]] = {}
+def _grants(topology: Topology, service: Service, directory: Path) -> list[DockerMount]:
+    """Secrets and configs, each bound read-only at its target (as Compose binds a file secret).
+
+    A bind, not a copy into the container: a read-only container takes no copies."""
     mounts: list[DockerMount] = []
     for grant, source in [*((g, topology.secrets.get(g.source)) for g in service.secrets),
                           *((g, topology.configs.get(g.source)) for g in service.configs)]:
         if source is None:
             continue
         file = getattr(source, "file", None)
-        if file is not None and grant.uid is None and grant.gid is None and grant.mode is None:
-            mounts.append(DockerMount(grant.target, str(file), type="bind", read_only=True))
-            continue
-        files[grant.target] = (_grant_bytes(source), *_ownership(grant))
-    return files, mounts
+        if file is None or grant.uid is not None or grant.gid is not None or grant.mode is not None:
+            file = _write_grant(directory, grant, _grant_bytes(source))
+        mounts.append(DockerMount(grant.target, str(file), type="bind", read_only=True))
+    return mounts
+
+
+def _write_grant(directory: Path, grant: FileGrant, data: bytes) -> Path:
+    """The grant's bytes in a file of its own, owned and moded as asked (readable by the owner only by default)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / hashlib.sha256(grant.target.encode()).hexdigest()[:16]
+    mode, uid, gid = _ownership(grant)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    try:
+        os.chown(path, uid, gid)
+    except PermissionError:  # not root: the container's user may still read it if the mode allows
+        pass
+    os.chmod(path, mode)
+    return path
 
 
 def _grant_bytes(source: Any) -> bytes:

@@ -109,7 +109,6 @@ class ContainerSpec:
     user_labels: dict[str, str] = field(default_factory=dict)  # the file's labels; envctl's own win
     stdin_open: bool = False
     tty: bool = False
-    files: dict[str, tuple[bytes, int, int, int]] = field(default_factory=dict)  # path -> (data, mode, uid, gid)
 
 
 @dataclass(frozen=True)
@@ -412,7 +411,7 @@ class Engine:
     # -- containers ----------------------------------------------------------------------
 
     def create_container(self, spec: ContainerSpec) -> str:
-        """Create the container, joined to all its networks and with its files in place (not started)."""
+        """Create the container, joined to all its networks (not started)."""
         host_config = self.api.create_host_config(
             port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
             mounts=spec.mounts or None,
@@ -443,10 +442,6 @@ class Engine:
         try:  # the engine (API < 1.44) joins one network at creation; the others before the start
             for network, aliases in spec.other_networks.items():
                 self.api.connect_container_to_network(created, network, aliases=aliases)
-            if spec.files:
-                self.api.put_archive(created, "/", in_memory_tar(
-                    {p.lstrip("/"): data for p, (data, *_) in spec.files.items()},
-                    {p.lstrip("/"): tuple(owner) for p, (_, *owner) in spec.files.items()}).getvalue())
         except docker.errors.APIError as exc:
             self.api.remove_container(created, force=True, v=True)
             raise _translate(exc, what) from None
@@ -649,14 +644,14 @@ def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
     return done
 
 
-def in_memory_tar(files: dict[str, bytes], owners: dict[str, tuple[int, int, int]] | None = None) -> io.BytesIO:
-    """A tar of generated files, directories created as needed; `owners`: name -> (mode, uid, gid)."""
+def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:
+    """A tar of generated files, directories created as needed."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in sorted(files.items()):
             entry = tarfile.TarInfo(name)
             entry.size = len(data)
-            entry.mode, entry.uid, entry.gid = (owners or {}).get(name, (0o644, 0, 0))
+            entry.mode = 0o644
             tar.addfile(entry, io.BytesIO(data))
     buffer.seek(0)
     return buffer

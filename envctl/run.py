@@ -10,6 +10,7 @@ import functools
 import hashlib
 import queue
 import json
+import shutil
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ from envctl.topology.model import MOCK_PORT
 from envctl.wiring import container_side, host_side, resolve_environment
 
 LOG_TAIL = 20
+GRANTS = "files"  # in the run's directory: the secrets and configs its containers bind
 # What a dependent waits for, per depends_on condition.
 MILESTONE = {STARTED: "started", READY: "ready", COMPLETED: "completed"}
 
@@ -395,7 +397,7 @@ def _image_ref(topology: Topology, name: str, images: dict[str, ResolvedImage]) 
 def _container_spec(topology: Topology, run: str, name: str, image: str, book,
                     extra_labels: dict[str, str] | None = None) -> ContainerSpec:
     service = topology.services[name]
-    compose = containeropts.spec_fields(topology, run, service)
+    compose = containeropts.spec_fields(topology, run, service, state.run_path(topology, run) / GRANTS)
     spec = ContainerSpec(
         name=eng.container_name(topology.name, run, name),
         image=image,
@@ -791,6 +793,7 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
     grace = {n: int(s.stop_grace_period) for n, s in topology.services.items()}
     remove_resources(engine, labels, containers, lambda c: grace.get(c.service, 2),
                      result.logs_dir.get(run), secrets.for_topology(topology), progress)
+    shutil.rmtree(state.run_path(topology, run) / GRANTS, ignore_errors=True)  # secrets leave with the run
     state.clear_current(topology, run)
     lease.remove(state.run_path(topology, run))  # its reaper, if any, stands down
     return result

@@ -11,6 +11,7 @@ from tests.unit.test_topology import load, problems
 
 
 def spec(topology, name: str, run: str = "r1") -> ContainerSpec:
+    """The spec `up` would give the service (grant files land in the topology's .envctl/)."""
     return _container_spec(topology, run, name, "img", {})
 
 
@@ -135,8 +136,9 @@ def test_the_spec_carries_every_key_to_the_engine(full) -> None:
     assert targets["/var/lib/mysql"]["VolumeOptions"]["NoCopy"] is True
     assert targets["/conf"]["ReadOnly"] is False and targets["/cache"]["Type"] == "tmpfs"
     assert targets["/run/secrets/db-password"]["ReadOnly"] is True  # a file secret is bound, as in Compose
-    assert s.files["/run/secrets/other"] == (b"s3cret\n", 0o400, 999, 0)  # with an owner: copied in, as it is
-    assert s.files["/etc/my.cnf"][0] == b"[mysqld]"
+    other = Path(targets["/run/secrets/other"]["Source"])  # with an owner: a copy, owned and moded so
+    assert other.read_bytes() == b"s3cret\n" and other.stat().st_mode & 0o777 == 0o400
+    assert Path(targets["/etc/my.cnf"]["Source"]).read_bytes() == b"[mysqld]" and targets["/etc/my.cnf"]["ReadOnly"]
 
 
 def test_a_service_on_two_networks_joins_the_second_before_it_starts(full) -> None:

@@ -1,0 +1,179 @@
+"""Compose files on the real engine: public ones run as published, and the runtime keys reach the containers.
+
+No registry can be pulled from, so the images the files name are stand-ins built from the
+session's bootstrapped Debian base (tests/compose/standins) and tagged with those names.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from envctl import engine as eng
+from envctl import run as run_api
+from envctl.engine import Engine
+from envctl.images import ImageBuilder
+from envctl.topology import load_topology
+from tests.integration.conftest import PROJECT, STACK, envctl
+
+pytestmark = pytest.mark.integration
+
+COMPOSE = Path(__file__).parents[1] / "compose"
+PYTHON = "envctl-test/compose-python:standin"
+STANDINS = {  # stand-in directory -> the names Compose files give the image
+    "python": [PYTHON, "python:3.10-alpine"],
+    "redis": ["envctl-test/compose-redis:standin", "redislabs/redismod:latest"],
+}
+
+
+@pytest.fixture(scope="session")
+def standins(engine: Engine, session_images: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Build the stand-ins on the session's base; tag them with the names the files use (unless taken).
+
+    They carry the test project's labels, so the session removes them, every tag included."""
+    root = tmp_path_factory.mktemp("standin-base")
+    shutil.copytree(STACK, root, dirs_exist_ok=True)
+    base = ImageBuilder(load_topology(root / "envctl.yaml", environ={}), engine).ensure(["store"])["base:os"].ref
+    labels = {eng.MANAGED: "true", eng.PROJECT: PROJECT}
+    for directory, (own, *names) in STANDINS.items():
+        if engine.image_id(own) is None:
+            for chunk in engine.api.build(path=str(COMPOSE / "standins" / directory), tag=own, rm=True, pull=False,
+                                          buildargs={"BASE_IMAGE": base}, labels=labels, decode=True):
+                assert "error" not in chunk, chunk["error"]
+        for name in names:
+            if engine.image_id(name) is None:  # a real image of that name stays as it is
+                repository, _, tag = name.rpartition(":")
+                engine.tag(own, repository, tag)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def left_of(engine: Engine, project: str, run: str) -> dict[str, list[str]]:
+    labels = {eng.PROJECT: project, eng.RUN: run}
+    return {"containers": [c.name for c in engine.containers(labels)],
+            "networks": [n["Name"] for n in engine.networks(labels)],
+            "volumes": [v["Name"] for v in engine.volumes(labels)]}
+
+
+def get_eventually(url: str, tries: int = 120) -> requests.Response:
+    """The first answer from a server that is still starting (its process came up after the container)."""
+    for _ in range(tries):
+        try:
+            return requests.get(url, timeout=5)
+        except requests.ConnectionError:
+            time.sleep(0.5)
+    raise AssertionError(f"nothing answered at {url}")
+
+
+def test_awesome_compose_flask_redis_runs_as_published(standins: None, tmp_path: Path, engine: Engine) -> None:
+    if not (port_free(5000) and port_free(6379)):
+        pytest.skip("the file publishes host ports 5000 and 6379, and one is taken on this machine")
+    project = tmp_path / "flask-redis"
+    shutil.copytree(COMPOSE / "flask-redis", project)
+    env = {"ENVCTL_FILE": ""}
+    up = envctl(["-f", "docker-compose.yml", "up"], project, env)
+    assert "ports are published on 127.0.0.1 only" in up.stderr  # the difference is said, not silent
+    run = run_api.current_run(load_topology(project / "docker-compose.yml", environ={})).run
+    try:
+        first = get_eventually("http://127.0.0.1:5000/")
+        second = requests.get("http://127.0.0.1:5000/", timeout=10)
+        # web reached redis by its service name, on the run's own network
+        assert first.text == "This webpage has been viewed 1 time(s)"
+        assert second.text == "This webpage has been viewed 2 time(s)"
+    finally:
+        envctl(["-f", "docker-compose.yml", "down"], project, env)
+    assert left_of(engine, "flask-redis", run) == {"containers": [], "networks": [], "volumes": []}
+
+
+KEYS = f"""
+name: compose-keys
+services:
+  alerts:
+    image: {PYTHON}
+    container_name: alertmanager
+    hostname: alerts-host
+    command: [python3, -m, http.server, "9093", --directory, /srv]
+    networks:
+      back: {{aliases: [am]}}
+    cap_drop: [ALL]
+    read_only: true
+    tmpfs: ["/tmp:size=8m"]
+    restart: on-failure:2
+    labels: {{com.example.role: alerts}}
+    ulimits: {{nofile: {{soft: 1024, hard: 2048}}}}
+    sysctls: {{net.core.somaxconn: "512"}}
+    shm_size: 32m
+    extra_hosts: ["upstream.test:10.1.2.3"]
+    logging: {{driver: json-file, options: {{max-size: 1m}}}}
+    deploy: {{resources: {{limits: {{cpus: "0.5", memory: 128M}}}}}}
+    secrets: [token]
+    configs: [{{source: settings, target: /srv/settings.conf}}]
+    healthcheck:
+      test: [CMD, python3, -c, "import urllib.request; urllib.request.urlopen('http://localhost:9093/')"]
+      interval: 1s
+  client:
+    image: {PYTHON}
+    command: [python3, -c, "import time; time.sleep(100000)"]
+    networks: [back]
+    depends_on: {{alerts: {{condition: service_healthy}}}}
+networks:
+  back: {{}}
+secrets:
+  token: {{file: ./token.txt}}
+configs:
+  settings: {{content: "level=debug"}}
+"""
+
+
+@pytest.fixture
+def keys_run(standins: None, tmp_path: Path, engine: Engine) -> Iterator[tuple[object, str]]:
+    (tmp_path / "token.txt").write_text("t0ken")
+    (tmp_path / "compose.yaml").write_text(textwrap.dedent(KEYS))
+    topology = load_topology(tmp_path / "compose.yaml", environ={})
+    result = run_api.up(topology, engine, make_current=False)
+    yield topology, result.run
+    run_api.down(topology, engine, result.run)
+    assert left_of(engine, topology.name, result.run) == {"containers": [], "networks": [], "volumes": []}
+    assert not (tmp_path / ".envctl" / "runs" / result.run / run_api.GRANTS).exists()  # no secret copy stays
+
+
+def test_the_runtime_keys_reach_the_container(keys_run, engine: Engine) -> None:
+    topology, run = keys_run
+    found = run_api.containers_by_service(engine, topology, run)
+    info = engine.inspect_container(found["alerts"].id)
+    host, config = info["HostConfig"], info["Config"]
+    assert info["Name"] == f"/envctl-compose-keys-{run}-alerts"  # the real name stays per run
+    assert config["Hostname"] == "alerts-host" and config["Labels"]["com.example.role"] == "alerts"
+    assert host["CapDrop"] == ["ALL"] and host["ReadonlyRootfs"] is True and host["Tmpfs"] == {"/tmp": "size=8m"}
+    assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+    assert host["Sysctls"] == {"net.core.somaxconn": "512"} and host["ShmSize"] == 32 << 20
+    assert "upstream.test:10.1.2.3" in host["ExtraHosts"] and host["LogConfig"]["Config"]["max-size"] == "1m"
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 128 << 20
+    networks = info["NetworkSettings"]["Networks"]
+    assert list(networks) == [f"envctl-compose-keys-{run}-back"]  # the declared network, made for this run
+    assert {"alerts", "alertmanager", "alerts-host", "am"} <= set(networks[f"envctl-compose-keys-{run}-back"]["Aliases"])
+    code, output = engine.exec(found["alerts"].id, ["cat", "/run/secrets/token", "/srv/settings.conf"])
+    assert (code, output) == (0, b"t0kenlevel=debug")
+
+
+def test_a_service_reaches_another_by_its_container_name_hostname_and_alias(keys_run, engine: Engine) -> None:
+    topology, run = keys_run
+    client = run_api.containers_by_service(engine, topology, run)["client"]
+    for name in ("alertmanager", "alerts-host", "am", "alerts"):
+        script = f"import urllib.request; print(urllib.request.urlopen('http://{name}:9093/settings.conf').read().decode())"
+        code, output = engine.exec(client.id, ["python3", "-c", script])
+        assert (code, output.strip()) == (0, b"level=debug"), name
