@@ -7,6 +7,7 @@ never collide; what the file marks `external` is used as it is and never created
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -89,6 +90,12 @@ def spec_fields(topology: Topology, run: str, service: Service, files: Path) -> 
         "mounts": [*(docker_mount(topology, run, m) for m in service.volumes if m not in relabelled), *grant_mounts],
         **fields,
     }
+
+
+def replica_specs(spec: eng.ContainerSpec, scale: int) -> list[eng.ContainerSpec]:
+    """The 2nd..Nth containers of a service: named apart, reached by the same names (the engine's DNS answers with all)."""
+    return [dataclasses.replace(spec, name=f"{spec.name}-{index}", labels={**spec.labels, eng.REPLICA: str(index)})
+            for index in range(2, scale + 1)]
 
 
 def options_fields(options: ContainerOptions) -> dict[str, Any]:

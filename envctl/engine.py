@@ -33,6 +33,7 @@ IMAGE_KIND = "envctl.kind"
 INPUT_HASH = "envctl.input-hash"
 GIT_COMMIT = "envctl.git-commit"
 MANAGED = "envctl.managed"
+REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale`
 
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
 

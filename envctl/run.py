@@ -140,8 +140,10 @@ def up(
     record = state.read_current(topology)
     run = run_id or (record.run if record is not None else None) or state.new_run_id()
     labels = eng.run_labels(topology.name, run)
-    existing = {c.service: c for c in engine.containers(labels)}
-    fresh_run = not existing and not engine.networks(labels)
+    found = engine.containers(labels)
+    existing = {c.service: c for c in found if not c.labels.get(eng.REPLICA)}
+    old_replicas = [c for c in found if c.labels.get(eng.REPLICA)]
+    fresh_run = not found and not engine.networks(labels)
     if fresh_run and run_id is None and record is not None:
         run = state.new_run_id()  # the recorded run is gone: start a new one, not a ghost of it
         labels = eng.run_labels(topology.name, run)
@@ -193,6 +195,8 @@ def up(
         book = container_side(topology, on_host)
         specs = {name: _container_spec(topology, run, name, _image_ref(topology, name, images), book, lease_labels)
                  for name in selected}
+        replicas = {n: containeropts.replica_specs(specs[n], topology.services[n].scale) for n in selected}
+        replica_ids: dict[str, list[str]] = {n: [c.id for c in old_replicas if c.service == n] for n in selected}
         changed = {n for n in selected if n not in existing or not existing[n].running
                    or existing[n].labels.get(eng.CONFIG_HASH) != specs[n].labels[eng.CONFIG_HASH]}
         edges = {n: [d.service for d in topology.services[n].depends_on if d.service in selected] for n in selected}
@@ -228,6 +232,12 @@ def up(
             if name in existing:
                 report(Event(name, "recreate", "configuration or image changed"))
                 engine.remove_container(existing[name].id, grace=int(topology.services[name].stop_grace_period))
+            for old in replica_ids[name]:
+                engine.remove_container(old, grace=int(topology.services[name].stop_grace_period))
+            replica_ids[name] = []
+            for replica in replicas[name]:  # the others of `scale`, started with it (never held)
+                replica_ids[name].append(engine.create_container(replica))
+                created.append(replica_ids[name][-1])
             report(Event(name, "create"))
             spec = specs[name]
             if gating and any(d in changed for d, _ in requires[name]):  # else nothing is worth holding for
@@ -282,6 +292,9 @@ def up(
                 if existing[name].labels.get(gate.HELD_LABEL):
                     _release(engine, ids[name])  # kept from a failed run, maybe still held; harmless if not
                 result.unchanged.append(name)
+            if name in changed:
+                for replica in replica_ids[name]:
+                    engine.start(replica, name)
             reach("started")
             try:
                 readiness, seen = _wait_ready(engine, topology, run, service, ids[name], cancel, report,
@@ -289,6 +302,8 @@ def up(
             except gate.NoShell:  # the gate's shell was missing, and it was found out only now
                 start_plainly(name, recreate=True)
                 readiness, seen = _wait_ready(engine, topology, run, service, ids[name], cancel, report)
+            for replica in replica_ids[name]:  # ready means every replica is
+                _wait_ready(engine, topology, run, service, replica, cancel, report)
             reach("ready")
             if name in needs_completion:
                 seen = _wait_completed(engine, service, ids[name], cancel)
@@ -420,7 +435,7 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book,
         "image": image, "env": spec.environment, "command": spec.command, "entrypoint": spec.entrypoint,
         "ports": spec.ports, "working_dir": spec.working_dir,
         "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck, "stop_signal": spec.stop_signal,
-        "mem_limit": spec.mem_limit,
+        "mem_limit": spec.mem_limit, "scale": service.scale,
         **{k: v for k, v in compose.items() if k != "mounts"}, "mounts": [dict(m) for m in spec.mounts],
     }, sort_keys=True, default=_hashable).encode()).hexdigest()[:16]
     spec.labels[eng.CONFIG_HASH] = digest
@@ -642,7 +657,8 @@ def current_run(topology: Topology, run: str | None = None) -> state.RunRecord:
 
 
 def containers_by_service(engine: Engine, topology: Topology, run: str) -> dict[str, ContainerState]:
-    return {c.service: c for c in engine.containers(eng.run_labels(topology.name, run))}
+    """Each service's first container (a service with `scale` has more, labelled as replicas)."""
+    return {c.service: c for c in engine.containers(eng.run_labels(topology.name, run)) if not c.labels.get(eng.REPLICA)}
 
 
 def published_ports(engine: Engine, topology: Topology, record: state.RunRecord) -> dict[str, dict[int, int]]:

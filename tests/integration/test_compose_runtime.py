@@ -124,11 +124,16 @@ services:
     healthcheck:
       test: [CMD, python3, -c, "import urllib.request; urllib.request.urlopen('http://localhost:9093/')"]
       interval: 1s
+  echo:
+    image: {PYTHON}
+    command: [python3, -m, http.server, "8000"]
+    networks: [back]
+    deploy: {{replicas: 3}}
   client:
     image: {PYTHON}
     command: [python3, -c, "import time; time.sleep(100000)"]
     networks: [back]
-    depends_on: {{alerts: {{condition: service_healthy}}}}
+    depends_on: {{alerts: {{condition: service_healthy}}, echo: {{condition: service_started}}}}
 networks:
   back: {{}}
 secrets:
@@ -177,3 +182,13 @@ def test_a_service_reaches_another_by_its_container_name_hostname_and_alias(keys
         script = f"import urllib.request; print(urllib.request.urlopen('http://{name}:9093/settings.conf').read().decode())"
         code, output = engine.exec(client.id, ["python3", "-c", script])
         assert (code, output.strip()) == (0, b"level=debug"), name
+
+
+def test_replicas_are_containers_of_their_own_reached_by_the_service_name(keys_run, engine: Engine) -> None:
+    topology, run = keys_run
+    echoes = engine.containers({eng.PROJECT: topology.name, eng.RUN: run, eng.SERVICE: "echo"})
+    assert sorted(c.name for c in echoes) == [f"envctl-compose-keys-{run}-echo{suffix}" for suffix in ("", "-2", "-3")]
+    assert all(c.running for c in echoes)
+    client = run_api.containers_by_service(engine, topology, run)["client"]
+    script = "import socket; print(len({a[4][0] for a in socket.getaddrinfo('echo', 8000)}))"
+    assert engine.exec(client.id, ["python3", "-c", script]) == (0, b"3\n")

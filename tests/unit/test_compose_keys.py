@@ -254,3 +254,11 @@ def test_the_deliberate_differences_are_said(full) -> None:
 
     text = "\n".join(differences(full))
     assert "127.0.0.1 only" in text and "its own networks" in text and "under an init" in text
+
+
+def test_replicas_are_named_apart_and_labelled(write_topology) -> None:
+    topology = load(write_topology("services:\n  a: {image: x, scale: 3}\n"))
+    first = spec(topology, "a")
+    others = containeropts.replica_specs(first, topology.services["a"].scale)
+    assert [o.name for o in others] == [first.name + "-2", first.name + "-3"]
+    assert [o.labels["envctl.replica"] for o in others] == ["2", "3"] and {o.alias for o in others} == {"a"}
