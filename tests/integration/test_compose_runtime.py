@@ -29,6 +29,8 @@ PYTHON = "envctl-test/compose-python:standin"
 STANDINS = {  # stand-in directory -> the names Compose files give the image
     "python": [PYTHON, "python:3.10-alpine"],
     "redis": ["envctl-test/compose-redis:standin", "redislabs/redismod:latest"],
+    "mariadb": ["envctl-test/compose-mariadb:standin", "mariadb:10-focal"],
+    "nginx": ["envctl-test/compose-nginx:standin", "nginx:1.13-alpine"],
 }
 
 
@@ -54,6 +56,7 @@ def standins(engine: Engine, session_images: None, tmp_path_factory: pytest.Temp
 
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT holds nothing
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -96,6 +99,24 @@ def test_awesome_compose_flask_redis_runs_as_published(standins: None, tmp_path:
     finally:
         envctl(["-f", "docker-compose.yml", "down"], project, env)
     assert left_of(engine, "flask-redis", run) == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_awesome_compose_nginx_flask_mysql_runs_as_published(standins: None, tmp_path: Path, engine: Engine) -> None:
+    """Three services on two networks, a secret, healthchecks in a chain, a build target."""
+    if not (port_free(80) and port_free(8000)):
+        pytest.skip("the file publishes host ports 80 and 8000, and one is taken on this machine")
+    project = tmp_path / "nginx-flask-mysql"
+    shutil.copytree(COMPOSE / "nginx-flask-mysql", project)
+    env = {"ENVCTL_FILE": ""}
+    envctl(["-f", "compose.yaml", "up"], project, env)  # ready: proxy healthy, after backend, after db
+    run = run_api.current_run(load_topology(project / "compose.yaml", environ={})).run
+    try:
+        page = requests.get("http://127.0.0.1:80/", timeout=30)
+        # proxy reached backend on frontnet; backend reached db on backnet, with the secret's password
+        assert page.status_code == 200 and "Blog post #1" in page.text
+    finally:
+        envctl(["-f", "compose.yaml", "down"], project, env)
+    assert left_of(engine, "nginx-flask-mysql", run) == {"containers": [], "networks": [], "volumes": []}
 
 
 KEYS = f"""
