@@ -10,6 +10,7 @@ import socket
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -81,42 +82,42 @@ def get_eventually(url: str, tries: int = 120) -> requests.Response:
     raise AssertionError(f"nothing answered at {url}")
 
 
-def test_awesome_compose_flask_redis_runs_as_published(standins: None, tmp_path: Path, engine: Engine) -> None:
-    if not (port_free(5000) and port_free(6379)):
-        pytest.skip("the file publishes host ports 5000 and 6379, and one is taken on this machine")
-    project = tmp_path / "flask-redis"
-    shutil.copytree(COMPOSE / "flask-redis", project)
+@contextmanager
+def published_stack(engine: Engine, tmp_path: Path, name: str, file: str, ports: tuple[int, ...]) -> Iterator[str]:
+    """`envctl -f FILE up` on a copy of tests/compose/NAME, as a user would; `down` after; nothing left.
+
+    Yields the output of `up` (its notes on stderr)."""
+    if not all(port_free(p) for p in ports):
+        pytest.skip(f"the file publishes host ports {ports}, and one is taken on this machine")
+    project = tmp_path / name
+    shutil.copytree(COMPOSE / name, project)
     env = {"ENVCTL_FILE": ""}
-    up = envctl(["-f", "docker-compose.yml", "up"], project, env)
-    assert "ports are published on 127.0.0.1 only" in up.stderr  # the difference is said, not silent
-    run = run_api.current_run(load_topology(project / "docker-compose.yml", environ={})).run
+    up = envctl(["-f", file, "up"], project, env)
+    run = run_api.current_run(load_topology(project / file, environ={})).run
     try:
+        yield up.stderr
+    finally:
+        envctl(["-f", file, "down"], project, env)
+    assert left_of(engine, name, run) == {"containers": [], "networks": [], "volumes": []}
+
+
+def test_awesome_compose_flask_redis_runs_as_published(standins: None, tmp_path: Path, engine: Engine) -> None:
+    with published_stack(engine, tmp_path, "flask-redis", "docker-compose.yml", (5000, 6379)) as notes:
+        assert "ports are published on 127.0.0.1 only" in notes  # the difference is said, not silent
         first = get_eventually("http://127.0.0.1:5000/")
         second = requests.get("http://127.0.0.1:5000/", timeout=10)
         # web reached redis by its service name, on the run's own network
         assert first.text == "This webpage has been viewed 1 time(s)"
         assert second.text == "This webpage has been viewed 2 time(s)"
-    finally:
-        envctl(["-f", "docker-compose.yml", "down"], project, env)
-    assert left_of(engine, "flask-redis", run) == {"containers": [], "networks": [], "volumes": []}
 
 
 def test_awesome_compose_nginx_flask_mysql_runs_as_published(standins: None, tmp_path: Path, engine: Engine) -> None:
     """Three services on two networks, a secret, healthchecks in a chain, a build target."""
-    if not (port_free(80) and port_free(8000)):
-        pytest.skip("the file publishes host ports 80 and 8000, and one is taken on this machine")
-    project = tmp_path / "nginx-flask-mysql"
-    shutil.copytree(COMPOSE / "nginx-flask-mysql", project)
-    env = {"ENVCTL_FILE": ""}
-    envctl(["-f", "compose.yaml", "up"], project, env)  # ready: proxy healthy, after backend, after db
-    run = run_api.current_run(load_topology(project / "compose.yaml", environ={})).run
-    try:
+    with published_stack(engine, tmp_path, "nginx-flask-mysql", "compose.yaml", (80, 8000)):
+        # `up` returned ready: proxy healthy, after backend, after db. proxy reached backend on
+        # frontnet; backend reached db on backnet, with the secret's password.
         page = requests.get("http://127.0.0.1:80/", timeout=30)
-        # proxy reached backend on frontnet; backend reached db on backnet, with the secret's password
         assert page.status_code == 200 and "Blog post #1" in page.text
-    finally:
-        envctl(["-f", "compose.yaml", "down"], project, env)
-    assert left_of(engine, "nginx-flask-mysql", run) == {"containers": [], "networks": [], "volumes": []}
 
 
 KEYS = f"""
