@@ -21,7 +21,7 @@ from envctl import run as run_api
 from envctl.engine import Engine
 from envctl.images import ImageBuilder
 from envctl.topology import load_topology
-from tests.integration.conftest import PROJECT, STACK, envctl
+from tests.integration.conftest import PROJECT, STACK, envctl, remove_images_since
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +36,18 @@ STANDINS = {  # stand-in directory -> the names Compose files give the image
 
 
 @pytest.fixture(scope="session")
-def standins(engine: Engine, session_images: None, tmp_path_factory: pytest.TempPathFactory) -> None:
+def standins(engine: Engine, session_images: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Build the stand-ins on the session's base; tag them with the names the files use (unless taken).
 
-    They carry the test project's labels, so the session removes them, every tag included."""
+    At the end, what this fixture built or tagged is removed again."""
     root = tmp_path_factory.mktemp("standin-base")
     shutil.copytree(STACK, root, dirs_exist_ok=True)
     base = ImageBuilder(load_topology(root / "envctl.yaml", environ={}), engine).ensure(["store"])["base:os"].ref
     labels = {eng.MANAGED: "true", eng.PROJECT: PROJECT}
+    made: list[str] = []
     for directory, (own, *names) in STANDINS.items():
         if engine.image_id(own) is None:
+            made.append(own)
             for chunk in engine.api.build(path=str(COMPOSE / "standins" / directory), tag=own, rm=True, pull=False,
                                           buildargs={"BASE_IMAGE": base}, labels=labels, decode=True):
                 assert "error" not in chunk, chunk["error"]
@@ -53,6 +55,10 @@ def standins(engine: Engine, session_images: None, tmp_path_factory: pytest.Temp
             if engine.image_id(name) is None:  # a real image of that name stays as it is
                 repository, _, tag = name.rpartition(":")
                 engine.tag(own, repository, tag)
+                made.append(name)
+    yield
+    for ref in reversed(made):
+        engine.remove_image(ref)
 
 
 def port_free(port: int) -> bool:
@@ -98,6 +104,7 @@ def published_stack(engine: Engine, tmp_path: Path, name: str, file: str, ports:
         yield up.stderr
     finally:
         envctl(["-f", file, "down"], project, env)
+        remove_images_since(engine, name, set())  # the file's built images: this test's alone
     assert left_of(engine, name, run) == {"containers": [], "networks": [], "volumes": []}
 
 
