@@ -60,6 +60,8 @@ class Reader(Protocol):
     def mapping(self, value: Any, path: KeyPath, allowed: tuple[str, ...], what: str) -> dict | None: ...
     def string(self, value: Any, path: KeyPath, *, template: bool = False) -> Any: ...
     def byte_size(self, value: Any, path: KeyPath) -> int | None: ...
+    def boolean(self, value: Any, path: KeyPath) -> bool | None: ...
+    def integer(self, value: Any, path: KeyPath) -> int | None: ...
     def duration(self, value: Any, path: KeyPath) -> float | None: ...
     def string_list(self, value: Any, path: KeyPath, what: str) -> tuple[str, ...] | None: ...
     def key_values(self, raw: Any, path: KeyPath, what: str) -> list[tuple[str, Any]] | None: ...
@@ -90,25 +92,12 @@ def _names(services: list[str]) -> str:
     return ", ".join(f"'{s}'" for s in dict.fromkeys(services))
 
 
-def flag(reader: Reader, value: Any, path: KeyPath) -> bool | None:
-    """A Compose boolean: true/false, or the strings Compose takes for them (after interpolation)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = reader.string(value, path)
-        if text is not None and text.strip().lower() in ("true", "yes", "1", "false", "no", "0"):
-            return text.strip().lower() in ("true", "yes", "1")
-    reader.problem(path, f"expected true or false, not {value!r}", "write true or false")
-    return None
-
-
 def whole(reader: Reader, value: Any, path: KeyPath, least: int = 0) -> int | None:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        reader.problem(path, f"{value!r} is not a whole number of at least {least}", f"write e.g. {max(least, 1)}")
+    number = reader.integer(value, path)
+    if number is not None and number < least:
+        reader.problem(path, f"{number} is less than {least}", f"write a whole number of at least {least}")
         return None
-    return value
+    return number
 
 
 def pairs(reader: Reader, raw: Any, path: KeyPath, what: str) -> tuple[tuple[str, str], ...] | None:
@@ -166,15 +155,15 @@ class ServiceKeys:
             "secrets": ("name", self.secrets),
             "configs": ("name", self.configs),
             "restart": ("option", self.restart), "cap_add": ("option", self.capabilities),
-            "cap_drop": ("option", self.capabilities), "read_only": ("option", lambda v, p: flag(r, v, p)),
+            "cap_drop": ("option", self.capabilities), "read_only": ("option", lambda v, p: r.boolean(v, p)),
             "tmpfs": ("option", self.tmpfs), "security_opt": ("option", lambda v, p: r.string_list(v, p, "security_opt")),
             "expose": ("option", self.expose), "extra_hosts": ("option", self.extra_hosts),
             "labels": ("option", lambda v, p: pairs(r, v, p, "labels")), "ulimits": ("option", self.ulimits),
             "sysctls": ("option", lambda v, p: pairs(r, v, p, "sysctls")),
-            "shm_size": ("option", r.byte_size), "stdin_open": ("option", lambda v, p: flag(r, v, p)),
-            "tty": ("option", lambda v, p: flag(r, v, p)), "cpus": ("option", self.cpus),
+            "shm_size": ("option", r.byte_size), "stdin_open": ("option", lambda v, p: r.boolean(v, p)),
+            "tty": ("option", lambda v, p: r.boolean(v, p)), "cpus": ("option", self.cpus),
             "mem_reservation": ("option", r.byte_size), "pids_limit": ("option", lambda v, p: whole(r, v, p, -1)),
-            "privileged": ("option", lambda v, p: flag(r, v, p)), "links": ("name", self.links),
+            "privileged": ("option", lambda v, p: r.boolean(v, p)), "links": ("name", self.links),
         }
         ok = True
         for key, (where, parse) in simple.items():
@@ -476,7 +465,7 @@ def env_files(reader: Reader, value: Any, path: KeyPath) -> list[tuple[str, bool
                 reader.problem(where, "a long-syntax env_file needs 'path'", "add 'path: ./file.env'")
                 return None
             name = reader.string(body["path"], where + ("path",))
-            required = flag(reader, body.get("required", True), where + ("required",))
+            required = reader.boolean(body.get("required", True), where + ("required",))
         else:
             name, required = reader.string(item, where), True
         if name is None or required is None:
@@ -514,7 +503,7 @@ def long_volume(reader: Reader, body: dict, path: KeyPath) -> dict[str, Any] | N
     """The Mount fields of a long-syntax volume's options (read_only, bind, volume, tmpfs)."""
     out: dict[str, Any] = {"read_only": False}
     if "read_only" in body:
-        out["read_only"] = flag(reader, body["read_only"], path + ("read_only",))
+        out["read_only"] = reader.boolean(body["read_only"], path + ("read_only",))
     bind = reader.mapping(body.get("bind"), path + ("bind",), ("propagation", "create_host_path", "selinux"), "bind")
     volume = reader.mapping(body.get("volume"), path + ("volume",), ("nocopy", "subpath"), "volume")
     tmpfs = reader.mapping(body.get("tmpfs"), path + ("tmpfs",), ("size", "mode"), "tmpfs")
@@ -525,7 +514,7 @@ def long_volume(reader: Reader, body: dict, path: KeyPath) -> dict[str, Any] | N
     if "selinux" in bind:
         out["selinux"] = reader.string(bind["selinux"], path + ("bind", "selinux"))
     if "nocopy" in volume:
-        out["nocopy"] = flag(reader, volume["nocopy"], path + ("volume", "nocopy"))
+        out["nocopy"] = reader.boolean(volume["nocopy"], path + ("volume", "nocopy"))
     if "subpath" in volume:
         out["subpath"] = reader.string(volume["subpath"], path + ("volume", "subpath"))
     if "size" in tmpfs:
@@ -546,7 +535,7 @@ def external(reader: Reader, body: dict, path: KeyPath, name: str) -> tuple[bool
     if isinstance(raw, dict):
         part = reader.mapping(raw, path + ("external",), ("name",), "external")
         return None if part is None else (True, reader.string(part.get("name", name), path + ("external", "name")))
-    is_external = flag(reader, raw, path + ("external",))
+    is_external = reader.boolean(raw, path + ("external",))
     if is_external is None:
         return None
     given = reader.string(body["name"], path + ("name",)) if "name" in body else None
@@ -577,7 +566,7 @@ def network(reader: Reader, name: str, raw: Any, path: KeyPath) -> Network | Non
     ext = external(reader, body, path, name)
     fields = driver_fields(reader, body, path)
     if "internal" in body:
-        fields["internal"] = flag(reader, body["internal"], path + ("internal",))
+        fields["internal"] = reader.boolean(body["internal"], path + ("internal",))
     if ext is None or any(v is None for v in fields.values()):
         return None
     return Network(name, external=ext[0], external_name=ext[1], **fields)

@@ -727,7 +727,7 @@ class _Loader:
                     self.problem(path + (name, "condition"), f"unknown condition {condition!r}",
                                  _key_fix(str(condition), CONDITIONS, noun="condition"))
                     return None
-                flags = {k: compose_keys.flag(self, body[k], path + (name, k)) for k in ("required", "restart") if k in body}
+                flags = {k: self.boolean(body[k], path + (name, k)) for k in ("required", "restart") if k in body}
                 if None in flags.values():
                     return None
                 deps.append(Dependency(name, condition, **flags))
