@@ -90,20 +90,21 @@ def get_eventually(url: str, tries: int = 120) -> requests.Response:
 
 @contextmanager
 def published_stack(engine: Engine, tmp_path: Path, name: str, file: str, ports: tuple[int, ...]) -> Iterator[str]:
-    """`envctl -f FILE up` on a copy of tests/compose/NAME, as a user would; `down` after; nothing left.
+    """`envctl up` in a copy of tests/compose/NAME, as a user would (the file found, no -f); `down` after;
+    nothing left.
 
     Yields the output of `up` (its notes on stderr)."""
     if not all(port_free(p) for p in ports):
         pytest.skip(f"the file publishes host ports {ports}, and one is taken on this machine")
     project = tmp_path / name
     shutil.copytree(COMPOSE / name, project)
-    env = {"ENVCTL_FILE": ""}
-    up = envctl(["-f", file, "up"], project, env)
+    env: dict[str, str] = {}
+    up = envctl(["up"], project, env)
     run = run_api.current_run(load_topology(project / file, environ={})).run
     try:
         yield up.stderr
     finally:
-        envctl(["-f", file, "down"], project, env)
+        envctl(["down"], project, env)
         remove_images_since(engine, name, set())  # the file's built images: this test's alone
     assert left_of(engine, name, run) == {"containers": [], "networks": [], "volumes": []}
 
