@@ -82,7 +82,7 @@ def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dic
             wanted.add(mock_image_key(topology, name))
             continue
         service = topology.services[name]
-        if service.image is not None:
+        if service.image is not None and service.build is None:  # with `build`, `image` is the built one's tag
             wanted.add(f"image:{name}")
         if service.build is not None:
             wanted.add(f"service:{name}")
@@ -96,7 +96,7 @@ def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dic
 def _pulled_targets(topology: Topology) -> dict[str, ImageTarget]:
     """Services that run a registry's image: pulled as their pull_policy says, never built or pruned."""
     return {f"image:{name}": ImageTarget(f"image:{name}", name, "image", service.image, None)
-            for name, service in topology.services.items() if service.image is not None}
+            for name, service in topology.services.items() if service.image is not None and service.build is None}
 
 
 def _all_targets(topology: Topology) -> dict[str, ImageTarget]:

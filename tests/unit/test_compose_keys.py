@@ -262,3 +262,10 @@ def test_replicas_are_named_apart_and_labelled(write_topology) -> None:
     others = containeropts.replica_specs(first, topology.services["a"].scale)
     assert [o.name for o in others] == [first.name + "-2", first.name + "-3"]
     assert [o.labels["envctl.replica"] for o in others] == ["2", "3"] and {o.alias for o in others} == {"a"}
+
+
+def test_image_beside_build_is_built_and_tagged_never_pulled(write_topology) -> None:
+    from envctl.images import image_targets
+
+    topology = load(write_topology("services:\n  a: {image: me/app:1, build: a}\n", contexts=("a",)))
+    assert set(image_targets(topology)) == {"service:a"}
