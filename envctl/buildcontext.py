@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO
 
-from docker.utils.build import exclude_paths
+from envctl.engine import exclude_paths
 
 
 GENERATED_DOCKERFILE = ".envctl.Dockerfile"

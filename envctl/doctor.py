@@ -47,7 +47,7 @@ def _engine_findings(engine: Engine) -> list[Finding]:
     out.append(Finding("engine", "ok" if api >= MIN_API else "warn",
                        f"Docker {version.get('Version')} (API {version.get('ApiVersion')})",
                        "" if api >= MIN_API else "upgrade the engine to API 1.41 (Docker 20.10) or newer"))
-    info = engine.api.info()
+    info = engine.info()
     driver = info.get("Driver", "?")
     slow = {"vfs": "very slow builds and a full copy of every layer",
             "fuse-overlayfs": "slower builds: each metadata step (ENV, CMD, LABEL) costs seconds"}
@@ -62,7 +62,7 @@ def _engine_findings(engine: Engine) -> list[Finding]:
                            "" if status == "ok" else "free space: 'envctl images --prune', 'docker image prune'"))
     except OSError:
         out.append(Finding("free disk", "warn", f"cannot see {root} from here (a remote engine?)"))
-    bridges = [n for n in engine.api.networks() if n.get("Driver") == "bridge" and n.get("Name") != "bridge"]
+    bridges = [n for n in engine.networks() if n.get("Driver") == "bridge" and n.get("Name") != "bridge"]
     headroom = DEFAULT_POOL_NETWORKS - len(bridges)
     status = "fail" if headroom <= 0 else ("warn" if headroom < 5 else "ok")
     envctl_networks = sum(1 for n in bridges if (n.get("Labels") or {}).get(eng.MANAGED))

@@ -5,6 +5,7 @@ errors translated into envctl's. Policy (what to start when, what to remove) liv
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -12,15 +13,17 @@ import socket
 import tarfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 import docker
 import docker.errors
-from docker.types import Mount as DockerMount
+import requests
+import urllib3
+from docker.utils.build import exclude_paths  # noqa: F401 - the SDK's .dockerignore rules, for buildcontext
 
 from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError, RegistryError
 
@@ -78,6 +81,20 @@ def label_filter(labels: dict[str, str]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A volume or bind mount of a container, in envctl's terms (the SDK's type stays in here)."""
+
+    target: str
+    source: str | None  # a volume's name, a bind's host path; None for an anonymous volume
+    type: str = "volume"  # volume or bind
+    read_only: bool = False
+
+    def as_api(self) -> dict[str, Any]:
+        """The engine API's form (what docker.types.Mount holds for these fields)."""
+        return {"Target": self.target, "Source": self.source, "Type": self.type, "ReadOnly": self.read_only}
+
+
+@dataclass(frozen=True)
 class ContainerSpec:
     """Everything needed to create one service container."""
 
@@ -90,7 +107,7 @@ class ContainerSpec:
     command: list[str] | None = None
     entrypoint: list[str] | None = None
     ports: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # "8000/tcp" -> (ip, host port)
-    mounts: list[DockerMount] = field(default_factory=list)
+    mounts: list[Any] = field(default_factory=list)  # envctl's Mount, or the API's form (containeropts builds it)
     working_dir: str | None = None
     user: str | None = None
     init: bool = True
@@ -134,7 +151,12 @@ class ContainerState:
 
 
 class Engine:
-    """A connected Docker engine."""
+    """A connected Docker engine.
+
+    Every SDK call goes through `_translated` (directly, or through `_call`): the engine's
+    refusals become `EnvctlError`, a lost connection `EngineUnavailable`, and anything else
+    is a bug in envctl and propagates as it is.
+    """
 
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
@@ -151,7 +173,7 @@ class Engine:
                 # on every request costs CPU that the engine needs to start containers.
                 client.api.trust_env = False
             client.ping()
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, *CONNECTION_ERRORS) as exc:
             raise EngineUnavailable(
                 f"cannot reach the Docker engine: {_short(exc)}",
                 fix="start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root), "
@@ -162,15 +184,17 @@ class Engine:
     def version(self) -> dict[str, Any]:
         return self._call(self.api.version)
 
+    def info(self) -> dict[str, Any]:
+        return self._call(self.api.info)
+
     # -- images --------------------------------------------------------------------------
 
     def image_id(self, ref: str) -> str | None:
-        try:
-            return self.api.inspect_image(ref)["Id"]
-        except docker.errors.ImageNotFound:
-            return None
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
+        with _translated():
+            try:
+                return self.api.inspect_image(ref)["Id"]
+            except docker.errors.ImageNotFound:
+                return None
 
     def inspect_image(self, ref: str) -> dict[str, Any]:
         return self._call(self.api.inspect_image, ref)
@@ -179,12 +203,11 @@ class Engine:
         return self._call(self.api.images, filters={"label": label_filter(labels)})
 
     def remove_image(self, ref: str) -> None:
-        try:
-            self.api.remove_image(ref, noprune=False)
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
+        with _translated():
+            try:
+                self.api.remove_image(ref, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         self._call(self.api.tag, image, repository, tag)
@@ -216,10 +239,11 @@ class Engine:
 
     def registry_has(self, ref: str) -> bool:
         """Whether the registry holds `ref`; the engine asks it with its own credentials."""
-        try:
-            self.api.inspect_distribution(ref)
-        except docker.errors.APIError:
-            return False
+        with _translated():
+            try:
+                self.api.inspect_distribution(ref)
+            except docker.errors.APIError:
+                return False
         return True
 
     def import_rootfs(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> str:
@@ -254,35 +278,34 @@ class Engine:
         for key, value in (options or {}).items():  # target, labels, cachefrom: as Compose's build keys
             params[key] = value if isinstance(value, str) else json.dumps(value)
         url = f"{self.api.base_url}/v{self.api.api_version}/build"
-        try:
+        with _translated():
             response = self.api.post(url, data=context, params=params, stream=True, timeout=None,
                                      headers={"Content-Type": "application/tar"})
-        except Exception as exc:  # noqa: BLE001 - requests' errors: the engine went away
-            raise _unavailable(exc) from None
         if response.status_code >= 400:
             raise _build_failed(what, step, [response.text.strip()[:500]], log)
         stop_watching = _abort_when(cancel, response)
         try:
-            for chunk in _json_lines(response):
-                text = chunk.get("stream") or chunk.get("status") or ""
-                if text:
-                    log.write(text)
-                    for line in text.splitlines():
-                        if line.strip():
-                            tail.append(line.rstrip())
-                        if re.match(r"^Step \d+/\d+ :", line):
-                            step = line.strip()
-                if "aux" in chunk and "ID" in chunk["aux"]:
-                    image_id = chunk["aux"]["ID"]
-                if "error" in chunk:
-                    log.write(chunk["error"] + "\n")
-                    raise _build_failed(what, step, list(tail) + [chunk["error"].strip()], log)
-        except EnvctlError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the stream broke: cancelled, or the engine went away
-            if cancel is not None and cancel.is_set():
+            with _translated():
+                for chunk in _json_lines(response):
+                    text = chunk.get("stream") or chunk.get("status") or ""
+                    if text:
+                        log.write(text)
+                        for line in text.splitlines():
+                            if line.strip():
+                                tail.append(line.rstrip())
+                            if re.match(r"^Step \d+/\d+ :", line):
+                                step = line.strip()
+                    if "aux" in chunk and "ID" in chunk["aux"]:
+                        image_id = chunk["aux"]["ID"]
+                    if "error" in chunk:
+                        log.write(chunk["error"] + "\n")
+                        raise _build_failed(what, step, list(tail) + [chunk["error"].strip()], log)
+        except Exception as exc:
+            # Shutting the stream down is how a build is cancelled: whatever that broke is the cancel.
+            cancelled = cancel is not None and cancel.is_set()
+            if cancelled and (isinstance(exc, EngineUnavailable) or not isinstance(exc, EnvctlError)):
                 raise Cancelled(f"building {what} was cancelled") from None
-            raise _unavailable(exc) from None
+            raise
         finally:
             stop_watching.set()
             response.close()
@@ -291,7 +314,7 @@ class Engine:
         log.flush()
         return image_id or (self.image_id(tag) if tag else None) or tag
 
-    def run_step(self, image: str, command: list[str], *, mounts: list[DockerMount], changes: list[str],
+    def run_step(self, image: str, command: list[str], *, mounts: list[Mount], changes: list[str],
                  log: IO[str], what: str, cancel: threading.Event | None = None,
                  repository: str | None = None, tag: str | None = None) -> str:
         """Run one build step in a throw-away container, then commit it; returns the new image's id.
@@ -306,7 +329,8 @@ class Engine:
         if original_entrypoint:  # run the step itself, not through the image's entrypoint
             entrypoint, command = command[:1], command[1:]
             restore.append(f"ENTRYPOINT {json.dumps(original_entrypoint)}")
-        host_config = self.api.create_host_config(mounts=mounts or None)
+        with _translated():
+            host_config = self.api.create_host_config(mounts=[_api_mount(m) for m in mounts] or None)
         container = self._call(self.api.create_container, image, command=command, entrypoint=entrypoint,
                                host_config=host_config, detach=True)["Id"]
         stop_watching = threading.Event()
@@ -314,17 +338,15 @@ class Engine:
         def kill_on_cancel() -> None:
             while cancel is not None and not stop_watching.wait(0.1):
                 if cancel.is_set():
-                    try:
-                        self.api.kill(container)
-                    except docker.errors.APIError:
-                        pass
+                    with contextlib.suppress(EnvctlError):  # gone already, or the engine is
+                        self._call(self.api.kill, container)
                     return
 
         try:
             self._call(self.api.start, container)
             threading.Thread(target=kill_on_cancel, name="envctl-step-cancel", daemon=True).start()
             tail: deque[str] = deque(maxlen=25)
-            for chunk in self._call(self.api.logs, container, stream=True, follow=True):
+            for chunk in _translated_stream(self._call(self.api.logs, container, stream=True, follow=True)):
                 text = chunk.decode(errors="replace")
                 log.write(text)
                 tail.extend(line.rstrip() for line in text.splitlines() if line.strip())
@@ -337,10 +359,7 @@ class Engine:
                                    changes=[*restore, *changes])
         finally:
             stop_watching.set()
-            try:
-                self.api.remove_container(container, force=True, v=True)
-            except docker.errors.APIError:
-                pass
+            self._discard_container(container)
         log.flush()
         return committed["Id"]
 
@@ -360,8 +379,13 @@ class Engine:
             committed = self._call(self.api.commit, container["Id"], repository=repository, tag=tag,
                                    changes=changes)
         finally:
-            self.api.remove_container(container["Id"], force=True)
+            self._discard_container(container["Id"])
         return committed["Id"]
+
+    def _discard_container(self, container_id: str) -> None:
+        """Remove a build's helper container; a failure here must not hide the build's own outcome."""
+        with contextlib.suppress(EnvctlError):
+            self._call(self.api.remove_container, container_id, force=True, v=True)
 
     # -- networks and volumes ------------------------------------------------------------
 
@@ -371,28 +395,31 @@ class Engine:
         for net in existing:
             if net["Name"] == name:
                 return net["Id"]
-        try:
+
+        def pool_exhausted(exc: docker.errors.APIError) -> EnvctlError | None:
+            if POOL_EXHAUSTED not in str(exc):
+                return None
+            return EnvctlError(
+                "Docker has no free address range for another network (its default address pool is used up)",
+                fix="remove stale runs ('envctl gc', 'docker network prune'), or give dockerd more room "
+                "with 'default-address-pools' in /etc/docker/daemon.json",
+            )
+
+        with _translated(explain=pool_exhausted):
             return self.api.create_network(name, driver=driver or "bridge", labels=labels, options=options or None,
                                            internal=internal, check_duplicate=True)["Id"]
-        except docker.errors.APIError as exc:
-            if POOL_EXHAUSTED in str(exc):
-                raise EnvctlError(
-                    "Docker has no free address range for another network (its default address pool is used up)",
-                    fix="remove stale runs ('envctl gc', 'docker network prune'), or give dockerd more room "
-                    "with 'default-address-pools' in /etc/docker/daemon.json",
-                ) from None
-            raise _translate(exc) from None
 
-    def networks(self, labels: dict[str, str]) -> list[dict[str, Any]]:
-        return self._call(self.api.networks, filters={"label": label_filter(labels)})
+    def networks(self, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The networks with all of `labels` (every network without)."""
+        filters = {"label": label_filter(labels)} if labels else None
+        return self._call(self.api.networks, filters=filters)
 
     def remove_network(self, network_id: str) -> None:
-        try:
-            self.api.remove_network(network_id)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
+        with _translated():
+            try:
+                self.api.remove_network(network_id)
+            except docker.errors.NotFound:
+                pass
 
     def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
                       options: dict[str, str] | None = None) -> None:
@@ -402,75 +429,71 @@ class Engine:
         return self._call(self.api.volumes, filters={"label": label_filter(labels)}).get("Volumes") or []
 
     def remove_volume(self, name: str) -> None:
-        try:
-            self.api.remove_volume(name, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
+        with _translated():
+            try:
+                self.api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                pass
 
     # -- containers ----------------------------------------------------------------------
 
     def create_container(self, spec: ContainerSpec) -> str:
         """Create the container, joined to all its networks (not started)."""
-        host_config = self.api.create_host_config(
-            port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
-            mounts=spec.mounts or None,
-            init=spec.init,
-            network_mode=spec.network,
-            extra_hosts={"host.docker.internal": "host-gateway", **spec.extra_hosts},
-            mem_limit=spec.mem_limit, memswap_limit=spec.mem_limit,
-            **spec.host_options,
-        )
-        networking = self.api.create_networking_config(
-            {spec.network: self.api.create_endpoint_config(aliases=[spec.alias, *spec.aliases])}
-        )
-        exposed = [_port_key(p) for p in dict.fromkeys([*spec.ports, *spec.exposed])]
-        config = self.api.create_container_config(
-            spec.image, command=spec.command, entrypoint=spec.entrypoint,
-            environment=spec.environment, labels={**spec.user_labels, **spec.labels}, ports=exposed,
-            working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
-            host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
-            stop_signal=spec.stop_signal, stdin_open=spec.open_stdin or spec.stdin_open, tty=spec.tty,
-            hostname=spec.hostname, domainname=spec.domainname, detach=True,
-        )
-        config["StdinOnce"] = spec.open_stdin  # the SDK only sets it for attached runs
         what = f"cannot create the container for '{spec.alias}'"
-        try:
+        with _translated(what):
+            host_config = self.api.create_host_config(
+                port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
+                mounts=[_api_mount(m) for m in spec.mounts] or None,
+                init=spec.init,
+                network_mode=spec.network,
+                extra_hosts={"host.docker.internal": "host-gateway", **spec.extra_hosts},
+                mem_limit=spec.mem_limit, memswap_limit=spec.mem_limit,
+                **spec.host_options,
+            )
+            networking = self.api.create_networking_config(
+                {spec.network: self.api.create_endpoint_config(aliases=[spec.alias, *spec.aliases])}
+            )
+            exposed = [_port_key(p) for p in dict.fromkeys([*spec.ports, *spec.exposed])]
+            config = self.api.create_container_config(
+                spec.image, command=spec.command, entrypoint=spec.entrypoint,
+                environment=spec.environment, labels={**spec.user_labels, **spec.labels}, ports=exposed,
+                working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
+                host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
+                stop_signal=spec.stop_signal, stdin_open=spec.open_stdin or spec.stdin_open, tty=spec.tty,
+                hostname=spec.hostname, domainname=spec.domainname, detach=True,
+            )
+            config["StdinOnce"] = spec.open_stdin  # the SDK only sets it for attached runs
             created = self.api.create_container_from_config(config, name=spec.name)["Id"]
-        except docker.errors.APIError as exc:
-            raise _translate(exc, what) from None
         try:  # the engine (API < 1.44) joins one network at creation; the others before the start
-            for network, aliases in spec.other_networks.items():
-                self.api.connect_container_to_network(created, network, aliases=aliases)
-        except docker.errors.APIError as exc:
-            self.api.remove_container(created, force=True, v=True)
-            raise _translate(exc, what) from None
+            with _translated(what):
+                for network, aliases in spec.other_networks.items():
+                    self.api.connect_container_to_network(created, network, aliases=aliases)
+        except EnvctlError:
+            self._discard_container(created)
+            raise
         return created
 
     def start(self, container_id: str, what: str) -> None:
-        try:
-            self.api.start(container_id)
-        except docker.errors.APIError as exc:
+        def port_taken(exc: docker.errors.APIError) -> EnvctlError | None:
             text = _short(exc)
             if "port is already allocated" in text or "address already in use" in text:
-                raise EnvctlError(f"cannot start '{what}': {text}",
-                                  fix="free that host port or change it in envctl.yaml") from None
-            raise _translate(exc, f"cannot start '{what}'") from None
+                return EnvctlError(f"cannot start '{what}': {text}", fix="free that host port or change it in envctl.yaml")
+            return None
+
+        with _translated(f"cannot start '{what}'", explain=port_taken):
+            self.api.start(container_id)
 
     def release(self, container_id: str, word: bytes = b"go\n") -> None:
         """Write `word` to a container's stdin and let go of it (which closes a StdinOnce stdin)."""
-        try:
+        with _translated("cannot attach to the container"):
             response = self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
-        except docker.errors.APIError as exc:
-            raise _translate(exc, "cannot attach to the container") from None
-        sock = getattr(response, "_sock", response)  # the SDK wraps the raw socket
-        try:
-            sock.sendall(word)
-            sock.shutdown(socket.SHUT_WR)
-        finally:
-            response.close()
-            sock.close()
+            sock = getattr(response, "_sock", response)  # the SDK wraps the raw socket
+            try:
+                sock.sendall(word)
+                sock.shutdown(socket.SHUT_WR)
+            finally:
+                response.close()
+                sock.close()
 
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:
         listed = self._call(self.api.containers, all=True, filters={"label": label_filter(labels)})
@@ -489,12 +512,11 @@ class Engine:
         return [s for s in (self.container_state(c["Id"]) for c in listed) if s is not None]
 
     def container_state(self, container_id: str) -> ContainerState | None:
-        try:
-            info = self.api.inspect_container(container_id)
-        except docker.errors.NotFound:
-            return None
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
+        with _translated():
+            try:
+                info = self.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
         state = info["State"]
         labels = info["Config"].get("Labels") or {}
         ports: dict[int, int] = {}
@@ -514,56 +536,84 @@ class Engine:
         return self._call(self.api.inspect_container, container_id)
 
     def remove_container(self, container_id: str, grace: int = 2) -> None:
-        """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove with anonymous volumes."""
-        try:
-            self.api.stop(container_id, timeout=grace)
-        except docker.errors.NotFound:
-            return
-        except docker.errors.APIError:
-            pass  # removing with force below still takes it away
-        try:
-            self.api.remove_container(container_id, v=True, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if "already in progress" not in str(exc):
-                raise _translate(exc) from None
+        """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove with anonymous volumes.
+
+        A removal already in progress counts as done.
+        """
+        with _translated():
+            try:
+                self.api.stop(container_id, timeout=grace)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError:
+                pass  # removing with force below still takes it away
+        with _translated(f"cannot remove container {container_id[:12]}"):
+            try:
+                self.api.remove_container(container_id, v=True, force=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise
 
     def logs(self, container_id: str, *, tail: int | str = "all", follow: bool = False,
              timestamps: bool = False) -> bytes | Iterator[bytes]:
-        try:
-            return self.api.logs(container_id, stdout=True, stderr=True, tail=tail, follow=follow,
-                                 stream=follow, timestamps=timestamps)
-        except docker.errors.NotFound:
-            return b"" if not follow else iter(())
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
+        with _translated():
+            try:
+                output = self.api.logs(container_id, stdout=True, stderr=True, tail=tail, follow=follow,
+                                       stream=follow, timestamps=timestamps)
+            except docker.errors.NotFound:
+                return b"" if not follow else iter(())
+        return _translated_stream(output) if follow else output
 
     def exec(self, container_id: str, command: list[str], *, stream: bool = False) -> tuple[int | None, Any]:
         """Run `command` in the container; returns (exit code, output). Streams when asked."""
-        try:
+        with _translated("cannot run the command in the container"):
             exec_id = self.api.exec_create(container_id, command, stdout=True, stderr=True)["Id"]
             output = self.api.exec_start(exec_id, stream=stream)
             if stream:
-                return None, (exec_id, output)
+                return None, (exec_id, _translated_stream(output))
             return self.api.exec_inspect(exec_id)["ExitCode"], output
-        except docker.errors.APIError as exc:
-            raise _translate(exc, "cannot run the command in the container") from None
 
     def exec_exit_code(self, exec_id: str) -> int | None:
         return self._call(self.api.exec_inspect, exec_id)["ExitCode"]
 
-    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with _translated():
             return fn(*args, **kwargs)
-        except docker.errors.APIError as exc:
-            raise _translate(exc) from None
-        except docker.errors.DockerException as exc:
-            raise _unavailable(exc) from None
-        except Exception as exc:  # requests' connection errors when the engine goes away
-            if type(exc).__module__.startswith(("requests", "urllib3")):
-                raise _unavailable(exc) from None
-            raise
+
+
+# What the SDK raises when the engine goes away: requests' and urllib3's connection and
+# protocol errors, and the socket's own. Anything else from a call is a bug in envctl.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, ConnectionError, TimeoutError,
+)
+
+
+@contextlib.contextmanager
+def _translated(context: str = "the Docker engine refused a request",
+                explain: Callable[[docker.errors.APIError], EnvctlError | None] | None = None) -> Iterator[None]:
+    """The one translation of the SDK's errors: a refusal becomes an `EnvctlError` (which `explain`
+    may word better), a lost engine `EngineUnavailable`."""
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        explained = explain(exc) if explain is not None else None
+        raise (explained or _translate(exc, context)) from None
+    except CONNECTION_ERRORS as exc:
+        raise _unavailable(exc) from None
+
+
+def _api_mount(mount: Any) -> dict[str, Any]:
+    """A mount in the engine API's form: envctl's `Mount`, or already that form (containeropts builds it)."""
+    return mount.as_api() if isinstance(mount, Mount) else dict(mount)
+
+
+def _translated_stream(chunks: Iterable[Any]) -> Iterator[Any]:
+    """A streamed answer (logs, exec output), read under the same translation as the call."""
+    with _translated():
+        yield from chunks
 
 
 def _follow_registry_stream(call: Callable, verb: str, ref: str, on_layer: LayerProgress | None,

@@ -20,13 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from docker.types import Mount as DockerMount
 from filelock import FileLock, Timeout
 
 from envctl import engine as labels
 from envctl import registry, secretbuild, secrets
 from envctl.buildcontext import BuildContext
-from envctl.engine import Engine
+from envctl.engine import Engine, Mount
 from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mocks import IMAGE_CONTEXT
@@ -552,17 +551,17 @@ def _secret_mounts(step: secretbuild.SecretStep, values: dict[str, str], ssh: di
     with tempfile.TemporaryDirectory(prefix="envctl-secrets-") as tmp:
         directory = Path(tmp)
         directory.chmod(0o711)  # only the mounts' own files can be reached
-        mounts = [DockerMount(secretbuild.SECRETS_DIR, str(directory), type="bind", read_only=True)]
+        mounts = [Mount(secretbuild.SECRETS_DIR, str(directory), type="bind", read_only=True)]
         for mount in step.mounts:
             if mount.kind == "secret":
                 path = directory / mount.id
                 path.write_text(values[mount.id])
                 path.chmod(0o444)  # the step may run as a non-root USER
                 if mount.target:
-                    mounts.append(DockerMount(mount.target, str(path), type="bind", read_only=True))
+                    mounts.append(Mount(mount.target, str(path), type="bind", read_only=True))
             elif mount.id in ssh:
                 (directory / Path(secretbuild.SSH_SOCKET).name).touch()  # the mount point, in a read-only mount
-                mounts.append(DockerMount(secretbuild.SSH_SOCKET, ssh[mount.id], type="bind"))
+                mounts.append(Mount(secretbuild.SSH_SOCKET, ssh[mount.id], type="bind"))
         yield mounts
 
 

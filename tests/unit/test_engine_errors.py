@@ -1,0 +1,118 @@
+"""The engine layer's one translation of the Docker SDK's errors, and that nothing else imports the SDK.
+
+The SDK is replaced by an object whose every call fails the same way: what is tested is
+the translation, not Docker (tests/integration/test_engine_lost.py cuts a real engine).
+"""
+from __future__ import annotations
+
+import ast
+import inspect
+import io
+from pathlib import Path
+
+import docker.errors
+import pytest
+import requests
+
+import envctl
+from envctl.engine import ContainerSpec, Engine
+from envctl.errors import EngineUnavailable, EnvctlError
+
+SPEC = ContainerSpec(name="n", image="i", network="net", alias="a", labels={})
+CALLS = {  # every public method of Engine, with arguments that reach the SDK
+    "version": (), "info": (), "image_id": ("ref",), "inspect_image": ("ref",), "images": ({},),
+    "remove_image": ("ref",), "tag": ("i", "r", "t"), "pull": ("repo", "1"),
+    "push": ("repo", "1"), "registry_has": ("repo:1",),
+    "import_rootfs": (Path("/x.tar"), "r", "t", []),
+    "build": (io.BytesIO(b""),), "run_step": ("image", ["true"]), "commit_files": ("image", {}, "r", "t", []),
+    "create_network": ("n", {}), "networks": (), "remove_network": ("n",), "create_volume": ("v", {}),
+    "volumes": ({},), "remove_volume": ("v",), "create_container": (SPEC,), "start": ("c", "what"),
+    "release": ("c",), "containers": ({},), "exited_containers": ({},), "container_state": ("c",),
+    "inspect_container": ("c",), "remove_container": ("c",), "logs": ("c",), "exec": ("c", ["true"]),
+    "exec_exit_code": ("e",),
+}
+KEYWORDS = {
+    "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},
+    "run_step": {"mounts": [], "changes": [], "log": io.StringIO(), "what": "x"},
+}
+
+
+class FailingSDK:
+    """Every call raises `error`; attributes the engine only reads are plain strings."""
+
+    base_url = "http+docker://localhost"
+    api_version = "1.41"
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __getattr__(self, name: str):
+        def call(*args, **kwargs):
+            raise self.error
+        return call
+
+
+def engine_failing_with(error: BaseException) -> Engine:
+    engine = Engine.__new__(Engine)
+    engine.client = engine.api = FailingSDK(error)
+    return engine
+
+
+def test_the_table_names_every_public_method_of_the_engine() -> None:
+    public = {name for name, _ in inspect.getmembers(Engine, inspect.isfunction) if not name.startswith("_")}
+    assert public == set(CALLS)
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_a_lost_engine_is_engine_unavailable_from_every_method(method: str) -> None:
+    lost = requests.exceptions.ConnectionError("('Connection aborted.', RemoteDisconnected())")
+    with pytest.raises(EngineUnavailable, match="lost the Docker engine"):
+        getattr(engine_failing_with(lost), method)(*CALLS[method], **KEYWORDS.get(method, {}))
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_a_refusal_is_an_envctl_error_from_every_method(method: str) -> None:
+    refused = docker.errors.APIError("500 Server Error", explanation="no space left on device")
+    with pytest.raises(EnvctlError, match="no space left on device") as raised:
+        getattr(engine_failing_with(refused), method)(*CALLS[method], **KEYWORDS.get(method, {}))
+    assert not isinstance(raised.value, EngineUnavailable)
+
+
+def test_a_bug_is_not_dressed_as_an_engine_error() -> None:
+    engine = engine_failing_with(KeyError("Id"))
+    with pytest.raises(KeyError):
+        engine.containers({})
+    with pytest.raises(KeyError):
+        engine.build(io.BytesIO(b""), **KEYWORDS["build"])
+
+
+def test_a_stream_cut_while_read_is_engine_unavailable() -> None:
+    def broken_stream():
+        yield b"first line\n"
+        raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead")
+
+    engine = engine_failing_with(RuntimeError("unused"))
+    engine.api.logs = lambda *args, **kwargs: broken_stream()
+    stream = engine.logs("c", follow=True)
+    assert next(stream) == b"first line\n"
+    with pytest.raises(EngineUnavailable):
+        next(stream)
+
+
+# containeropts.py (Compose's container options) still builds the SDK's Mount, LogConfig and
+# Ulimit, which the engine passes on as they are: moving them into the engine layer is left to do.
+NOT_YET = {"containeropts.py"}
+
+
+def test_no_module_but_the_engine_imports_the_docker_sdk() -> None:
+    package = Path(envctl.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path == package / "engine.py" or str(path.relative_to(package)) in NOT_YET:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n == "docker" or n.startswith("docker.") for n in names):
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []
