@@ -15,6 +15,7 @@ import click
 import yaml
 from rich.console import Console
 
+from envctl import bugs
 from envctl import ci as ci_api
 from envctl import doctor as doctor_api
 from envctl import drawing
@@ -611,6 +612,9 @@ def run() -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback for the report
+        print(f"envctl: {bugs.record_bug(exc, masker.mask).message}", file=sys.stderr)
+        sys.exit(bugs.BUG_EXIT_CODE)
 
 
 if __name__ == "__main__":

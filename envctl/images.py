@@ -161,10 +161,7 @@ class ImageBuilder:
                           max_parallel=self.max_parallel, cancel=cancel)
         failures = {k: e for k, e in outcome.errors.items() if not isinstance(e, DependencyFailed)}
         if failures:
-            first = failures[sorted(failures)[0]]
-            if isinstance(first, EnvctlError):
-                raise first
-            raise EnvctlError(f"building {sorted(failures)[0]} failed: {first!r}")
+            raise failures[sorted(failures)[0]]  # a bug stays itself, traceback and all
         if outcome.errors:  # only dependency failures: the run was cancelled
             raise next(iter(outcome.errors.values()))
         return dict(self.resolved)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from envctl import lease, secrets
+from envctl import bugs, lease, secrets
 from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
@@ -219,6 +219,8 @@ class StackManager:
             pytest.exit(masker.mask(f"envctl: {exc}"), returncode=exc.exit_code)
         except EnvctlError as exc:
             pytest.fail(masker.mask(f"envctl could not start the stack:\n{exc}"), pytrace=False)
+        except Exception as exc:  # noqa: BLE001 - a bug: say so, keep the traceback for the report
+            pytest.fail(f"envctl could not start the stack: {bugs.record_bug(exc, masker.mask).message}", pytrace=False)
         return Stack(topology, engine, run)
 
     def release(self, session: pytest.Session) -> None:

@@ -344,9 +344,9 @@ def up(
                 lease.write(run_dir, lease.released())  # kept for debugging: not the reaper's to take
             if isinstance(exc, EnvctlError):
                 exc.fix = (exc.fix + "; " if exc.fix else "") + f"the run {run} was kept: 'envctl down' removes it"
-        if isinstance(exc, (EnvctlError,)):
+        if isinstance(exc, EnvctlError):
             raise exc from None
-        raise
+        raise exc  # a bug (or an interrupt): as it is, traceback and all
     _save_timeline(topology, run, timeline, selected)
     if fresh_run and final_lease != current_lease:
         lease.write(run_dir, final_lease)  # hand the run on (or let go of it); the reaper follows
@@ -615,11 +615,8 @@ def _raise_failures(outcome) -> None:
 
 
 def _first_failure(failures: dict[str, BaseException]) -> BaseException:
-    name = sorted(failures)[0]
-    error = failures[name]
-    if isinstance(error, EnvctlError):
-        return error
-    return EnvctlError(f"starting '{name}' failed unexpectedly: {error!r}")
+    """The failure to report: the first by name. A bug stays itself, traceback and all."""
+    return failures[sorted(failures)[0]]
 
 
 def _log_tail(engine: Engine, container_id: str, lines: int) -> list[str]:
