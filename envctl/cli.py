@@ -27,7 +27,7 @@ from envctl import registry as registry_api
 from envctl import run as run_api
 from envctl import secrets, state
 from envctl.engine import Engine
-from envctl.errors import EnvctlError, Terminated
+from envctl.errors import EnvctlError, TeardownIncomplete, Terminated
 from envctl.presentation import progress_for, table
 from envctl.report import REPORT_FILE
 from envctl.topology import Topology, load_topology
@@ -206,18 +206,34 @@ def down(c: Context, all_runs: bool, no_logs: bool) -> None:
     if not runs:
         out.print("nothing to take down")
         return
-    violations = []
+    violations, incomplete = [], []
     with progress_for(err) as progress:
-        for run in runs:
-            result = run_api.down(topology, engine, run, save_logs=not no_logs, progress=progress)
+        for run in runs:  # each run is tried, whatever happened to the one before
+            try:
+                result = run_api.down(topology, engine, run, save_logs=not no_logs, progress=progress)
+            except TeardownIncomplete as exc:
+                incomplete.append(exc)
+                violations += exc.strict_violations
+                continue
             where = f"; logs in {result.logs_dir[run]}" if run in result.logs_dir else ""
             out.print(f"run {run} removed ({result.containers} containers){where}")
             violations += result.strict_violations
+    for exc in incomplete[:-1]:
+        err.print(f"envctl: error: {exc}", markup=False)
     if violations:
-        raise EnvctlError("strict mocks saw unmatched requests or unplayed interactions:\n"
-                          + "\n".join("  " + v for v in violations),
-                          fix="re-record the cassettes ('envctl up --record MOCK') or fix the requests; "
-                          "'envctl mocks' shows the report while the stack is up")
+        if incomplete:
+            err.print(f"envctl: error: {incomplete[-1]}", markup=False)
+        raise strict_verdict(violations)
+    if incomplete:
+        raise incomplete[-1]
+
+
+def strict_verdict(violations: list[str]) -> EnvctlError:
+    """The error for what strict mocks saw: unmatched requests, unplayed interactions."""
+    return EnvctlError("strict mocks saw unmatched requests or unplayed interactions:\n"
+                       + "\n".join("  " + v for v in violations),
+                       fix="re-record the cassettes ('envctl up --record MOCK') or fix the requests; "
+                       "'envctl mocks' shows the report while the stack is up")
 
 
 @main.command()

@@ -23,6 +23,7 @@ import docker
 import docker.errors
 import requests
 import urllib3
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 from docker.utils.build import exclude_paths  # noqa: F401 - the SDK's .dockerignore rules, for buildcontext
 
 from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError, RegistryError
@@ -39,6 +40,7 @@ MANAGED = "envctl.managed"
 REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale`
 
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
+REMOVAL_PATIENCE = 5.0  # seconds a removal is retried while the engine refuses it for a moment
 
 LayerProgress = Callable[[str, str], None]  # (layer id, status) during a pull or push
 
@@ -415,11 +417,8 @@ class Engine:
         return self._call(self.api.networks, filters=filters)
 
     def remove_network(self, network_id: str) -> None:
-        with _translated():
-            try:
-                self.api.remove_network(network_id)
-            except docker.errors.NotFound:
-                pass
+        with _translated(f"cannot remove network {network_id[:12]}"):
+            _removed_after_momentary_refusals(self.api.remove_network, network_id)
 
     def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
                       options: dict[str, str] | None = None) -> None:
@@ -429,11 +428,8 @@ class Engine:
         return self._call(self.api.volumes, filters={"label": label_filter(labels)}).get("Volumes") or []
 
     def remove_volume(self, name: str) -> None:
-        with _translated():
-            try:
-                self.api.remove_volume(name, force=True)
-            except docker.errors.NotFound:
-                pass
+        with _translated(f"cannot remove volume {name}"):
+            _removed_after_momentary_refusals(self.api.remove_volume, name, force=True)
 
     # -- containers ----------------------------------------------------------------------
 
@@ -538,7 +534,7 @@ class Engine:
     def remove_container(self, container_id: str, grace: int = 2) -> None:
         """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove with anonymous volumes.
 
-        A removal already in progress counts as done.
+        A removal already in progress counts as done; one the engine refuses for a moment is retried.
         """
         with _translated():
             try:
@@ -549,9 +545,7 @@ class Engine:
                 pass  # removing with force below still takes it away
         with _translated(f"cannot remove container {container_id[:12]}"):
             try:
-                self.api.remove_container(container_id, v=True, force=True)
-            except docker.errors.NotFound:
-                pass
+                _removed_after_momentary_refusals(self.api.remove_container, container_id, v=True, force=True)
             except docker.errors.APIError as exc:
                 if "already in progress" not in str(exc):
                     raise
@@ -608,6 +602,24 @@ def _translated(context: str = "the Docker engine refused a request",
 def _api_mount(mount: Any) -> dict[str, Any]:
     """A mount in the engine API's form: envctl's `Mount`, or already that form (containeropts builds it)."""
     return mount.as_api() if isinstance(mount, Mount) else dict(mount)
+
+
+def _refused_for_a_moment(exc: BaseException) -> bool:
+    """A refusal a retry may get past: a conflict (409: another removal or a state change under
+    way) or the engine's own failure (500: e.g. a mount still busy on fuse-overlayfs)."""
+    return (isinstance(exc, docker.errors.APIError) and exc.status_code in (409, 500)
+            and "already in progress" not in str(exc))
+
+
+def _removed_after_momentary_refusals(remove: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """`remove`, retried for a few seconds while the engine refuses it for a moment; absent counts as removed."""
+    for attempt in Retrying(retry=retry_if_exception(_refused_for_a_moment), stop=stop_after_delay(REMOVAL_PATIENCE),
+                            wait=wait_exponential(multiplier=0.1, max=1), reraise=True):
+        with attempt:
+            try:
+                remove(*args, **kwargs)
+            except docker.errors.NotFound:
+                return
 
 
 def _translated_stream(chunks: Iterable[Any]) -> Iterator[Any]:

@@ -57,6 +57,20 @@ class EngineUnavailable(EnvctlError):
     exit_code = 2
 
 
+class TeardownIncomplete(EnvctlError):
+    """Teardown tried everything, and the engine kept some of it: `left` names what, by id."""
+
+    def __init__(self, run: str, left: list[str], *, strict_violations: list[str] | None = None) -> None:
+        self.run = run
+        self.left = left
+        self.strict_violations = strict_violations or []
+        super().__init__(
+            f"run {run} was not removed completely; the engine kept:\n" + "\n".join("  " + item for item in left),
+            fix=f"run 'envctl --run {run} down' again once the engine lets go of them, "
+            "or remove them by id ('docker rm -f ID', 'docker network rm ID', 'docker volume rm NAME')",
+        )
+
+
 class BootstrapToolMissing(EnvctlError):
     exit_code = 2
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from envctl import engine as eng
 from envctl import containeropts, diagnostics, gate, launch, lease, reaper, registry, secrets, state
 from envctl.engine import ContainerSpec, ContainerState, Engine
-from envctl.errors import Cancelled, EnvctlError, NoRun, PortTaken, StartupFailed, Terminated
+from envctl.errors import (Cancelled, EngineUnavailable, EnvctlError, NoRun, PortTaken, StartupFailed,
+                           TeardownIncomplete, Terminated)
 from envctl.graph import DependencyFailed, closure, dependents, depths, run_dag
 from envctl.images import ImageBuilder, ResolvedImage, mock_image_key
 from envctl.mocks.cassettes import check_cassettes
@@ -335,10 +336,14 @@ def up(
         _save_timeline(topology, run, timeline, selected)
         if not keep_on_failure:
             report(Event("", "teardown", "removing what this run created"))
-            if fresh_run:
-                down(topology, engine, run, save_logs=True)
-            else:
-                _remove_containers(engine, created)
+            try:
+                if fresh_run:
+                    down(topology, engine, run, save_logs=True)
+                elif left := _remove_containers(engine, created):
+                    raise TeardownIncomplete(run, left)
+            except EnvctlError as teardown:  # what went wrong first stays the error; this is added to it
+                if isinstance(exc, EnvctlError):
+                    exc.message += f"\nand the teardown failed too: {teardown.message}"
         else:
             if fresh_run:
                 lease.write(run_dir, lease.released())  # kept for debugging: not the reaper's to take
@@ -788,7 +793,12 @@ def project_runs(engine: Engine, project: str) -> list[str]:
 
 def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True,
          progress: Progress = silent) -> DownResult:
-    """Save each container's log, then remove the run's containers, network and volumes."""
+    """Save each container's log, then remove the run's containers, network and volumes.
+
+    Best effort: every removal is tried even when one fails, and the run's record and lease
+    go either way; what the engine kept is then raised, by id, as `TeardownIncomplete`
+    (which carries the strict mocks' verdict too). Only a lost engine stops it at once.
+    """
     labels = eng.run_labels(topology.name, run)
     containers = engine.containers(labels)
     result = DownResult(runs=[run], containers=len(containers))
@@ -804,11 +814,13 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
         log_dir.mkdir(parents=True, exist_ok=True)
         result.logs_dir[run] = log_dir
     grace = {n: int(s.stop_grace_period) for n, s in topology.services.items()}
-    remove_resources(engine, labels, containers, lambda c: grace.get(c.service, 2),
-                     result.logs_dir.get(run), secrets.for_topology(topology), progress)
+    left = remove_resources(engine, labels, containers, lambda c: grace.get(c.service, 2),
+                            result.logs_dir.get(run), secrets.for_topology(topology), progress)
     shutil.rmtree(state.run_path(topology, run) / GRANTS, ignore_errors=True)  # secrets leave with the run
     state.clear_current(topology, run)
     lease.remove(state.run_path(topology, run))  # its reaper, if any, stands down
+    if left:
+        raise TeardownIncomplete(run, left, strict_violations=result.strict_violations)
     return result
 
 
@@ -816,37 +828,71 @@ def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
           masker: secrets.Masker | None = None) -> int:
     """Remove a run from its labels alone, without its topology and without grace (the reaper's and gc's way).
 
-    Returns how many containers there were.
+    Returns how many containers there were; raises `TeardownIncomplete` if the engine kept some.
     """
     labels = eng.run_labels(project, run)
     containers = engine.containers(labels)
     if log_dir is not None and containers:
         log_dir.mkdir(parents=True, exist_ok=True)
-    remove_resources(engine, labels, containers, lambda c: 0, log_dir if containers else None,
-                     masker or secrets.Masker())
+    left = remove_resources(engine, labels, containers, lambda c: 0, log_dir if containers else None,
+                            masker or secrets.Masker())
+    if left:
+        raise TeardownIncomplete(run, left)
     return len(containers)
 
 
 def remove_resources(engine: Engine, labels: dict[str, str], containers: list[ContainerState], grace,
-                     log_dir: Path | None, masker: secrets.Masker, progress: Progress = silent) -> None:
-    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks and volumes."""
+                     log_dir: Path | None, masker: secrets.Masker, progress: Progress = silent) -> list[str]:
+    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks and volumes.
+
+    Every removal is tried, whatever happened to the others (the engine retries what it
+    refuses for a moment); returns what the engine kept, each by id with its reason.
+    """
+    left: list[str] = []
+
     def remove(container: ContainerState) -> None:
+        name = container.service or container.name
         if log_dir is not None:
-            data = engine.logs(container.id, timestamps=True)
-            (log_dir / f"{container.service or container.name}.log").write_bytes(
-                masker.mask_bytes(data) if isinstance(data, bytes) else b"")
+            _save_log(engine, container.id, log_dir / f"{name}.log", masker)
         progress(Event(container.service, "remove"))
-        engine.remove_container(container.id, grace=grace(container))
+        _attempt(lambda: engine.remove_container(container.id, grace=grace(container)),
+                 f"container {container.id[:12]} ({name})", left)
 
     _in_parallel(remove, containers)
     for network in engine.networks(labels):
-        engine.remove_network(network["Id"])
+        _attempt(lambda: engine.remove_network(network["Id"]), f"network {network['Id'][:12]} ({network['Name']})", left)
     for volume in engine.volumes(labels):
-        engine.remove_volume(volume["Name"])
+        _attempt(lambda: engine.remove_volume(volume["Name"]), f"volume {volume['Name']}", left)
+    return left
 
 
-def _remove_containers(engine: Engine, container_ids: list[str]) -> None:
-    _in_parallel(lambda cid: engine.remove_container(cid, grace=1), container_ids)
+def _attempt(removal, what: str, left: list[str]) -> None:
+    """One removal of a teardown: a refusal is noted in `left` and the teardown goes on; a lost engine ends it."""
+    try:
+        removal()
+    except EngineUnavailable:
+        raise
+    except EnvctlError as exc:
+        left.append(f"{what}: {exc.message}")
+
+
+def _save_log(engine: Engine, container_id: str, path: Path, masker: secrets.Masker) -> None:
+    try:
+        data = engine.logs(container_id, timestamps=True)
+    except EngineUnavailable:
+        raise
+    except EnvctlError as exc:  # the container goes anyway; the file says why its log is missing
+        path.write_text(f"envctl could not save this log: {exc.message}\n")
+        return
+    path.write_bytes(masker.mask_bytes(data) if isinstance(data, bytes) else b"")
+
+
+def _remove_containers(engine: Engine, container_ids: list[str]) -> list[str]:
+    """Remove containers (best effort, in parallel); returns what the engine kept."""
+    left: list[str] = []
+    _in_parallel(lambda cid: _attempt(lambda: engine.remove_container(cid, grace=1), f"container {cid[:12]}", left),
+                 container_ids)
+    return left
 
 
 def _in_parallel(fn, items) -> None:

@@ -1,0 +1,91 @@
+"""Teardown is best effort: one refused removal does not skip the rest, the record or the lease.
+
+The engine here is a stand-in that records what it was asked: the ordering logic is
+tested, not Docker (tests/integration/test_teardown.py makes a real engine refuse).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from envctl import lease, state
+from envctl import run as run_api
+from envctl.engine import ContainerState
+from envctl.errors import EngineUnavailable, EnvctlError, TeardownIncomplete
+from envctl.topology import load_topology
+
+
+def container(service: str) -> ContainerState:
+    return ContainerState(id=f"{service}-id-0123456789", name=f"c-{service}", service=service, run="r1",
+                          status="running", exit_code=None, oom_killed=False, health=None, ports={},
+                          image_id="img", labels={})
+
+
+class RecordingEngine:
+    """Answers like an engine whose removal of `refuse` fails; records every removal asked for."""
+
+    def __init__(self, refuse: str, error: EnvctlError) -> None:
+        self.refuse, self.error = refuse, error
+        self.removed: list[str] = []
+
+    def containers(self, labels):
+        return [container("store"), container("backend"), container("api")]
+
+    def logs(self, container_id, **kwargs):
+        return b"a line\n"
+
+    def remove_container(self, container_id, grace=2):
+        self.removed.append(container_id)
+        if container_id.startswith(self.refuse):
+            raise self.error
+
+    def networks(self, labels=None):
+        return [{"Id": "net-id-0123456789", "Name": "envctl-demo-r1"}]
+
+    def remove_network(self, network_id):
+        self.removed.append(network_id)
+
+    def volumes(self, labels):
+        return [{"Name": "envctl-demo-r1-data"}]
+
+    def remove_volume(self, name):
+        self.removed.append(name)
+
+
+@pytest.fixture
+def topology(write_topology):
+    return load_topology(write_topology("""
+        name: demo
+        services:
+          store: {image: debian:bookworm}
+          backend: {image: debian:bookworm}
+          api: {image: debian:bookworm}
+    """), environ={})
+
+
+def test_one_refused_removal_skips_nothing_else_and_is_reported_by_id(topology) -> None:
+    engine = RecordingEngine("backend", EnvctlError("cannot remove container backend-id-01: device or resource busy"))
+    state.write_current(topology, state.RunRecord("r1", topology.name, str(topology.file)))
+    run_dir = state.run_directory(topology, "r1")
+    lease.write(run_dir, lease.held_by_me())
+
+    with pytest.raises(TeardownIncomplete) as raised:
+        run_api.down(topology, engine, "r1")
+
+    assert sorted(engine.removed) == sorted(["store-id-0123456789", "backend-id-0123456789", "api-id-0123456789",
+                                             "net-id-0123456789", "envctl-demo-r1-data"])
+    assert raised.value.left == ["container backend-id-0 (backend): cannot remove container backend-id-01: "
+                                 "device or resource busy"]
+    assert "envctl --run r1 down" in str(raised.value)
+    assert state.read_current(topology) is None
+    assert lease.read(run_dir) is None
+    assert (run_dir / "logs" / "store.log").read_text() == "a line\n"
+
+
+def test_a_lost_engine_stops_the_teardown_and_keeps_the_record(topology) -> None:
+    engine = RecordingEngine("backend", EngineUnavailable("lost the Docker engine: connection refused"))
+    state.write_current(topology, state.RunRecord("r1", topology.name, str(topology.file)))
+    with pytest.raises(EngineUnavailable):
+        run_api.down(topology, engine, "r1", save_logs=False)
+    assert state.read_current(topology) is not None  # 'envctl down' works again once it is back
