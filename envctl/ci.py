@@ -3,6 +3,9 @@
 Bring the stack up, report start-up as JUnit (one test case per service's readiness), run
 CMD against the stack, save logs and the timeline as artifacts, and always tear down: on
 success, on failure, and on SIGTERM (an aborted build) or SIGINT. Exits with CMD's status.
+
+What the teardown finds never hides what came before it: CMD's status, the artifacts and
+the strict mocks' verdict survive a teardown that fails, and a failed start-up stays the error.
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+from dataclasses import dataclass, field
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +21,30 @@ from pathlib import Path
 from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
-from envctl.errors import Cancelled, EnvctlError, StartupFailed, Terminated
+from envctl.errors import Cancelled, EnvctlError, StartupFailed, TeardownIncomplete, Terminated
 from envctl.progress import Event, Progress, silent
 from envctl.topology import Topology
 
 STARTUP_REPORT = "envctl-startup.xml"
 CHILD_GRACE_SECONDS = 20
+
+
+@dataclass
+class CiOutcome:
+    """How `envctl ci` ended: the command's status, and what the teardown found."""
+
+    command_status: int
+    strict_violations: list[str] = field(default_factory=list)
+    teardown_error: EnvctlError | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The command's status when it failed; else non-zero if the teardown or a strict mock did."""
+        if self.command_status != 0:
+            return self.command_status
+        if self.teardown_error is not None:
+            return self.teardown_error.exit_code
+        return 1 if self.strict_violations else 0
 
 
 def run_ci(
@@ -35,8 +57,11 @@ def run_ci(
     junit_dir: Path | None = None,
     artifacts_dir: Path | None = None,
     progress: Progress = silent,
-) -> int:
-    """Run `command` against a fresh stack; return its exit status (or the start-up's)."""
+) -> CiOutcome:
+    """Run `command` against a fresh stack, then tear it down and collect the artifacts.
+
+    A failed start-up (or an interrupt) is raised, after the same teardown.
+    """
     build_tag = os.environ.get("BUILD_TAG")  # Jenkins: unique per build, so builds on one agent never collide
     run = run_id or (state.sanitize_run_id(build_tag) if build_tag else state.new_run_id())
     events: list[Event] = []
@@ -60,12 +85,29 @@ def run_ci(
         _write_startup_junit(junit_dir, names, events)
         progress(Event("", "run", " ".join(command)))
         files = os.pathsep.join(str(f) for f in topology.files or (topology.file,))
-        return _run_command(command, {**os.environ, "ENVCTL_RUN": run, "ENVCTL_FILE": files})
+        status = _run_command(command, {**os.environ, "ENVCTL_RUN": run, "ENVCTL_FILE": files})
+    except BaseException as exc:  # also SIGTERM/SIGINT, turned into exceptions by the CLI
+        outcome = _tear_down(topology, engine, run, artifacts_dir, progress, command_status=1)
+        if isinstance(exc, EnvctlError) and outcome.teardown_error is not None:
+            exc.message += f"\nand the teardown failed too: {outcome.teardown_error}"
+        raise
+    return _tear_down(topology, engine, run, artifacts_dir, progress, command_status=status)
+
+
+def _tear_down(topology: Topology, engine: Engine, run: str, artifacts_dir: Path | None, progress: Progress,
+               command_status: int) -> CiOutcome:
+    """Remove the run and copy its artifacts, whatever the removal meets; its failure is returned, not raised."""
+    progress(Event("", "teardown", f"run {run}"))
+    outcome = CiOutcome(command_status)
+    try:
+        outcome.strict_violations = run_api.down(topology, engine, run).strict_violations
+    except TeardownIncomplete as exc:
+        outcome.strict_violations, outcome.teardown_error = exc.strict_violations, exc
+    except EnvctlError as exc:
+        outcome.teardown_error = exc
     finally:
-        # Runs on success, failure, and SIGTERM/SIGINT (turned into exceptions by the CLI).
-        progress(Event("", "teardown", f"run {run}"))
-        run_api.down(topology, engine, run)
         _collect_artifacts(topology, run, artifacts_dir)
+    return outcome
 
 
 def _run_command(command: Sequence[str], env: dict[str, str]) -> int:

@@ -219,10 +219,10 @@ def down(c: Context, all_runs: bool, no_logs: bool) -> None:
             out.print(f"run {run} removed ({result.containers} containers){where}")
             violations += result.strict_violations
     for exc in incomplete[:-1]:
-        err.print(f"envctl: error: {exc}", markup=False)
+        _show_error(exc)
     if violations:
         if incomplete:
-            err.print(f"envctl: error: {incomplete[-1]}", markup=False)
+            _show_error(incomplete[-1])
         raise strict_verdict(violations)
     if incomplete:
         raise incomplete[-1]
@@ -500,9 +500,13 @@ def ci(c: Context, command: tuple[str, ...], services: str, junit_dir: Path | No
     names = [s.strip() for s in services.split(",") if s.strip()]
     _force_on_second_signal()
     with progress_for(err) as progress:
-        code = ci_api.run_ci(c.topology, c.engine, command, run_id=c.run, services=names,
-                             junit_dir=junit_dir, artifacts_dir=artifacts, progress=progress)
-    sys.exit(code)
+        outcome = ci_api.run_ci(c.topology, c.engine, command, run_id=c.run, services=names,
+                                junit_dir=junit_dir, artifacts_dir=artifacts, progress=progress)
+    if outcome.strict_violations:
+        _show_error(strict_verdict(outcome.strict_violations))
+    if outcome.teardown_error is not None:
+        _show_error(outcome.teardown_error)
+    sys.exit(outcome.exit_code)
 
 
 @main.command()
@@ -562,6 +566,10 @@ def env(c: Context, service: str, export: bool) -> None:
         click.echo(f"export {key}={shlex.quote(value)}" if export else f"{key}={value}", file=_raw_stdout)
 
 
+def _show_error(exc: EnvctlError) -> None:
+    print(f"envctl: error: {exc}", file=sys.stderr)
+
+
 def _status_table(rows: list[run_api.ServiceStatus]):
     def readiness(row: run_api.ServiceStatus) -> str:
         if row.ready is None:
@@ -618,7 +626,7 @@ def run() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except EnvctlError as exc:
-        print(f"envctl: error: {exc}", file=sys.stderr)
+        _show_error(exc)
         sys.exit(exc.exit_code)
     except Terminated:
         print("envctl: terminated", file=sys.stderr)

@@ -12,6 +12,7 @@ import pytest
 
 from envctl.engine import Engine
 from tests.integration.conftest import clean_environ, envctl, run_resources
+from tests.integration.relay import EngineRelay
 
 pytestmark = pytest.mark.integration
 
@@ -84,3 +85,50 @@ def test_sigterm_stops_the_command_tears_down_and_exits_143(
     assert run_resources(engine, "citest-term") == {"containers": [], "networks": [], "volumes": []}
     leftover = subprocess.run(["pgrep", "-f", str(marker)], capture_output=True, text=True).stdout.strip()
     assert leftover == ""  # the command was stopped too
+
+
+def test_a_failing_teardown_keeps_the_command_status_and_the_artifacts(
+        stack_dir: Path, stack_env, engine: Engine, tmp_path: Path) -> None:
+    relay = EngineRelay()
+    relay.refuse("DELETE", r"/containers/[0-9a-f]{64}\?", 500, "unable to remove filesystem: device or resource busy")
+    try:
+        result = envctl(["ci", "--run", "citest-teardown", "--services", "store", "--artifacts",
+                         str(tmp_path / "artifacts"), "--", sys.executable, "-c", "import sys; sys.exit(3)"],
+                        stack_dir, {**stack_env, "DOCKER_HOST": relay.docker_host}, check=False)
+    finally:
+        relay.close()
+        envctl(["--run", "citest-teardown", "down"], stack_dir, stack_env)
+    assert result.returncode == 3, result.stderr
+    assert "run citest-teardown was not removed completely" in result.stderr and "(store)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "store primary listening" in (tmp_path / "artifacts" / "logs" / "store.log").read_text()
+    assert run_resources(engine, "citest-teardown") == {"containers": [], "networks": [], "volumes": []}
+
+
+STATUS_CASSETTE = """\
+interactions:
+- request:
+    body: null
+    headers: {}
+    method: GET
+    uri: https://api.status.example/v1/status
+  response:
+    body: {string: '{"status": "operational"}'}
+    headers:
+      Content-Type: [application/json]
+    status: {code: 200, message: OK}
+version: 1
+"""
+
+
+def test_a_strict_mock_fails_a_passing_command(stack_dir: Path, stack_env, engine: Engine, tmp_path: Path) -> None:
+    (stack_dir / "cassettes").mkdir()
+    (stack_dir / "cassettes" / "status.yaml").write_text(STATUS_CASSETTE)
+    path = stack_dir / "envctl.yaml"
+    path.write_text(path.read_text() + "mocks:\n  status:\n    cassettes: cassettes\n    strict: true\n")
+    result = envctl(["ci", "--run", "citest-strict", "--services", "status", "--artifacts",
+                     str(tmp_path / "artifacts"), "--", "true"], stack_dir, stack_env, check=False)
+    assert result.returncode == 1, result.stderr
+    assert "strict mocks saw" in result.stderr and "v1/status" in result.stderr and "never played" in result.stderr
+    assert (tmp_path / "artifacts" / "logs").is_dir()
+    assert run_resources(engine, "citest-strict") == {"containers": [], "networks": [], "volumes": []}
