@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from envctl.wiring import container_side, host_side, resolve_environment
 
 LOG_TAIL = 20
 GRANTS = "files"  # in the run's directory: the secrets and configs its containers bind
+DEFAULT_PATIENCE = 120.0  # seconds to ready (or to completed) for a service without a probe timeout
 # What a dependent waits for, per depends_on condition.
 MILESTONE = {STARTED: "started", READY: "ready", COMPLETED: "completed"}
 
@@ -204,8 +206,10 @@ def up(
         changed = dependents(changed, edges) & set(selected)
         result = UpResult(run=run, images=images, timeline=timeline,
                           warnings=list(image_cache.warnings) if image_cache else [])
-        needs_completion = {d.service for n in selected for d in topology.services[n].depends_on
-                            if d.condition == COMPLETED}
+        waits_for_completion = {d.service: sorted(n for n in selected for e in topology.services[n].depends_on
+                                                  if e.service == d.service and e.condition == COMPLETED)
+                                for n in selected for d in topology.services[n].depends_on
+                                if d.condition == COMPLETED}
 
         def reported(task):
             """`task` with its failure shown as the service's 'failed' event."""
@@ -306,8 +310,8 @@ def up(
             for replica in replica_ids[name]:  # ready means every replica is
                 _wait_ready(engine, topology, run, service, replica, cancel, report)
             reach("ready")
-            if name in needs_completion:
-                seen = _wait_completed(engine, service, ids[name], cancel)
+            if name in waits_for_completion:
+                seen = _wait_completed(engine, service, ids[name], cancel, waits_for_completion[name])
             if seen is not None:
                 statuses[name] = _status_row(name, seen, readiness)
             report(Event(name, "ready", readiness.detail))
@@ -498,7 +502,7 @@ def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, 
 
     `held`: it was just released from the gate (`gate.NoShell` if the gate's shell turns
     out to be missing)."""
-    timeout = service.probe.timeout if service.probe else 120.0
+    timeout = _patience(service)
     interval = service.probe.interval if service.probe else 0.5
     history = ProbeHistory()
     current: dict[str, ContainerState] = {}
@@ -579,20 +583,37 @@ def _describe_readiness(service: Service) -> str:
     return "cmd " + " ".join(probe.command)
 
 
-def _wait_completed(engine: Engine, service: Service, container_id: str,
-                    cancel: threading.Event) -> ContainerState | None:
+def _patience(service: Service) -> float:
+    """How long `up` waits for a service to reach what its dependents wait for: its probe's timeout."""
+    return service.probe.timeout if service.probe else DEFAULT_PATIENCE
+
+
+def _wait_completed(engine: Engine, service: Service, container_id: str, cancel: threading.Event,
+                    dependents: list[str]) -> ContainerState | None:
+    """Wait, at most the service's patience after it was ready, for it to exit 0, as `dependents` need."""
+    timeout = _patience(service)
+    deadline = time.monotonic() + timeout
+    waiting = ", ".join(f"'{d}'" for d in dependents) + (" waits" if len(dependents) == 1 else " wait")
     while not cancel.is_set():
         container = engine.container_state(container_id)
         if container is None or container.status in ("exited", "dead"):
             code = container.exit_code if container else None
             if code == 0:
                 return container
-            raise _startup_failed(engine, service, container_id, f"it was expected to complete successfully and exited with code {code}", ProbeHistory())
+            raise _startup_failed(engine, service, container_id, f"{waiting} for it to complete successfully "
+                                  f"(service_completed_successfully), and it exited with code {code}", ProbeHistory())
+        if time.monotonic() > deadline:
+            raise _startup_failed(engine, service, container_id, f"{waiting} for it to complete successfully "
+                                  f"(service_completed_successfully), and it was still {container.status} "
+                                  f"after {timeout:g}s", ProbeHistory(),
+                                  fix=f"make it finish sooner, or give it longer with services.{service.name}"
+                                  ".probe.timeout")
         cancel.wait(0.1)
+    raise DependencyFailed(service.name, "the run was cancelled")
 
 
 def _startup_failed(engine: Engine, service: Service, container_id: str, why: str, history: ProbeHistory,
-                    bundle: Path | None = None) -> StartupFailed:
+                    bundle: Path | None = None, fix: str | None = None) -> StartupFailed:
     last = history.last
     lines = [f"service '{service.name}' did not become ready: {why}."]
     if last is not None:
@@ -603,7 +624,7 @@ def _startup_failed(engine: Engine, service: Service, container_id: str, why: st
     if bundle is not None:
         lines.append(f"  diagnostics (logs of it and its dependencies, probe history, inspect): {bundle}")
     return StartupFailed("\n".join(lines), service=service.name,
-                         fix=f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
+                         fix=fix or f"look at the service's logs and its probe in envctl.yaml (services.{service.name})")
 
 
 def _failed(name: str, exc: BaseException) -> Event:

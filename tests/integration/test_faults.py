@@ -110,6 +110,25 @@ def test_a_readiness_timeout_leaves_a_diagnostics_bundle_and_says_where(engine, 
     assert not any(run_resources(engine, "timeout").values())
 
 
+def test_waiting_for_a_job_to_complete_is_bounded_and_says_who_waits(engine, stack_dir, stack_env):
+    add_services(stack_dir, textwrap.dedent("""
+          job:
+            base: os
+            command: [sleep, "600"]
+            probe: {cmd: ["true"], timeout: 2s}
+          after:
+            base: os
+            command: [sleep, "600"]
+            depends_on:
+              job: {condition: service_completed_successfully}
+        """).replace("\n", "\n  ").rstrip() + "\n")
+    result = envctl(["up", "--run", "neverdone", "after"], stack_dir, stack_env, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "service 'job'" in result.stderr and "'after' waits for it to complete successfully" in result.stderr
+    assert "still running after 2s" in result.stderr and "services.job.probe.timeout" in result.stderr
+    assert not any(run_resources(engine, "neverdone").values())
+
+
 def test_secrets_are_masked_everywhere_but_env(engine, stack_dir, stack_env, remove_runs_afterwards):
     token = f"tok-{uuid.uuid4().hex}"
     password = f"pw-{uuid.uuid4().hex}"
