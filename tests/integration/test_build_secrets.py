@@ -47,6 +47,9 @@ def ssh_agent(tmp_path: Path):
     os.kill(pid, signal.SIGTERM)
 
 
+# About 90 s warm; cold it builds its images from scratch, and as the suite's first test it also
+# bootstraps the shared base.
+@pytest.mark.timeout(1200)
 def test_secrets_reach_the_build_and_no_image(engine, stack_dir, stack_env, ssh_agent):
     env_canary = f"env-canary-{uuid.uuid4().hex}"
     file_canary = f"file-canary-{uuid.uuid4().hex}"
