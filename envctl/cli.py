@@ -196,7 +196,10 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
 @click.option("--no-logs", is_flag=True, help="Do not save container logs first.")
 @pass_ctx
 def down(c: Context, all_runs: bool, no_logs: bool) -> None:
-    """Save each container's log, then remove the run's containers, network and volumes."""
+    """Save each container's log, then remove the run's containers, network and volumes.
+
+    Best effort: every removal is tried; what the engine kept is named by id (exit 1).
+    """
     topology, engine = c.topology, c.engine
     if all_runs:
         runs = run_api.project_runs(engine, topology.name)
@@ -494,8 +497,9 @@ def ci(c: Context, command: tuple[str, ...], services: str, junit_dir: Path | No
     """Up, run COMMAND against the stack, always tear down: envctl ci -- pytest ...
 
     COMMAND gets ENVCTL_RUN and ENVCTL_FILE (the pytest plugin attaches to that run). The run
-    id is --run, else Jenkins' BUILD_TAG, else a new one. Exits with COMMAND's status; on
-    SIGTERM or SIGINT it stops COMMAND, tears down and exits 143 / 130.
+    id is --run, else Jenkins' BUILD_TAG, else a new one. Exits with COMMAND's status (a
+    passing COMMAND still fails when a strict mock objects or the teardown did not finish);
+    on SIGTERM or SIGINT it stops COMMAND, tears down and exits 143 / 130.
     """
     names = [s.strip() for s in services.split(",") if s.strip()]
     _force_on_second_signal()
