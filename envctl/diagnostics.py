@@ -35,7 +35,7 @@ def write_bundle(engine: Engine, topology: Topology, run: str, service: str, why
             data = engine.logs(container.id, timestamps=True)
             (directory / f"{name}.log").write_bytes(masker.mask_bytes(data if isinstance(data, bytes) else b""))
             inspect = engine.inspect_container(container.id)
-        except Exception as exc:  # noqa: BLE001 - a bundle with a gap beats no bundle
+        except (EnvctlError, OSError) as exc:  # a bundle with a gap beats no bundle
             (directory / f"{name}.error.txt").write_text(f"could not collect: {exc}\n")
             continue
         (directory / f"{name}.inspect.json").write_text(masker.mask(json.dumps(inspect, indent=2)))

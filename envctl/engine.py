@@ -595,6 +595,8 @@ def _translated(context: str = "the Docker engine refused a request",
     except docker.errors.APIError as exc:
         explained = explain(exc) if explain is not None else None
         raise (explained or _translate(exc, context)) from None
+    except docker.errors.InvalidVersion as exc:  # the SDK's own check of the engine's API version
+        raise EnvctlError(f"{context}: {exc}", fix="upgrade the engine to API 1.41 (Docker 20.10) or newer") from None
     except CONNECTION_ERRORS as exc:
         raise _unavailable(exc) from None
 

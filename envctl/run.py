@@ -765,15 +765,19 @@ def follow_logs(engine: Engine, topology: Topology, record: state.RunRecord,
     """(service, line) pairs from every selected container until they stop or the caller does."""
     found = containers_by_service(engine, topology, record.run)
     names = [service] if service else sorted(found)
-    lines: "queue.Queue[tuple[str, str] | None]" = queue.Queue()
+    lines: "queue.Queue[tuple[str, str] | EnvctlError | None]" = queue.Queue()
 
     def pump(name: str) -> None:
         buffer = b""
-        for chunk in engine.logs(found[name].id, follow=True, tail=50):
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                lines.put((name, line.decode(errors="replace")))
+        try:
+            for chunk in engine.logs(found[name].id, follow=True, tail=50):
+                buffer += chunk
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    lines.put((name, line.decode(errors="replace")))
+        except EnvctlError as exc:  # the engine went away: the caller hears of it, not the thread
+            lines.put(exc)
+            return
         lines.put(None)
 
     for name in names:
@@ -783,6 +787,8 @@ def follow_logs(engine: Engine, topology: Topology, record: state.RunRecord,
         item = lines.get()
         if item is None:
             remaining -= 1
+        elif isinstance(item, EnvctlError):
+            raise item
         else:
             yield item
 

@@ -18,12 +18,13 @@ pytestmark = pytest.mark.integration
 
 CONTAINER = r"/containers/[0-9a-f]{64}"
 # Each command, and the request at which the engine goes away: one it makes after the first few.
-CUTS = {
-    "status": ("GET", CONTAINER + r"/json"),
-    "logs": ("GET", CONTAINER + r"/logs"),
-    "down": ("POST", CONTAINER + r"/stop"),
-    "doctor": ("GET", r"/info$"),
-}
+CUTS = [
+    (["status"], "GET", CONTAINER + r"/json"),
+    (["logs"], "GET", CONTAINER + r"/logs"),
+    (["logs", "--follow"], "GET", CONTAINER + r"/logs"),
+    (["down"], "POST", CONTAINER + r"/stop"),
+    (["doctor"], "GET", r"/info$"),
+]
 
 
 def assert_one_paragraph_exit_2(result, what: str) -> None:
@@ -39,16 +40,16 @@ def test_commands_exit_2_when_the_engine_goes_away_mid_command(
     run = f"lost-{uuid.uuid4().hex[:6]}"
     envctl(["up", "store", "--run", run], stack_dir, stack_env)
     try:
-        for command, (method, path) in CUTS.items():
+        for command, method, path in CUTS:
             relay = EngineRelay()
             relay.cut_on(method, path)
             try:
-                result = envctl([command], stack_dir, {**stack_env, "DOCKER_HOST": relay.docker_host}, check=False)
+                result = envctl(command, stack_dir, {**stack_env, "DOCKER_HOST": relay.docker_host}, check=False)
             finally:
                 relay.close()
             assert any(r.startswith(method) and path.split("/")[-1].rstrip("$") in r for r in relay.seen), \
                 f"{command} never made the request the engine went away at: {relay.seen}"
-            assert_one_paragraph_exit_2(result, command)
+            assert_one_paragraph_exit_2(result, " ".join(command))
     finally:
         envctl(["down"], stack_dir, stack_env)
     assert run_resources(engine, run) == {"containers": [], "networks": [], "volumes": []}
