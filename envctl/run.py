@@ -206,10 +206,11 @@ def up(
         changed = dependents(changed, edges) & set(selected)
         result = UpResult(run=run, images=images, timeline=timeline,
                           warnings=list(image_cache.warnings) if image_cache else [])
-        waits_for_completion = {d.service: sorted(n for n in selected for e in topology.services[n].depends_on
-                                                  if e.service == d.service and e.condition == COMPLETED)
-                                for n in selected for d in topology.services[n].depends_on
-                                if d.condition == COMPLETED}
+        waits_for_completion: dict[str, list[str]] = {}  # service -> those that wait for it to exit 0
+        for name in selected:
+            for dependency in topology.services[name].depends_on:
+                if dependency.condition == COMPLETED:
+                    waits_for_completion.setdefault(dependency.service, []).append(name)
 
         def reported(task):
             """`task` with its failure shown as the service's 'failed' event."""
