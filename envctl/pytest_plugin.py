@@ -122,7 +122,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     manager: StackManager = session.config.stash[_KEY]
-    if manager.violations and session.exitstatus == 0:
+    if (manager.violations or manager.teardown_failed) and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -137,6 +137,7 @@ class StackManager:
     shared_dir: Path | None = None  # with xdist: the lock and the workers using the stack
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    teardown_failed: bool = False  # the engine kept part of the stack: the session fails, saying what
     sigterm_before: object = None  # the SIGTERM handler to give back when the stack is released
 
     # -- what to run ------------------------------------------------------------------------
@@ -260,7 +261,12 @@ class StackManager:
             self.notes.append(f"the stack is kept for debugging: run {stack.run} "
                               f"('envctl --run {stack.run} status', then '... down')")
             return
-        result = run_api.down(stack.topology, stack.engine, stack.run)
+        try:
+            result = run_api.down(stack.topology, stack.engine, stack.run)
+        except EnvctlError as exc:  # after every test ran: said in the summary, and the session fails
+            self.teardown_failed = True
+            self.notes.append(f"the stack's teardown failed: {exc}")
+            return
         if result.logs_dir:
             self.notes.append(f"stack {stack.run} removed; logs in {result.logs_dir[stack.run]}")
 

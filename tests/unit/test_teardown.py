@@ -89,3 +89,22 @@ def test_a_lost_engine_stops_the_teardown_and_keeps_the_record(topology) -> None
     with pytest.raises(EngineUnavailable):
         run_api.down(topology, engine, "r1", save_logs=False)
     assert state.read_current(topology) is not None  # 'envctl down' works again once it is back
+
+
+def test_the_pytest_plugin_reports_a_failed_teardown_and_fails_the_session(topology, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from envctl import pytest_plugin
+
+    def down(*args, **kwargs):
+        raise TeardownIncomplete("r1", ["container backend-id-0 (backend): device or resource busy"])
+
+    monkeypatch.setattr(run_api, "down", down)
+    manager = pytest_plugin.StackManager(config=None)
+    monkeypatch.setattr(pytest_plugin, "_setting", lambda config, name: False)
+    manager._down(SimpleNamespace(topology=topology, engine=None, run="r1"), session=None)
+    assert manager.teardown_failed
+    assert "container backend-id-0 (backend)" in manager.notes[-1]
+    session = SimpleNamespace(config=SimpleNamespace(stash={pytest_plugin._KEY: manager}), exitstatus=0)
+    pytest_plugin.pytest_sessionfinish(session, 0)
+    assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
