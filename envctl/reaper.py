@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 from envctl import lease as leases
+from envctl.bugs import BUG_EXIT_CODE, record_bug
+from envctl.errors import EnvctlError
 
 POLL_SECONDS = 0.25
 # Jenkins kills every process that carries its build's cookie when a job is aborted; the
@@ -82,7 +84,6 @@ def reap(project: str, run: str, run_directory: Path, reason: str, engine=None,
 def _masker(topology_file: Path | None):
     """The topology's secrets, to mask the logs saved on the way out (none if it no longer loads)."""
     from envctl import secrets
-    from envctl.errors import EnvctlError
     from envctl.topology import load_topology
 
     try:
@@ -102,6 +103,9 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except Exception as exc:  # noqa: BLE001 - the log is the only place anyone will look
+    except EnvctlError as exc:  # the log is the only place anyone will look
         print(f"reaper {os.getpid()}: failed: {exc}", flush=True)
         sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - a bug: said as one, its traceback kept for the report
+        print(f"reaper {os.getpid()}: {record_bug(exc).message}", flush=True)
+        sys.exit(BUG_EXIT_CODE)

@@ -92,3 +92,12 @@ def test_the_pytest_plugin_says_a_bug_is_a_bug(write_topology, tmp_path: Path,
     monkeypatch.setattr(manager, "services", lambda: [])
     with pytest.raises(pytest.fail.Exception, match="this is a bug in envctl.*KeyError: 'services'"):
         manager._up(topology, engine=None, run="r1")
+
+
+def test_the_reaper_logs_a_bug_as_one(tmp_path: Path) -> None:
+    # Only envctl starts a reaper: arguments it cannot read are envctl's bug.
+    result = subprocess.run([sys.executable, "-m", "envctl.reaper", "too", "few"], capture_output=True, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == bugs.BUG_EXIT_CODE, result.stdout + result.stderr
+    assert "this is a bug in envctl" in result.stdout and "ValueError" in result.stdout
+    assert "Traceback" in next(tmp_path.glob("envctl-bug-*.txt")).read_text()
