@@ -13,9 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-from docker.types import LogConfig
-from docker.types import Mount as DockerMount
-from docker.types import Ulimit as DockerUlimit
 
 from envctl import engine as eng
 from envctl.topology.model import ContainerOptions, FileGrant, Mount, Network, Service, Topology, Volume
@@ -109,11 +106,11 @@ def options_fields(options: ContainerOptions) -> dict[str, Any]:
     if options.tmpfs:
         host["tmpfs"] = dict(options.tmpfs)
     if options.ulimits:
-        host["ulimits"] = [DockerUlimit(name=u.name, soft=u.soft, hard=u.hard) for u in options.ulimits]
+        host["ulimits"] = [{"name": u.name, "soft": u.soft, "hard": u.hard} for u in options.ulimits]
     if options.sysctls:
         host["sysctls"] = dict(options.sysctls)
     if options.log_driver or options.log_options:
-        host["log_config"] = LogConfig(type=options.log_driver or "json-file", config=dict(options.log_options))
+        host["log_config"] = {"type": options.log_driver or "json-file", "config": dict(options.log_options)}
     if options.cpus is not None:
         host["nano_cpus"] = int(options.cpus * 1_000_000_000)
     for key in ("read_only", "privileged", "shm_size", "mem_reservation", "pids_limit"):
@@ -131,17 +128,16 @@ def options_fields(options: ContainerOptions) -> dict[str, Any]:
     }
 
 
-def docker_mount(topology: Topology, run: str, mount: Mount) -> DockerMount:
+def docker_mount(topology: Topology, run: str, mount: Mount) -> eng.Mount:
     if mount.kind == "bind":
-        return DockerMount(mount.target, mount.source, type="bind", read_only=mount.read_only,
-                           propagation=mount.propagation)
+        return eng.Mount(mount.target, mount.source, type="bind", read_only=mount.read_only,
+                         propagation=mount.propagation)
     if mount.kind == "volume":
-        return DockerMount(mount.target, volume_name(topology, run, mount.source or ""), type="volume",
-                           read_only=mount.read_only, no_copy=mount.nocopy,
-                           **({"subpath": mount.subpath} if mount.subpath else {}))
+        return eng.Mount(mount.target, volume_name(topology, run, mount.source or ""), type="volume",
+                         read_only=mount.read_only, no_copy=mount.nocopy, subpath=mount.subpath)
     if mount.kind == "tmpfs":
-        return DockerMount(mount.target, None, type="tmpfs", tmpfs_size=mount.tmpfs_size, tmpfs_mode=mount.tmpfs_mode)
-    return DockerMount(mount.target, None, type="volume", no_copy=mount.nocopy)
+        return eng.Mount(mount.target, None, type="tmpfs", tmpfs_size=mount.tmpfs_size, tmpfs_mode=mount.tmpfs_mode)
+    return eng.Mount(mount.target, None, type="volume", no_copy=mount.nocopy)
 
 
 def _bind_text(mount: Mount) -> str:
@@ -150,11 +146,11 @@ def _bind_text(mount: Mount) -> str:
     return f"{mount.source}:{mount.target}:" + ",".join(m for m in modes if m)
 
 
-def _grants(topology: Topology, service: Service, directory: Path) -> list[DockerMount]:
+def _grants(topology: Topology, service: Service, directory: Path) -> list[eng.Mount]:
     """Secrets and configs, each bound read-only at its target (as Compose binds a file secret).
 
     A bind, not a copy into the container: a read-only container takes no copies."""
-    mounts: list[DockerMount] = []
+    mounts: list[eng.Mount] = []
     for grant, source in [*((g, topology.secrets.get(g.source)) for g in service.secrets),
                           *((g, topology.configs.get(g.source)) for g in service.configs)]:
         if source is None:
@@ -162,7 +158,7 @@ def _grants(topology: Topology, service: Service, directory: Path) -> list[Docke
         file = getattr(source, "file", None)
         if file is None or grant.uid is not None or grant.gid is not None or grant.mode is not None:
             file = _write_grant(directory, grant, _grant_bytes(source))
-        mounts.append(DockerMount(grant.target, str(file), type="bind", read_only=True))
+        mounts.append(eng.Mount(grant.target, str(file), type="bind", read_only=True))
     return mounts
 
 

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import docker
 import docker.errors
+import docker.types
 import requests
 import urllib3
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
@@ -84,16 +85,24 @@ def label_filter(labels: dict[str, str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Mount:
-    """A volume or bind mount of a container, in envctl's terms (the SDK's type stays in here)."""
+    """A volume, bind or tmpfs mount of a container, in envctl's terms (the SDK's type stays in here)."""
 
     target: str
-    source: str | None  # a volume's name, a bind's host path; None for an anonymous volume
-    type: str = "volume"  # volume or bind
+    source: str | None  # a volume's name, a bind's host path; None for an anonymous volume or a tmpfs
+    type: str = "volume"  # volume, bind or tmpfs
     read_only: bool = False
+    propagation: str | None = None  # a bind's
+    no_copy: bool = False  # a volume's
+    subpath: str | None = None  # a volume's
+    tmpfs_size: int | str | None = None
+    tmpfs_mode: int | None = None
 
     def as_api(self) -> dict[str, Any]:
-        """The engine API's form (what docker.types.Mount holds for these fields)."""
-        return {"Target": self.target, "Source": self.source, "Type": self.type, "ReadOnly": self.read_only}
+        """The engine API's form (the options only where set, so a plain mount's form never changes)."""
+        extra = {"subpath": self.subpath} if self.subpath else {}
+        return dict(docker.types.Mount(self.target, self.source, type=self.type, read_only=self.read_only,
+                                       propagation=self.propagation, no_copy=self.no_copy,
+                                       tmpfs_size=self.tmpfs_size, tmpfs_mode=self.tmpfs_mode, **extra))
 
 
 @dataclass(frozen=True)
@@ -109,7 +118,7 @@ class ContainerSpec:
     command: list[str] | None = None
     entrypoint: list[str] | None = None
     ports: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # "8000/tcp" -> (ip, host port)
-    mounts: list[Any] = field(default_factory=list)  # envctl's Mount, or the API's form (containeropts builds it)
+    mounts: list[Mount] = field(default_factory=list)
     working_dir: str | None = None
     user: str | None = None
     init: bool = True
@@ -601,9 +610,8 @@ def _translated(context: str = "the Docker engine refused a request",
         raise _unavailable(exc) from None
 
 
-def _api_mount(mount: Any) -> dict[str, Any]:
-    """A mount in the engine API's form: envctl's `Mount`, or already that form (containeropts builds it)."""
-    return mount.as_api() if isinstance(mount, Mount) else dict(mount)
+def _api_mount(mount: Mount) -> dict[str, Any]:
+    return mount.as_api()
 
 
 def _refused_for_a_moment(exc: BaseException) -> bool:

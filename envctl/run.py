@@ -446,7 +446,7 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book,
         "ports": spec.ports, "working_dir": spec.working_dir,
         "user": spec.user, "init": spec.init, "healthcheck": spec.healthcheck, "stop_signal": spec.stop_signal,
         "mem_limit": spec.mem_limit, "scale": service.scale,
-        **{k: v for k, v in compose.items() if k != "mounts"}, "mounts": [dict(m) for m in spec.mounts],
+        **{k: v for k, v in compose.items() if k != "mounts"}, "mounts": [m.as_api() for m in spec.mounts],
     }, sort_keys=True, default=_hashable).encode()).hexdigest()[:16]
     spec.labels[eng.CONFIG_HASH] = digest
     return spec

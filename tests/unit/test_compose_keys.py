@@ -126,13 +126,13 @@ def test_the_spec_carries_every_key_to_the_engine(full) -> None:
     assert host["restart_policy"] == {"Name": "unless-stopped", "MaximumRetryCount": 0}
     assert host["cap_add"] == ["NET_ADMIN", "SYS_TIME"] and host["read_only"] is True
     assert host["tmpfs"] == {"/run": "", "/tmp": "size=64m"} and host["security_opt"] == ["no-new-privileges:true"]
-    assert host["log_config"]["Type"] == "json-file" and host["nano_cpus"] == 500_000_000
-    assert host["ulimits"][0]["Name"] == "nofile" and host["sysctls"] == {"net.core.somaxconn": "1024"}
+    assert host["log_config"]["type"] == "json-file" and host["nano_cpus"] == 500_000_000
+    assert host["ulimits"][0]["name"] == "nofile" and host["sysctls"] == {"net.core.somaxconn": "1024"}
     assert host["shm_size"] == 64 << 20 and host["pids_limit"] == 100 and host["mem_reservation"] == 64 << 20
     assert host["binds"] == [str(full.root / "logs") + ":/logs:rw,z"]
     assert s.extra_hosts["somehost"] == "162.242.195.82" and "3306/tcp" in s.exposed
     assert s.user_labels == {"com.example.role": "db"} and s.mem_limit == 256 << 20
-    targets = {m["Target"]: m for m in s.mounts}
+    targets = {m.target: m.as_api() for m in s.mounts}
     assert targets["/var/lib/mysql"]["VolumeOptions"]["NoCopy"] is True
     assert targets["/conf"]["ReadOnly"] is False and targets["/cache"]["Type"] == "tmpfs"
     assert targets["/run/secrets/db-password"]["ReadOnly"] is True  # a file secret is bound, as in Compose

@@ -99,16 +99,11 @@ def test_a_stream_cut_while_read_is_engine_unavailable() -> None:
         next(stream)
 
 
-# containeropts.py (Compose's container options) still builds the SDK's Mount, LogConfig and
-# Ulimit, which the engine passes on as they are: moving them into the engine layer is left to do.
-NOT_YET = {"containeropts.py"}
-
-
 def test_no_module_but_the_engine_imports_the_docker_sdk() -> None:
     package = Path(envctl.__file__).parent
     offenders = []
     for path in sorted(package.rglob("*.py")):
-        if path == package / "engine.py" or str(path.relative_to(package)) in NOT_YET:
+        if path == package / "engine.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

@@ -22,8 +22,8 @@ def test_nginx_flask_mysql_keeps_networks_secrets_and_the_build_target() -> None
     assert backend.build.target == "builder" and db.options.restart == RestartPolicy("unless-stopped")
     assert [a.name for a in backend.networks] == ["backnet", "frontnet"] and proxy.networks[0].name == "frontnet"
     spec = _container_spec(topology, "r1", "db", "img", {})
-    assert any(m["Target"] == "/run/secrets/db-password" and m["ReadOnly"] for m in spec.mounts)
-    assert spec.host_options["log_config"]["Config"]["max-file"] == "3" and "33060/tcp" in spec.exposed
+    assert any(m.target == "/run/secrets/db-password" and m.read_only for m in spec.mounts)
+    assert spec.host_options["log_config"]["config"]["max-file"] == "3" and "33060/tcp" in spec.exposed
 
 
 def test_the_voting_app_reaches_its_databases_by_container_name() -> None:
