@@ -98,10 +98,9 @@ def _debian_image(engine: Engine, log: IO[str]) -> str:
     if chosen:
         registry.ensure_pulled(engine, chosen, "missing", lambda line: log.write(line + "\n"), what=f"${TOOL_ENV}")
         return chosen
-    native = platforms.of_engine(engine.version())
-    for ref in _debian_candidates(engine):
-        if platforms.of_image(engine.inspect_image(ref)) == native:
-            return ref
+    found = debian_on_engine(engine)
+    if found:
+        return found
     try:
         registry.pull(engine, PULLED_DEBIAN, lambda line: log.write(line + "\n"), attempts=2)
     except RegistryError as exc:
@@ -112,6 +111,15 @@ def _debian_image(engine: Engine, log: IO[str]) -> str:
             f"one), or name any Debian image on the engine with {TOOL_ENV}=NAME; on Debian or Ubuntu, "
             "'sudo apt-get install mmdebstrap' also does") from None
     return PULLED_DEBIAN
+
+
+def debian_on_engine(engine: Engine) -> str | None:
+    """A Debian image of the engine's own platform already on the engine, if there is one."""
+    native = platforms.of_engine(engine.version())
+    for ref in _debian_candidates(engine):
+        if platforms.of_image(engine.inspect_image(ref)) == native:
+            return ref
+    return None
 
 
 def _debian_candidates(engine: Engine) -> list[str]:

@@ -9,9 +9,11 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import socket
+import sys
 import tarfile
 import tempfile
 import threading
@@ -173,7 +175,11 @@ class Engine:
     @classmethod
     def connect(cls, timeout: int = 120) -> "Engine":
         try:
-            client = docker.from_env(timeout=timeout)
+            url, _ = engine_location()
+            # $DOCKER_HOST (with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) is the SDK's own; a context's or
+            # Docker Desktop's socket is handed over here, as the docker CLI would use it.
+            client = docker.from_env(timeout=timeout) if os.environ.get("DOCKER_HOST") else \
+                docker.DockerClient(base_url=url, timeout=timeout)
             if client.api.base_url.startswith("http+docker://"):
                 # A local socket: no proxy applies, and looking for one in the environment
                 # on every request costs CPU that the engine needs to start containers.
@@ -698,6 +704,30 @@ def _translated_stream(chunks: Iterable[Any]) -> Iterator[Any]:
     """A streamed answer (logs, exec output), read under the same translation as the call."""
     with _translated():
         yield from chunks
+
+
+def engine_location() -> tuple[str, str]:
+    """Where the engine answers, and what said so: $DOCKER_HOST, the docker CLI's context, or the platform's default.
+
+    Docker Desktop sets a context ('desktop-linux') whose socket is under ~/.docker/run on
+    macOS and Linux; Windows engines listen on a named pipe.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "$DOCKER_HOST"
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+        if context is not None and context.name != "default" and context.Host:
+            return context.Host, f"docker context '{context.name}'"
+    except Exception:  # noqa: BLE001 - a broken context store: fall back to the default, as the SDK does
+        pass
+    if sys.platform == "win32":
+        return "npipe:////./pipe/docker_engine", "the Windows default"
+    desktop = Path.home() / ".docker" / "run" / "docker.sock"
+    if not Path("/var/run/docker.sock").exists() and desktop.exists():
+        return f"unix://{desktop}", "Docker Desktop's socket"
+    return "unix:///var/run/docker.sock", "the default socket"
 
 
 def _follow_registry_stream(call: Callable, verb: str, ref: str, on_layer: LayerProgress | None,

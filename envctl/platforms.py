@@ -10,6 +10,7 @@ import os
 from envctl.errors import EnvctlError
 
 PLATFORM_ENV = "ENVCTL_PLATFORM"
+COMPOSE_PLATFORM_ENV = "DOCKER_DEFAULT_PLATFORM"  # what Compose and the docker CLI read
 
 # What engines, uname and Compose files call an architecture -> Docker's (OCI's) name.
 ARCH_ALIASES = {
@@ -67,8 +68,9 @@ def of_image(info: dict) -> str:
 
 
 def chosen(flag: str | None, engine_platform: str) -> str:
-    """The platform to build and run for: --platform, else $ENVCTL_PLATFORM, else the engine's."""
-    for text, where in ((flag, "--platform"), (os.environ.get(PLATFORM_ENV), f"${PLATFORM_ENV}")):
+    """The platform to build and run for: --platform, $ENVCTL_PLATFORM, $DOCKER_DEFAULT_PLATFORM, or the engine's."""
+    for text, where in ((flag, "--platform"), (os.environ.get(PLATFORM_ENV), f"${PLATFORM_ENV}"),
+                        (os.environ.get(COMPOSE_PLATFORM_ENV), f"${COMPOSE_PLATFORM_ENV}")):
         if text:
             return normalize(text, where)
     return engine_platform
