@@ -302,7 +302,8 @@ class ImageBuilder:
         what = f"base '{target.name}' ({spec.distro} {spec.suite}, {self.platform})"
         with tempfile.TemporaryDirectory(prefix="envctl-bootstrap-") as tmp:
             tarball = Path(tmp) / "rootfs.tar"
-            with open(log_path, "w") as log, self._explained(what, log_path):
+            fix = "check the suite, package names and the mirror"
+            with open(log_path, "w") as log, self._explained(what, log_path, fix):
                 bootstrap.bootstrap(self.engine, spec, self.platform, tarball, log, what, self._cancel)
             repository, tag = ref.split(":")
             self._emit(target, "import", ref)
@@ -312,17 +313,18 @@ class ImageBuilder:
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     @contextmanager
-    def _explained(self, what: str, log_path: Path):
-        """A failed bootstrap or build says how to fix it: the mirror and packages, or emulation."""
+    def _explained(self, what: str, log_path: Path, fix: str | None = None):
+        """A failed bootstrap or build says how to fix it: `fix` (else the build's own), or emulation."""
         try:
             yield
         except BuildFailed as exc:
-            log_text = log_path.read_text(errors="replace") if log_path.is_file() else ""
+            log_text = log_path.read_text(errors="replace").lower() if log_path.is_file() else ""
             hint = platforms.emulation_hint(self.platform, self.engine_platform)
-            if hint and ("exec format error" in log_text.lower() or "arch-test" in log_text or "qemu" in log_text.lower()):
+            if hint and any(sign in log_text for sign in ("exec format error", "arch-test", "qemu")):
                 raise BuildFailed(exc.message, fix=f"{hint}; the full log is {log_path}") from None
-            raise BuildFailed(exc.message, fix=exc.fix or f"check the suite, package names and the mirror; "
-                              f"the full log is {log_path}") from None
+            if fix is None:
+                raise
+            raise BuildFailed(exc.message, fix=f"{fix}; the full log is {log_path}") from None
 
     def _rootfs_config(self, target: ImageTarget, input_hash: str) -> dict:
         """A bootstrapped root filesystem's image config: what a Debian image's would say, and our labels."""

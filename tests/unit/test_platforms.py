@@ -131,3 +131,64 @@ def test_on_windows_the_engine_is_the_named_pipe(tmp_path: Path, monkeypatch: py
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))  # no context chosen
     monkeypatch.setattr(engine.sys, "platform", "win32")
     assert engine.engine_location()[0] == "npipe:////./pipe/docker_engine"
+
+
+def test_a_foreign_build_the_engine_cannot_run_says_to_install_emulation(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from envctl.errors import BuildFailed
+
+    monkeypatch.delenv(platforms.PLATFORM_ENV, raising=False)
+    topology = load_topology(STACK, environ={})
+    builder = ImageBuilder(topology, VersionOnly("amd64"), platform="linux/arm64")  # type: ignore[arg-type]
+    log = tmp_path / "base-os.log"
+    log.write_text("chroot: failed to run command '/bin/true': Exec format error\n")
+    with pytest.raises(BuildFailed) as caught, builder._explained("base 'os'", log, "check the mirror"):
+        raise BuildFailed("bootstrapping base 'os' failed")
+    assert "qemu-user-static" in (caught.value.fix or "") and str(log) in (caught.value.fix or "")
+    log.write_text("E: Unable to locate package pyhton3\n")  # an ordinary mistake keeps its own fix
+    with pytest.raises(BuildFailed) as caught, builder._explained("base 'os'", log, "check the mirror"):
+        raise BuildFailed("bootstrapping base 'os' failed")
+    assert (caught.value.fix or "").startswith("check the mirror")
+
+
+class NoDebianEngine(VersionOnly):
+    """An engine with no Debian image on it and no registry to pull one from."""
+
+    def __init__(self) -> None:
+        super().__init__("arm64")
+        self.pulled: list[str] = []
+
+    def images(self, labels: dict) -> list:
+        return []
+
+    def images_named(self, name: str) -> list:
+        return []
+
+    def image_id(self, ref: str) -> None:
+        return None
+
+    def pull(self, repository: str, pin: str, on_layer=None) -> str:
+        from envctl.errors import RegistryError
+
+        self.pulled.append(f"{repository}:{pin}")
+        raise RegistryError("cannot pull: registry unreachable (dial tcp: lookup registry-1.docker.io)",
+                            reason=RegistryError.NOT_FOUND)
+
+
+def test_no_debian_image_and_no_registry_is_one_error_with_the_fix(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import threading
+
+    from envctl.errors import BootstrapToolMissing
+
+    monkeypatch.delenv(bootstrap.TOOL_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    engine = NoDebianEngine()
+    spec = Bootstrap(distro="debian", suite="bookworm")
+    with pytest.raises(BootstrapToolMissing) as caught:
+        bootstrap.bootstrap(engine, spec, "linux/arm64", tmp_path / "rootfs.tar", io.StringIO(), "base 'os'",  # type: ignore[arg-type]
+                            threading.Event())
+    assert engine.pulled == [bootstrap.PULLED_DEBIAN]
+    assert "no Debian image on the Docker engine" in caught.value.message
+    assert f"docker pull {bootstrap.PULLED_DEBIAN}" in (caught.value.fix or "") and bootstrap.TOOL_ENV in (caught.value.fix or "")
