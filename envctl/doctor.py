@@ -79,7 +79,7 @@ def _engine_findings(engine: Engine) -> list[Finding]:
 
 def _platform_findings(engine: Engine) -> list[Finding]:
     """Where envctl runs and what it makes images for; how bases are bootstrapped here."""
-    version, info = engine.version(), engine.api.info()
+    version, info = engine.version(), engine.info()
     engine_platform = platforms.of_engine(version)
     host = f"{sys.platform} {platform_module.machine() or '?'}"
     location, source = eng.engine_location()
