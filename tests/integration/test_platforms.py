@@ -80,18 +80,22 @@ def machine_in(engine: Engine, ref: str) -> str:
 
 
 def test_arm64_images_beside_amd64_ones_and_one_cache_serving_each_its_own(
-        engine: Engine, stack_dir: Path, tmp_path: Path) -> None:
+        engine: Engine, stack_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tool_image_removed_afterwards: None) -> None:
     if not engine_runs_arm64(engine):
         pytest.skip("the engine cannot run linux/arm64 programs: no qemu-aarch64 in binfmt_misc "
                     "(.ci/setup installs qemu-user-static and registers it)")
     native = f"linux/{engine.version()['Arch']}"
     topology = load_topology(stack_dir / "envctl.yaml", environ={})
+    # As on an Intel Mac building for Apple Silicon: no mmdebstrap, another architecture.
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
     server = Registry(tmp_path / "registry")
     try:
         cache = ImageCache(engine, parse_registry_location(f"{server.host}/ci"), tmp_path / "from-cache.json")
         # Both architectures built (or found) and put into one cache.
         arm = ImageBuilder(topology, engine, platform=ARM64, cache=cache, fill_cache=True).ensure(["store"])
         amd = ImageBuilder(topology, engine, cache=cache, fill_cache=True).ensure(["store"])
+        assert "running it in a container" in (stack_dir / ".envctl" / "builds" / "base-os.log").read_text()
         for key in ("base:os", "service:store"):
             assert arm[key].ref != amd[key].ref, f"{key}: one content hash for two architectures"
             assert image_platform(engine, arm[key].ref) == (ARM64, ARM64)
