@@ -20,7 +20,7 @@ from envctl import ci as ci_api
 from envctl import doctor as doctor_api
 from envctl import drawing
 from envctl import gc as gc_api
-from envctl import lease
+from envctl import lease, platforms
 from envctl import timeline as timeline_api
 from envctl import images as image_api
 from envctl import registry as registry_api
@@ -116,6 +116,14 @@ def _cache_option(fn):
                         "built is pushed back.")(fn)
 
 
+def _platform_option(fn):
+    return click.option("--platform", metavar="linux/ARCH", default=None,
+                        help=f"Make the images for this platform, e.g. linux/arm64 (default: ${platforms.PLATFORM_ENV}, "
+                        f"else ${platforms.COMPOSE_PLATFORM_ENV}, else the engine's own). It is part of every content "
+                        "hash; another architecture runs under emulation (Docker Desktop has it; on Linux, "
+                        "qemu-user-static).")(fn)
+
+
 def _push_options(fn):
     fn = click.option("--tag-branch", is_flag=True, help="Also tag with the git branch ($BRANCH_NAME in Jenkins).")(fn)
     return click.option("--registry", metavar="HOST[:PORT]/PREFIX", default=None,
@@ -157,10 +165,11 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
               help="Remove the run when process PID exits (in CI: --bind-to $$ ties it to the job's shell).")
 @click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h, 1d, 1h30m), e.g. on a shared host.")
 @_cache_option
+@_platform_option
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
        keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool,
-       bind_to: int | None, ttl: str | None, cache: str | None) -> None:
+       bind_to: int | None, ttl: str | None, cache: str | None, platform: str | None) -> None:
     """Build what is missing and bring the stack (or SERVICES and MOCKS) to ready.
 
     The run stays up after the command ends, until 'envctl down', unless --bind-to or --ttl
@@ -179,7 +188,7 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
         result = run_api.up(topology, engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
                             progress=progress, max_parallel_builds=parallel, record=recording, owner=owner,
-                            cache=cache)
+                            cache=cache, platform=platform)
     _print_warnings(result.warnings)
     out.print(_status_table(result.status))  # as each service was seen ready: no second look
     elapsed = result.timeline[-1].at - result.timeline[0].at if result.timeline else 0.0
@@ -272,9 +281,10 @@ def _check_services(topology: Topology, services: tuple[str, ...]) -> None:
 @_push_options
 @_cache_option
 @click.option("--fill-cache", is_flag=True, help="Also push images found locally that the cache lacks.")
+@_platform_option
 @pass_ctx
 def build(c: Context, services: tuple[str, ...], parallel: int, tag_commit: bool, push_after: bool,
-          registry: str | None, tag_branch: bool, cache: str | None, fill_cache: bool) -> None:
+          registry: str | None, tag_branch: bool, cache: str | None, fill_cache: bool, platform: str | None) -> None:
     """Build the bases and service images that are missing (content-hash tags)."""
     topology, engine = c.topology, c.engine
     _check_services(topology, services)
@@ -284,7 +294,7 @@ def build(c: Context, services: tuple[str, ...], parallel: int, tag_commit: bool
         raise EnvctlError("--fill-cache needs an image cache", fix=f"give --cache, ${registry_api.CACHE_ENV} or 'cache:'")
     with progress_for(err) as progress:
         builder = image_api.ImageBuilder(topology, engine, progress, max_parallel=parallel, tag_commit=tag_commit,
-                                         cache=image_cache, fill_cache=fill_cache)
+                                         cache=image_cache, fill_cache=fill_cache, platform=platform)
         resolved = builder.ensure(services or None)
         pushed = registry_api.push_project_images(topology, engine, resolved.values(), location, tag_branch,
                                                   progress) if location else []

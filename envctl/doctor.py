@@ -1,9 +1,12 @@
 """`envctl doctor`: what usually goes wrong, checked, each with how to fix it."""
 from __future__ import annotations
 
+import platform as platform_module
 import shutil
+import sys
 from dataclasses import dataclass
 
+from envctl import bootstrap, platforms
 from envctl import engine as eng
 from envctl import gc as gc_api
 from envctl import run as run_api
@@ -34,6 +37,7 @@ def diagnose(topology: Topology | None) -> list[Finding]:
         engine = None
     if engine is not None:
         findings += _engine_findings(engine)
+        findings += _platform_findings(engine)
     findings += _host_findings(topology)
     if topology is not None and engine is not None:
         findings += _topology_findings(topology, engine)
@@ -73,17 +77,37 @@ def _engine_findings(engine: Engine) -> list[Finding]:
     return out
 
 
+def _platform_findings(engine: Engine) -> list[Finding]:
+    """Where envctl runs and what it makes images for; how bases are bootstrapped here."""
+    version, info = engine.version(), engine.info()
+    engine_platform = platforms.of_engine(version)
+    host = f"{sys.platform} {platform_module.machine() or '?'}"
+    location, source = eng.engine_location()
+    try:
+        chosen = platforms.chosen(None, engine_platform)
+    except EnvctlError as exc:
+        return [Finding("platform", "fail", exc.message, exc.fix or "")]
+    out = [Finding("platform", "ok", f"host {host}; engine {engine_platform} on {info.get('OperatingSystem', '?')} "
+                   f"(at {location}, from {source}); images are made for {chosen}"
+                   + ("" if chosen == engine_platform else " (emulated)"))]
+    if bootstrap.where_it_runs() == "host":
+        out.append(Finding("bootstrap", "ok", f"mmdebstrap on this host ({shutil.which('mmdebstrap')})"))
+        return out
+    debian = bootstrap.debian_on_engine(engine)
+    out.append(Finding("bootstrap", "ok" if debian else "warn",
+                       "mmdebstrap is not on this host: bases are bootstrapped in a container of "
+                       + (debian or f"{bootstrap.PULLED_DEBIAN}, which has to be pulled first"),
+                       "" if debian else f"make one available where a registry answers: 'docker pull "
+                       f"{bootstrap.PULLED_DEBIAN}' (or set {bootstrap.TOOL_ENV} to a Debian image on the engine)"))
+    return out
+
+
 def _host_findings(topology: Topology | None) -> list[Finding]:
     out = []
     bundle = host_ca_bundle()
     out.append(Finding("host CA bundle", "ok" if bundle else "warn",
                        f"{bundle} (bases trust it)" if bundle else "none found",
                        "" if bundle else "behind a TLS-intercepting proxy, set ENVCTL_CA_BUNDLE to its CA bundle"))
-    needs_bootstrap = topology is not None and any(b.bootstrap for b in topology.bases.values())
-    tool = shutil.which("mmdebstrap")
-    if needs_bootstrap or tool:
-        out.append(Finding("bootstrap tool", "ok" if tool else "fail", tool or "mmdebstrap is not installed",
-                           "" if tool else "apt-get install mmdebstrap"))
     dot = shutil.which("dot")
     out.append(Finding("graphviz", "ok" if dot else "warn", dot or "dot is not installed (envctl graph falls back to text)",
                        "" if dot else "apt-get install graphviz"))

@@ -6,11 +6,16 @@ errors translated into envctl's. Policy (what to start when, what to remove) liv
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import os
 import re
+import shutil
 import socket
+import sys
 import tarfile
+import tempfile
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +44,7 @@ INPUT_HASH = "envctl.input-hash"
 GIT_COMMIT = "envctl.git-commit"
 MANAGED = "envctl.managed"
 REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale`
+PLATFORM = "envctl.platform"  # linux/amd64, linux/arm64: what an image was made for
 
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
 REMOVAL_PATIENCE = 5.0  # seconds a removal is retried while the engine refuses it for a moment
@@ -178,7 +184,11 @@ class Engine:
     @classmethod
     def connect(cls, timeout: int = 120) -> "Engine":
         try:
-            client = docker.from_env(timeout=timeout)
+            url, _ = engine_location()
+            # $DOCKER_HOST (with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) is the SDK's own; a context's or
+            # Docker Desktop's socket is handed over here, as the docker CLI would use it.
+            client = docker.from_env(timeout=timeout) if os.environ.get("DOCKER_HOST") else \
+                docker.DockerClient(base_url=url, timeout=timeout)
             if client.api.base_url.startswith("http+docker://"):
                 # A local socket: no proxy applies, and looking for one in the environment
                 # on every request costs CPU that the engine needs to start containers.
@@ -212,6 +222,10 @@ class Engine:
 
     def images(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         return self._call(self.api.images, filters={"label": label_filter(labels)})
+
+    def images_named(self, repository: str) -> list[dict[str, Any]]:
+        """The engine's images whose name matches `repository` (a reference pattern, e.g. 'debian')."""
+        return self._call(self.api.images, name=repository)
 
     def remove_image(self, ref: str) -> None:
         with _translated():
@@ -262,6 +276,36 @@ class Engine:
         image_id = self.image_id(f"{repository}:{tag}")
         if image_id is None:
             raise EnvctlError(f"docker import of {tarball} did not produce an image: {result}")
+        return image_id
+
+    def load_rootfs(self, tarball: Path, repository: str, tag: str, config: dict[str, Any], platform: str) -> str:
+        """A one-layer image of a root filesystem tar, with `config` (Env, Cmd, Labels) and `platform` in its metadata.
+
+        `docker import` records the engine's own architecture whatever the files are (20.10
+        ignores its platform parameter), so the image is loaded as `docker save` writes one.
+        """
+        os_name, _, arch = platform.partition("/")
+        arch, _, variant = arch.partition("/")
+        diff_id = "sha256:" + _file_sha256(tarball)
+        image_config = {"architecture": arch, "os": os_name, "config": config,
+                        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                        "history": [{"created_by": "envctl: bootstrapped root filesystem"}]}
+        if variant:
+            image_config["variant"] = variant
+        manifest = [{"Config": "config.json", "RepoTags": [f"{repository}:{tag}"], "Layers": ["layer.tar"]}]
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(str(tarball), arcname="layer.tar")
+                for name, value in (("config.json", image_config), ("manifest.json", manifest)):
+                    data = json.dumps(value).encode()
+                    entry = tarfile.TarInfo(name)
+                    entry.size = len(data)
+                    tar.addfile(entry, io.BytesIO(data))
+            archive.seek(0)
+            self._call(lambda: list(self.api.load_image(archive)))
+        image_id = self.image_id(f"{repository}:{tag}")
+        if image_id is None:
+            raise EnvctlError(f"loading the root filesystem {tarball} did not produce {repository}:{tag}")
         return image_id
 
     def build(
@@ -344,6 +388,43 @@ class Engine:
             host_config = self.api.create_host_config(mounts=[_api_mount(m) for m in mounts] or None)
         container = self._call(self.api.create_container, image, command=command, entrypoint=entrypoint,
                                host_config=host_config, detach=True)["Id"]
+        try:
+            self._run_to_end(container, log, what, cancel)
+            committed = self._call(self.api.commit, container, repository=repository, tag=tag,
+                                   changes=[*restore, *changes])
+        finally:
+            self._discard_container(container)
+        log.flush()
+        return committed["Id"]
+
+    def run_for_file(self, image: str, command: list[str], path: str, destination: Path, *, log: IO[str],
+                     what: str, cancel: threading.Event | None = None, platform: str | None = None) -> None:
+        """Run `command` in a throw-away container, then copy the file `path` it made to `destination`.
+
+        The file comes back through the engine's API, not a bind mount: that works the same with
+        a remote engine, Docker Desktop's VM, and host paths with drive letters or spaces.
+        """
+        container = self._call(lambda: self.api.create_container_from_config(
+            self.api.create_container_config(image, command=command, detach=True), platform=platform))["Id"]
+        try:
+            self._run_to_end(container, log, what, cancel)
+            chunks, _ = self._call(self.api.get_archive, container, path)
+            with tempfile.TemporaryFile() as outer:
+                for chunk in _translated_stream(chunks):
+                    outer.write(chunk)
+                outer.seek(0)
+                with tarfile.open(fileobj=outer, mode="r|") as tar:
+                    member = next(iter(tar))
+                    source = tar.extractfile(member)
+                    assert source is not None, f"{path} in the container is not a file"
+                    with open(destination, "wb") as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+        finally:
+            self._discard_container(container)
+        log.flush()
+
+    def _run_to_end(self, container: str, log: IO[str], what: str, cancel: threading.Event | None) -> None:
+        """Start a created container, stream its output to `log`, and wait; a non-zero exit is BuildFailed."""
         stop_watching = threading.Event()
 
         def kill_on_cancel() -> None:
@@ -366,13 +447,8 @@ class Engine:
                 raise Cancelled(f"building {what} was cancelled")
             if code != 0:
                 raise _build_failed(what, "", [*tail, f"the step exited with code {code}"], log)
-            committed = self._call(self.api.commit, container, repository=repository, tag=tag,
-                                   changes=[*restore, *changes])
         finally:
             stop_watching.set()
-            self._discard_container(container)
-        log.flush()
-        return committed["Id"]
 
     def commit_files(self, image: str, files: dict[str, bytes], repository: str, tag: str,
                      changes: list[str]) -> str:
@@ -638,6 +714,30 @@ def _translated_stream(chunks: Iterable[Any]) -> Iterator[Any]:
         yield from chunks
 
 
+def engine_location() -> tuple[str, str]:
+    """Where the engine answers, and what said so: $DOCKER_HOST, the docker CLI's context, or the platform's default.
+
+    Docker Desktop sets a context ('desktop-linux') whose socket is under ~/.docker/run on
+    macOS and Linux; Windows engines listen on a named pipe.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "$DOCKER_HOST"
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+        if context is not None and context.name != "default" and context.Host:
+            return context.Host, f"docker context '{context.name}'"
+    except Exception:  # noqa: BLE001 - a broken context store: fall back to the default, as the SDK does
+        pass
+    if sys.platform == "win32":
+        return "npipe:////./pipe/docker_engine", "the Windows default"
+    desktop = Path.home() / ".docker" / "run" / "docker.sock"
+    if not Path("/var/run/docker.sock").exists() and desktop.exists():
+        return f"unix://{desktop}", "Docker Desktop's socket"
+    return "unix:///var/run/docker.sock", "the default socket"
+
+
 def _follow_registry_stream(call: Callable, verb: str, ref: str, on_layer: LayerProgress | None,
                             *args: Any, **kwargs: Any) -> str:
     """Run a streaming pull or push; report layers; raise RegistryError on the stream's error."""
@@ -715,6 +815,14 @@ def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
 
     threading.Thread(target=watch, name="envctl-build-cancel", daemon=True).start()
     return done
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:

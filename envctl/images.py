@@ -9,24 +9,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
 
 from envctl import engine as labels
-from envctl import registry, secretbuild, secrets
+from envctl import bootstrap, platforms, registry, secretbuild, secrets
 from envctl.buildcontext import BuildContext
 from envctl.engine import Engine, Mount
-from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError
+from envctl.errors import BuildFailed, Cancelled, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mocks import IMAGE_CONTEXT
 from envctl.mocks.runtime import mock_base
@@ -34,7 +32,7 @@ from envctl.progress import Event, Progress, silent
 from envctl.secrets import MaskingWriter
 from envctl.topology import Base, Topology
 
-HASH_VERSION = "1"  # bump when the meaning of a hash changes, to rebuild everything once
+HASH_VERSION = "2"  # 2: the target platform is part of every hash  # bump when the meaning of a hash changes, to rebuild everything once
 CA_TARGET = "/etc/ssl/certs/ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -133,9 +131,10 @@ class ImageBuilder:
 
     def __init__(self, topology: Topology, engine: Engine, progress: Progress = silent,
                  max_parallel: int = 2, tag_commit: bool = False, cache: registry.ImageCache | None = None,
-                 fill_cache: bool = False) -> None:
+                 fill_cache: bool = False, platform: str | None = None) -> None:
         self.topology = topology
         self.engine = engine
+        self._platform_flag = platform
         self.progress = progress
         self.max_parallel = max_parallel
         self.tag_commit = tag_commit
@@ -149,6 +148,18 @@ class ImageBuilder:
         if cache is not None:
             cache.on_warning = lambda message: self.progress(Event("", "warning", message))
         self.fill_cache = fill_cache  # also push images found locally that the cache lacks
+
+    @cached_property
+    def engine_platform(self) -> str:
+        return platforms.of_engine(self.engine.version())
+
+    @cached_property
+    def platform(self) -> str:
+        """What every image is made for (--platform, $ENVCTL_PLATFORM, or the engine's): part of every hash."""
+        return platforms.chosen(self._platform_flag, self.engine_platform)
+
+    def _hash(self, payload: dict) -> str:
+        return _hash({"platform": self.platform, **payload})
 
     # -- the public part -----------------------------------------------------------------
 
@@ -228,11 +239,13 @@ class ImageBuilder:
         if policy != "always":
             image_id = self.engine.image_id(ref)
             if image_id is not None:
+                platforms.check_image(self.engine.inspect_image(ref), self.platform, f"the {what}'s image {ref}")
                 return ResolvedImage(target.key, ref, image_id, built=False)
         if policy != "never":  # 'never' only says the image is missing
             self._emit(target, "pull", ref)
         image_id = registry.ensure_pulled(self.engine, ref, policy, lambda line: self._emit(target, "pull", f"{ref}: {line}"),
                                           what=what)
+        platforms.check_image(self.engine.inspect_image(ref), self.platform, f"the {what}'s image {ref}")
         self._emit(target, "pulled", ref)
         return ResolvedImage(target.key, ref, image_id, built=False, pulled=True)
 
@@ -269,7 +282,7 @@ class ImageBuilder:
 
     def _bootstrap_ref(self, target: ImageTarget, base: Base) -> str:
         assert base.bootstrap is not None
-        return f"{target.repository}-rootfs:" + _hash({"bootstrap": asdict(base.bootstrap)})
+        return f"{target.repository}-rootfs:" + self._hash({"bootstrap": asdict(base.bootstrap)})
 
     def _bootstrap(self, target: ImageTarget, base: Base) -> ResolvedImage:
         ref = self._bootstrap_ref(target, base)
@@ -282,51 +295,48 @@ class ImageBuilder:
             return cached
         spec = base.bootstrap
         assert spec is not None
-        tool = shutil.which("mmdebstrap")
-        if tool is None:
-            raise BootstrapToolMissing(
-                f"base '{target.name}' is bootstrapped from Debian's mirror, and mmdebstrap is not installed",
-                fix="install it: 'sudo apt-get install mmdebstrap' (Debian/Ubuntu), or use an 'image:' base",
-            )
-        self._emit(target, "bootstrap", f"{spec.distro} {spec.suite} with {len(spec.packages)} packages")
+        self._emit(target, "bootstrap", f"{spec.distro} {spec.suite} for {self.platform} with {len(spec.packages)} packages"
+                   + ("" if bootstrap.where_it_runs() == "host" else ", in a container (mmdebstrap is not on this host)"))
         self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"base-{target.name}.log"
+        what = f"base '{target.name}' ({spec.distro} {spec.suite}, {self.platform})"
         with tempfile.TemporaryDirectory(prefix="envctl-bootstrap-") as tmp:
             tarball = Path(tmp) / "rootfs.tar"
-            command = [tool, f"--variant={spec.variant}", "--format=tar"]
-            if spec.packages:
-                command.append("--include=" + ",".join(spec.packages))
-            command += [spec.suite, str(tarball)]
-            if spec.mirror:
-                command.append(spec.mirror)
-            with open(log_path, "w") as log:
-                returncode = _run_cancellable(command, log, self._cancel)
-            if returncode is None:
-                raise Cancelled(f"bootstrapping base '{target.name}' was cancelled")
-            if returncode != 0:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-12:]
-                raise BuildFailed(
-                    f"bootstrapping base '{target.name}' ({spec.distro} {spec.suite}) failed; the last lines:\n"
-                    + "\n".join("    " + line for line in tail),
-                    fix=f"check the suite, package names and the mirror; the full log is {log_path}",
-                )
+            fix = "check the suite, package names and the mirror"
+            with open(log_path, "w") as log, self._explained(what, log_path, fix):
+                bootstrap.bootstrap(self.engine, spec, self.platform, tarball, log, what, self._cancel)
             repository, tag = ref.split(":")
             self._emit(target, "import", ref)
-            image_id = self.engine.import_rootfs(tarball, repository, tag, self._import_changes(target, "rootfs", tag))
+            image_id = self.engine.load_rootfs(tarball, repository, tag, self._rootfs_config(target, tag), self.platform)
         self._emit(target, "built", ref)
         self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
-    def _import_changes(self, target: ImageTarget, kind: str, input_hash: str) -> list[str]:
-        return [f"ENV PATH={DEFAULT_PATH}", "ENV LANG=C.UTF-8", 'CMD ["/bin/bash"]',
-                _label_line(self._labels(target, kind, input_hash))]
+    @contextmanager
+    def _explained(self, what: str, log_path: Path, fix: str | None = None):
+        """A failed bootstrap or build says how to fix it: `fix` (else the build's own), or emulation."""
+        try:
+            yield
+        except BuildFailed as exc:
+            log_text = log_path.read_text(errors="replace").lower() if log_path.is_file() else ""
+            hint = platforms.emulation_hint(self.platform, self.engine_platform)
+            if hint and any(sign in log_text for sign in ("exec format error", "arch-test", "qemu")):
+                raise BuildFailed(exc.message, fix=f"{hint}; the full log is {log_path}") from None
+            if fix is None:
+                raise
+            raise BuildFailed(exc.message, fix=f"{fix}; the full log is {log_path}") from None
+
+    def _rootfs_config(self, target: ImageTarget, input_hash: str) -> dict:
+        """A bootstrapped root filesystem's image config: what a Debian image's would say, and our labels."""
+        return {"Env": [f"PATH={DEFAULT_PATH}", "LANG=C.UTF-8"], "Cmd": ["/bin/bash"],
+                "Labels": self._labels(target, "rootfs", input_hash)}
 
     def _trust_host_ca(self, target: ImageTarget, base: Base, raw: ResolvedImage) -> ResolvedImage:
         bundle = host_ca_bundle() if base.trust_host_ca else None
         if bundle is None:
             return ResolvedImage(target.key, raw.ref, raw.id, raw.built)
         data = bundle.read_bytes()
-        ref = _ca_layer_ref(target, raw.id, data)
+        ref = _ca_layer_ref(target, raw.id, data, self.platform)
         image_id = self.engine.image_id(ref)
         if image_id is not None:
             self._to_cache(target, ref, built=False)
@@ -349,8 +359,8 @@ class ImageBuilder:
     def _service_ref(self, target: ImageTarget, context: BuildContext, args: dict[str, str], parent_id: str | None) -> str:
         digest = context.digest()
         options = self._build_options(target)
-        return f"{target.repository}:" + _hash({"context": digest, "args": args, "parent": parent_id,
-                                                **({"options": options} if options else {})})
+        return f"{target.repository}:" + self._hash({"context": digest, "args": args, "parent": parent_id,
+                                                     **({"options": options} if options else {})})
 
     def _build_options(self, target: ImageTarget) -> dict[str, Any]:
         """A service's build.target, build.labels and build.cache_from, as the engine's build takes them."""
@@ -403,9 +413,10 @@ class ImageBuilder:
             else:
                 archive, dockerfile = context.archive((label,))
                 with archive:
-                    image_id = self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs,
-                                                 log=log, what=what, cancel=self._cancel,
-                                                 options=self._build_options(target))
+                    with self._explained(what, self.logs / log_name):
+                        image_id = self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs,
+                                                     log=log, what=what, cancel=self._cancel,
+                                                     options={**self._build_options(target), "platform": self.platform})
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
         self._to_cache(target, ref, built=True)
@@ -465,7 +476,7 @@ class ImageBuilder:
 
     def _labels(self, target: ImageTarget, kind: str, input_hash: str) -> dict[str, str]:
         out = {labels.MANAGED: "true", labels.PROJECT: self.topology.name, labels.IMAGE_KIND: kind,
-               "envctl.name": target.name}
+               "envctl.name": target.name, labels.PLATFORM: self.platform}
         if input_hash:
             out[labels.INPUT_HASH] = input_hash
         if self.commit:
@@ -502,7 +513,7 @@ class ImageBuilder:
             return None
         if bundle is None:
             return raw_ref
-        return _ca_layer_ref(target, raw_id, bundle.read_bytes())
+        return _ca_layer_ref(target, raw_id, bundle.read_bytes(), self.platform)
 
 
 @contextmanager
@@ -562,36 +573,13 @@ def _secret_mounts(step: secretbuild.SecretStep, values: dict[str, str], ssh: di
         yield mounts
 
 
-def _run_cancellable(command: list[str], log, cancel: threading.Event) -> int | None:
-    """Run `command` (in its own process group) to the end; None if `cancel` stopped it first."""
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    while True:
-        try:
-            return process.wait(timeout=0.2)
-        except subprocess.TimeoutExpired:
-            pass
-        if cancel.is_set():
-            # mmdebstrap runs apt and dpkg below it: stop the whole group, then make sure.
-            for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
-                try:
-                    os.killpg(process.pid, sig)
-                    process.wait(timeout=grace)
-                    return None
-                except ProcessLookupError:
-                    return None
-                except subprocess.TimeoutExpired:
-                    continue
-            return None
-
-
 def _label_line(values: dict[str, str]) -> str:
     """One LABEL instruction for all labels (each instruction is a build step)."""
     return "LABEL " + " ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in sorted(values.items()))
 
 
-def _ca_layer_ref(target: ImageTarget, raw_id: str, bundle: bytes) -> str:
-    return f"{target.repository}:" + _hash({"raw": raw_id, "ca": hashlib.sha256(bundle).hexdigest()})
+def _ca_layer_ref(target: ImageTarget, raw_id: str, bundle: bytes, platform: str) -> str:
+    return f"{target.repository}:" + _hash({"raw": raw_id, "ca": hashlib.sha256(bundle).hexdigest(), "platform": platform})
 
 
 @dataclass(frozen=True)

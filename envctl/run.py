@@ -113,6 +113,7 @@ def up(
     make_current: bool = True,
     owner: lease.Lease | None = None,
     cache: str | None = None,
+    platform: str | None = None,
 ) -> UpResult:
     """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot.
 
@@ -120,6 +121,7 @@ def up(
     `make_current` records the run in `.envctl/` as the one the CLI acts on (the pytest
     plugin's own runs do not take that place from a developer's stack).
     `cache` is the shared image cache's location (default: $ENVCTL_CACHE, else `cache:`).
+    `platform` is what the images are made for (default: $ENVCTL_PLATFORM, else the engine's).
     `owner` is the run's lease once it is up (default: this process owns it, so it is
     reaped when the process dies). Until then this process owns a new run, and a reaper
     removes it if the process dies half-way.
@@ -188,7 +190,7 @@ def up(
         launcher = launch.Launcher(on_failure=on_launch_failure)
         launcher.submit("", create_network_and_volumes)
         images = ImageBuilder(topology, engine, report, max_parallel=max_parallel_builds,
-                              cache=image_cache).ensure(selected, cancel)
+                              cache=image_cache, platform=platform).ensure(selected, cancel)
         launcher.wait("", cancel)
         mock_images = {n: images[mock_image_key(topology, n)].ref for n in selected if n in topology.mocks}
         topology = with_mocks(topology, mock_images, recording)

@@ -23,7 +23,9 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "version": (), "info": (), "image_id": ("ref",), "inspect_image": ("ref",), "images": ({},),
     "remove_image": ("ref",), "tag": ("i", "r", "t"), "pull": ("repo", "1"),
     "push": ("repo", "1"), "registry_has": ("repo:1",),
-    "import_rootfs": (Path("/x.tar"), "r", "t", []),
+    "import_rootfs": (Path("/x.tar"), "r", "t", []), "images_named": ("debian",),
+    "load_rootfs": (Path(__file__), "r", "t", {}, "linux/arm64"),  # any file: it is hashed before the SDK is asked
+    "run_for_file": ("image", ["true"], "/rootfs.tar", Path("/nonexistent/rootfs.tar")),
     "build": (io.BytesIO(b""),), "run_step": ("image", ["true"]), "commit_files": ("image", {}, "r", "t", []),
     "create_network": ("n", {}), "networks": (), "remove_network": ("n",), "create_volume": ("v", {}),
     "volumes": ({},), "remove_volume": ("v",), "create_container": (SPEC,), "start": ("c", "what"),
@@ -34,6 +36,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
 KEYWORDS = {
     "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},
     "run_step": {"mounts": [], "changes": [], "log": io.StringIO(), "what": "x"},
+    "run_for_file": {"log": io.StringIO(), "what": "x"},
 }
 
 

@@ -1,0 +1,129 @@
+"""Laptops as people have them: bootstraps without mmdebstrap on the host, arm64 beside amd64, one cache for both.
+
+The arm64 test runs arm64 programs under qemu-user-static (binfmt_misc), as Docker Desktop
+does on its own; it is skipped, saying why, where the engine cannot.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from envctl import bootstrap
+from envctl import engine as eng
+from envctl.engine import Engine
+from envctl.imageref import parse_registry_location
+from envctl.images import ImageBuilder
+from envctl.registry import ImageCache
+from envctl.topology import load_topology
+
+from .conftest import PROJECT
+from .registries import Registry
+from .rootfs_content import differences
+
+pytestmark = pytest.mark.integration
+
+ARM64 = "linux/arm64"
+BINFMT_AARCH64 = Path("/proc/sys/fs/binfmt_misc/qemu-aarch64")
+
+
+def engine_runs_arm64(engine: Engine) -> bool:
+    version = engine.version()
+    if version.get("Arch") in ("arm64", "aarch64"):
+        return True
+    # A local Linux engine shares this kernel: its binfmt_misc says whether qemu is registered.
+    return version.get("Os") == "linux" and BINFMT_AARCH64.is_file() and "enabled" in BINFMT_AARCH64.read_text()
+
+
+@pytest.fixture
+def tool_image_removed_afterwards(engine: Engine):
+    """Remove the bootstrap tool image if this test made it (a laptop keeps it; the test host need not)."""
+    before = {image["Id"] for image in engine.images({eng.IMAGE_KIND: bootstrap.TOOL_KIND})}
+    yield
+    for image in engine.images({eng.IMAGE_KIND: bootstrap.TOOL_KIND}):
+        if image["Id"] not in before:
+            for ref in image.get("RepoTags") or [image["Id"]]:
+                engine.remove_image(ref)
+
+
+def test_a_bootstrap_without_mmdebstrap_on_the_host_gives_the_same_root_filesystem(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tool_image_removed_afterwards: None) -> None:
+    spec = load_topology(Path(__file__).parent / "stack" / "envctl.yaml", environ={}).bases["os"].bootstrap
+    assert spec is not None
+    platform = f"linux/{engine.version()['Arch']}"
+    cancel = threading.Event()
+    with open(tmp_path / "host.log", "w") as log:
+        where = bootstrap.bootstrap(engine, spec, platform, tmp_path / "host.tar", log, "on the host", cancel)
+    assert where == "host"
+
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # as on macOS or Windows: no mmdebstrap
+    with open(tmp_path / "container.log", "w") as log:
+        where = bootstrap.bootstrap(engine, spec, platform, tmp_path / "container.tar", log, "in a container", cancel)
+    assert where == "container"
+    assert "running it in a container" in (tmp_path / "container.log").read_text()
+
+    assert differences(tmp_path / "host.tar", tmp_path / "container.tar") == []
+    leftovers = [c for c in engine.api.containers(all=True, filters={"ancestor": bootstrap.TOOL_REPOSITORY})]
+    assert leftovers == [], "the throw-away bootstrap container must be removed"
+
+
+def image_platform(engine: Engine, ref: str) -> tuple[str, str]:
+    info = engine.inspect_image(ref)
+    return f"{info['Os']}/{info['Architecture']}", (info["Config"].get("Labels") or {}).get(eng.PLATFORM, "")
+
+
+def machine_in(engine: Engine, ref: str) -> str:
+    output = engine.client.containers.run(ref, ["python3", "-c", "import platform; print(platform.machine())"],
+                                          remove=True)
+    return output.decode().strip()
+
+
+def test_arm64_images_beside_amd64_ones_and_one_cache_serving_each_its_own(
+        engine: Engine, stack_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        tool_image_removed_afterwards: None) -> None:
+    if not engine_runs_arm64(engine):
+        pytest.skip("the engine cannot run linux/arm64 programs: no qemu-aarch64 in binfmt_misc "
+                    "(.ci/setup installs qemu-user-static and registers it)")
+    native = f"linux/{engine.version()['Arch']}"
+    topology = load_topology(stack_dir / "envctl.yaml", environ={})
+    # As on an Intel Mac building for Apple Silicon: no mmdebstrap, another architecture.
+    monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))
+    server = Registry(tmp_path / "registry")
+    try:
+        cache = ImageCache(engine, parse_registry_location(f"{server.host}/ci"), tmp_path / "from-cache.json")
+        # Both architectures built (or found) and put into one cache.
+        arm = ImageBuilder(topology, engine, platform=ARM64, cache=cache, fill_cache=True).ensure(["store"])
+        amd = ImageBuilder(topology, engine, cache=cache, fill_cache=True).ensure(["store"])
+        assert "running it in a container" in (stack_dir / ".envctl" / "builds" / "base-os.log").read_text()
+        for key in ("base:os", "service:store"):
+            assert arm[key].ref != amd[key].ref, f"{key}: one content hash for two architectures"
+            assert image_platform(engine, arm[key].ref) == (ARM64, ARM64)
+            assert image_platform(engine, amd[key].ref) == (native, native)
+        assert machine_in(engine, arm["service:store"].ref) == "aarch64"
+        assert machine_in(engine, amd["service:store"].ref) == "x86_64"
+        store_tags = server.tags(f"ci/{PROJECT}/store")
+        assert {arm["service:store"].ref.split(":")[1], amd["service:store"].ref.split(":")[1]} <= store_tags
+
+        # An arm64 laptop with an empty engine: each image comes from the cache, for its own architecture.
+        remove_platform_images(engine, ARM64)
+        again = ImageBuilder(topology, engine, platform=ARM64, cache=cache).ensure(["store"])
+        assert again["service:store"].ref == arm["service:store"].ref and again["service:store"].pulled
+        assert image_platform(engine, again["service:store"].ref) == (ARM64, ARM64)
+        assert machine_in(engine, again["service:store"].ref) == "aarch64"
+        native_again = ImageBuilder(topology, engine, cache=cache).ensure(["store"])
+        assert native_again["service:store"].ref == amd["service:store"].ref
+    finally:
+        server.close()
+        remove_platform_images(engine, ARM64)
+
+
+def remove_platform_images(engine: Engine, platform: str) -> None:
+    """Remove the test project's images for `platform` (children before parents)."""
+    for _ in range(3):
+        for image in engine.images({eng.PROJECT: PROJECT, eng.PLATFORM: platform}):
+            for ref in image.get("RepoTags") or [image["Id"]]:
+                try:
+                    engine.remove_image(ref)
+                except Exception:  # noqa: BLE001 - a parent still has a child: the next round
+                    pass
