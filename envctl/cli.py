@@ -159,8 +159,11 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
 @click.option("--keep-on-failure", is_flag=True, help="Leave the run up when start-up fails, for debugging.")
 @click.option("--parallel", default=2, show_default=True, type=click.IntRange(min=1), help="Images built at once.")
 @click.option("--record", "record", multiple=True, metavar="MOCK",
-              help="This mock proxies to its upstream and records into its cassettes (repeatable).")
+              help="This mock proxies every request to its upstream and appends it to its cassettes (repeatable).")
 @click.option("--record-all", is_flag=True, help="Every mock records.")
+@click.option("--record-missing", "record_missing", multiple=True, metavar="MOCK",
+              help="This mock replays what its cassettes match and records only the misses (repeatable).")
+@click.option("--record-missing-all", is_flag=True, help="Every mock replays what matches and records the misses.")
 @click.option("--bind-to", "bind_to", type=click.IntRange(min=1), metavar="PID",
               help="Remove the run when process PID exits (in CI: --bind-to $$ ties it to the job's shell).")
 @click.option("--ttl", metavar="DURATION", help="Remove the run after DURATION (90s, 30m, 2h, 1d, 1h30m), e.g. on a shared host.")
@@ -169,7 +172,8 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
        keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool,
-       bind_to: int | None, ttl: str | None, cache: str | None, platform: str | None) -> None:
+       record_missing: tuple[str, ...], record_missing_all: bool, bind_to: int | None, ttl: str | None,
+       cache: str | None, platform: str | None) -> None:
     """Build what is missing and bring the stack (or SERVICES and MOCKS) to ready.
 
     The run stays up after the command ends, until 'envctl down', unless --bind-to or --ttl
@@ -183,12 +187,13 @@ def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], 
     topology, engine = c.topology, c.engine
     _say_differences(topology)
     recording = tuple(topology.mocks) if record_all else record
+    filling = tuple(topology.mocks) if record_missing_all else record_missing
     _force_on_second_signal()
     with progress_for(err) as progress:
         result = run_api.up(topology, engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=c.run, keep_on_failure=keep_on_failure,
-                            progress=progress, max_parallel_builds=parallel, record=recording, owner=owner,
-                            cache=cache, platform=platform)
+                            progress=progress, max_parallel_builds=parallel, record=recording,
+                            record_missing=filling, owner=owner, cache=cache, platform=platform)
     _print_warnings(result.warnings)
     out.print(_status_table(result.status))  # as each service was seen ready: no second look
     elapsed = result.timeline[-1].at - result.timeline[0].at if result.timeline else 0.0

@@ -110,6 +110,7 @@ def up(
     progress: Progress = silent,
     max_parallel_builds: int = 2,
     record: Iterable[str] = (),
+    record_missing: Iterable[str] = (),
     make_current: bool = True,
     owner: lease.Lease | None = None,
     cache: str | None = None,
@@ -117,7 +118,9 @@ def up(
 ) -> UpResult:
     """Bring the stack to ready; raise `StartupFailed` (after tearing down) if it cannot.
 
-    `record` names mocks that proxy to their upstream and record, instead of replaying.
+    `record` names mocks that proxy every request to their upstream and record it;
+    `record_missing` names mocks that replay what matches and record only the misses.
+    Either way recording appends: what the cassettes held before is kept.
     `make_current` records the run in `.envctl/` as the one the CLI acts on (the pytest
     plugin's own runs do not take that place from a developer's stack).
     `cache` is the shared image cache's location (default: $ENVCTL_CACHE, else `cache:`).
@@ -134,7 +137,8 @@ def up(
 
     on_host = _parse_except(topology, except_services)
     except_services = list(on_host)
-    recording = set(record)
+    modes = {**{name: "record_missing" for name in record_missing}, **{name: "record" for name in record}}
+    recording = set(modes)
     for name in recording - set(topology.mocks):
         raise EnvctlError(f"'{name}' is not a mock, so it cannot record",
                           fix="name one of the mocks: " + (", ".join(sorted(topology.mocks)) or "(none defined)"))
@@ -193,7 +197,7 @@ def up(
                               cache=image_cache, platform=platform).ensure(selected, cancel)
         launcher.wait("", cancel)
         mock_images = {n: images[mock_image_key(topology, n)].ref for n in selected if n in topology.mocks}
-        topology = with_mocks(topology, mock_images, recording)
+        topology = with_mocks(topology, mock_images, modes)
         if make_current:
             state.write_current(topology, state.RunRecord(run, topology.name, str(topology.file), on_host))
 

@@ -24,17 +24,17 @@ def check_cassettes(topology: Topology, names: list[str], recording: set[str]) -
             problems.append(Problem(topology.file, mock.line, f"mocks.{name}.cassettes",
                                     f"no cassette directory or file at {mock.cassettes}", "create it or fix the path"))
             continue
-        if name in recording:
-            if mock.upstream is None:
-                problems.append(Problem(topology.file, mock.line, f"mocks.{name}",
-                                        f"mock '{name}' cannot record: it has no 'upstream'",
-                                        "add 'upstream: https://api.example.com' (the real API)"))
+        if name in recording and mock.upstream is None:
+            problems.append(Problem(topology.file, mock.line, f"mocks.{name}",
+                                    f"mock '{name}' cannot record: it has no 'upstream'",
+                                    "add 'upstream: https://api.example.com' (the real API)"))
             continue
         for path in cassette_files(mock):
             problem = _load_problem(path)
             if problem:
                 problems.append(Problem(path, None, "", f"cassette of mock '{name}' does not load: {problem}",
-                                        "fix the file (vcrpy's format, version 1), re-record it, or remove it"))
+                                        "fix the file (vcrpy's format, version 1), re-record it, or remove it "
+                                        "(recording appends to the cassettes, so they must load)"))
     if problems:
         raise TopologyError(problems)
 

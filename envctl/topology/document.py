@@ -198,6 +198,10 @@ def _mock(mock: Mock) -> dict[str, Any]:
     scrub = {k: list(v) for k, v in vars(mock.scrub).items() if v}
     if scrub:
         out["scrub"] = scrub
+    volatile = {k: list(v) for k, v in vars(mock.volatile).items() if v and k != "recorded_as"}
+    if volatile:
+        out["volatile"] = {("json" if k == "json_paths" else k): v for k, v in volatile.items()}
+        out["volatile"]["recorded_as"] = mock.volatile.recorded_as
     if mock.fault.latency_ms or mock.fault.error_rate:
         out["fault"] = {"latency_ms": mock.fault.latency_ms, "error_rate": mock.fault.error_rate}
     if mock.base:

@@ -17,6 +17,7 @@ from envctl.durations import EXAMPLES as DURATION_EXAMPLES
 from envctl.durations import DurationError, parse_duration
 from envctl.errors import Problem, TopologyError
 from envctl.imageref import registry_location_problem
+from envctl.mocks.jsonpath import parse_json_path
 from envctl.topology import compose_keys
 from envctl.topology.interpolation import (
     InterpolationError,
@@ -42,6 +43,7 @@ from envctl.topology.model import (
     PortSpec,
     Probe,
     Scrub,
+    Volatile,
     Secret,
     Service,
     Topology,
@@ -71,7 +73,9 @@ BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh", "target", "labe
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
 HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "scrub", "fault", "base")
+MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "scrub", "volatile", "fault", "base")
+VOLATILE_KEYS = ("json", "headers", "query", "form", "recorded_as")
+VOLATILE_RECORDED_AS = ("kept", "placeholder")
 SCRUB_KEYS = ("headers", "query", "body_json_keys")
 FAULT_KEYS = ("latency_ms", "error_rate")
 VCR_MATCHERS = ("method", "scheme", "host", "port", "path", "query", "uri", "body", "raw_body", "headers")
@@ -904,6 +908,8 @@ class _Loader:
             if any(v is None for v in lists.values()):
                 return None
             fields["scrub"] = Scrub(**lists)
+        if "volatile" in body:
+            fields["volatile"] = self.mock_volatile(body["volatile"], path + ("volatile",))
         if "fault" in body:
             fault = self.mapping(body["fault"], path + ("fault",), FAULT_KEYS, "fault")
             if fault is None:
@@ -923,6 +929,27 @@ class _Loader:
                          "create the directory (it may be empty when recording) or fix the path")
             return None
         return Mock(**fields)
+
+    def mock_volatile(self, raw: Any, path: KeyPath) -> Volatile | None:
+        body = self.mapping(raw, path, VOLATILE_KEYS, "volatile")
+        if body is None:
+            return None
+        lists = {k: self.string_list(v, path + (k,), k) for k, v in body.items() if k != "recorded_as"}
+        if any(v is None for v in lists.values()):
+            return None
+        for i, json_path in enumerate(lists.get("json", ())):
+            try:
+                parse_json_path(json_path)
+            except ValueError as exc:
+                self.problem(path + ("json", i), str(exc), "write a path such as $.idempotency_key or $.items[*].sent_at")
+                return None
+        recorded_as = body.get("recorded_as", "kept")
+        if recorded_as not in VOLATILE_RECORDED_AS:
+            self.problem(path + ("recorded_as",), f"{recorded_as!r} is not one of {', '.join(VOLATILE_RECORDED_AS)}",
+                         "write 'kept' (the value as sent) or 'placeholder' (written as <volatile>)")
+            return None
+        return Volatile(json_paths=tuple(lists.get("json", ())), headers=tuple(lists.get("headers", ())),
+                        query=tuple(lists.get("query", ())), form=tuple(lists.get("form", ())), recorded_as=recorded_as)
 
     # -- what names what -----------------------------------------------------------------
 

@@ -261,6 +261,17 @@ class Scrub:
 
 
 @dataclass(frozen=True)
+class Volatile:
+    """Request fields that change on every run: left out of matching, kept or replaced when recorded."""
+
+    json_paths: tuple[str, ...] = ()  # $.a.b, $.items[0].id, $.items[*].id
+    headers: tuple[str, ...] = ()
+    query: tuple[str, ...] = ()
+    form: tuple[str, ...] = ()
+    recorded_as: str = "kept"  # or "placeholder"
+
+
+@dataclass(frozen=True)
 class Fault:
     latency_ms: int = 0
     error_rate: float = 0.0
@@ -278,6 +289,7 @@ class Mock:
     allow_repeats: bool = True
     strict: bool = False
     scrub: Scrub = Scrub()
+    volatile: Volatile = Volatile()
     fault: Fault = Fault()
     base: str | None = None
 

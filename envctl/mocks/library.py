@@ -1,0 +1,191 @@
+"""A mock's recorded interactions: loaded, matched, played and appended through vcrpy's public API.
+
+Loading and saving go through vcrpy's `FilesystemPersister` and `serialize`, matching through
+`vcr.matchers`; play counts are kept here. Appending never rewrites what was recorded before:
+new interactions are spliced into the cassette's text, so `git diff` shows only them.
+Runs inside the mock container (standard library and vcrpy only).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import vcr.matchers
+from vcr.persisters.filesystem import CassetteNotFoundError, FilesystemPersister
+from vcr.request import Request
+from vcr.serialize import deserialize, serialize
+from vcr.serializers import jsonserializer, yamlserializer
+
+from .volatile import VolatileFields
+
+SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def serializer_for(path: Path):
+    return jsonserializer if path.suffix == ".json" else yamlserializer
+
+
+@dataclass
+class Interaction:
+    cassette: str  # the file's name, for reports
+    index: int
+    request: Request  # as recorded
+    response: dict
+    key: Request  # the request as matching sees it: volatile fields left out
+    origin: str  # scheme://host:port the cassette was recorded from
+    plays: int = 0
+    latency_ms: float | None = None  # as recorded, when the cassette says
+
+
+def load_file(path: Path) -> tuple[list[Request], list[dict]]:
+    try:
+        loaded = FilesystemPersister.load_cassette(str(path), serializer_for(path))
+    except CassetteNotFoundError:  # missing or empty: nothing recorded yet
+        return [], []
+    return loaded[0], loaded[1]
+
+
+def origin_of(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class Library:
+    """Every interaction of one mock, with play counts; thread-safe."""
+
+    def __init__(self, files: list[Path], match_on: list[str], allow_repeats: bool, volatile: VolatileFields,
+                 fallback_origin: str) -> None:
+        self.matchers = tuple(getattr(vcr.matchers, name) for name in match_on)
+        self.allow_repeats = allow_repeats
+        self.volatile = volatile
+        self.lock = threading.Lock()
+        self.interactions: list[Interaction] = []
+        self.origins: dict[str, str] = {}  # cassette name -> origin it is matched at
+        self.fallback_origin = fallback_origin
+        for path in files:
+            requests, responses = load_file(path)
+            origin = origin_of(requests[0].uri) if requests else fallback_origin
+            self.origins[path.name] = origin
+            for request, response in zip(requests, responses):
+                self._add(path.name, request, response, origin)
+
+    @property
+    def origin(self) -> str:
+        """Where an incoming request is placed when it is described: the first cassette's origin."""
+        return next(iter(self.origins.values()), self.fallback_origin)
+
+    def _add(self, cassette: str, request: Request, response: dict, origin: str, plays: int = 0) -> Interaction:
+        index = sum(1 for i in self.interactions if i.cassette == cassette)
+        interaction = Interaction(cassette, index, request, response, self.volatile.for_matching(request), origin,
+                                  plays, _recorded_latency(response))
+        self.interactions.append(interaction)
+        return interaction
+
+    def add_recorded(self, cassette: str, request: Request, response: dict) -> Interaction:
+        """An interaction just recorded: playable from now on, already played once."""
+        with self.lock:
+            self.origins.setdefault(cassette, origin_of(request.uri))
+            return self._add(cassette, request, response, self.origins[cassette], plays=1)
+
+    def incoming(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> dict[str, Request]:
+        """The request placed at each origin the cassettes were recorded from, for matching."""
+        origins = set(self.origins.values()) or {self.fallback_origin}
+        return {o: self.volatile.for_matching(Request(method, o + path, body, headers)) for o in origins}
+
+    def play(self, at: dict[str, Request]) -> Interaction | None:
+        """The first unplayed match; with repeats allowed, then the first match again."""
+        with self.lock:
+            first_played = None
+            for interaction in self.interactions:
+                if not vcr.matchers.requests_match(at[interaction.origin], interaction.key, self.matchers):
+                    continue
+                if interaction.plays == 0:
+                    interaction.plays = 1
+                    return interaction
+                first_played = first_played or interaction
+            if first_played is not None and self.allow_repeats:
+                first_played.plays += 1
+                return first_played
+        return None
+
+    def closest(self, at: dict[str, Request], limit: int = 3) -> list[tuple[Interaction, dict[str, str]]]:
+        """The interactions most like the request, each with why it did not match."""
+        scored = []
+        with self.lock:
+            for interaction in self.interactions:
+                passed, failed = vcr.matchers.get_matchers_results(at[interaction.origin], interaction.key,
+                                                                  self.matchers)
+                reasons = {name: str(reason or "").strip()[:300] for name, reason in failed}
+                if not failed and interaction.plays and not self.allow_repeats:
+                    reasons["already played"] = (f"it matches, but was played {interaction.plays} time(s) "
+                                                 "and allow_repeats is false")
+                scored.append((len(passed), -interaction.plays, interaction, reasons))
+        scored.sort(key=lambda item: (-item[0], -item[1]))
+        return [(interaction, reasons) for _, _, interaction, reasons in scored[:limit]]
+
+    def reset(self) -> None:
+        with self.lock:
+            for interaction in self.interactions:
+                interaction.plays = 0
+
+
+def _recorded_latency(response: dict) -> float | None:
+    value = (response.get("envctl") or {}).get("latency_ms") if isinstance(response, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def cassette_files(root: Path) -> list[Path]:
+    if root.is_dir():
+        return sorted(p for p in root.rglob("*") if p.suffix in SUFFIXES and p.is_file())
+    return [root] if root.exists() else []
+
+
+class CassetteAppender:
+    """Appends interactions to one cassette file, leaving what it already holds byte for byte.
+
+    YAML cassettes get the new interactions spliced in before their closing `version: 1`;
+    the result is read back with vcrpy and, should it not hold every interaction, the whole
+    cassette is written again through vcrpy instead (nothing is ever lost, only the bytes
+    could move). JSON cassettes are always written whole: JSON has no splice point.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.serializer = serializer_for(path)
+        self.lock = threading.Lock()
+
+    def append(self, request: Request, response: dict) -> None:
+        with self.lock:
+            old_text = self.path.read_text(encoding="utf-8") if self.path.is_file() else ""
+            requests, responses = load_file(self.path) if old_text.strip() else ([], [])
+            new_text = self._spliced(old_text, request, response) if self.serializer is yamlserializer else None
+            if new_text is None or not self._holds(new_text, len(requests) + 1):
+                new_text = serialize({"requests": [*requests, request], "responses": [*responses, response]},
+                                     self.serializer)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.path.with_name(f".{self.path.name}.partial")
+            temporary.write_text(new_text, encoding="utf-8")
+            temporary.replace(self.path)  # a killed mock leaves the old cassette or the new, never half of one
+
+    def _spliced(self, old_text: str, request: Request, response: dict) -> str | None:
+        alone = serialize({"requests": [request], "responses": [response]}, self.serializer)
+        head, separator, rest = alone.partition("interactions:\n")
+        items, closing, _ = rest.rpartition("version: 1\n")
+        if not separator or not closing:
+            return None
+        if not old_text.strip():
+            return alone
+        if "\ninteractions: []\n" in "\n" + old_text:
+            return ("\n" + old_text).replace("\ninteractions: []\n", "\ninteractions:\n" + items, 1)[1:]
+        if old_text.endswith("version: 1\n") and old_text.startswith("interactions:\n"):
+            return old_text[: -len("version: 1\n")] + items + "version: 1\n"
+        return None
+
+    def _holds(self, text: str, count: int) -> bool:
+        try:
+            loaded = deserialize(text, self.serializer)
+        except Exception:  # noqa: BLE001 - any failure to read it back means: write it whole
+            return False
+        return len(loaded[0]) == count

@@ -1,0 +1,56 @@
+"""Recording that never loses: record-missing replays what matches and appends only the misses."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from vcr.serialize import deserialize
+from vcr.serializers import yamlserializer
+
+from envctl import run as run_api
+from envctl.engine import Engine
+from envctl.mocks.report import MockReport
+from tests.integration.test_mocks import CALLS, call, load, mock_dir, mock_url  # noqa: F401 - mock_dir is a fixture
+
+pytestmark = pytest.mark.integration
+
+CLOSING = "version: 1\n"
+
+
+def session_calls(mock_dir: Path, engine: Engine, calls: list, **modes) -> MockReport:
+    """One `up` with the upstream, the calls made, the mock's report read, then `down`."""
+    topology = load(mock_dir)
+    run = run_api.up(topology, engine, services=["upstream"], **modes).run
+    try:
+        base = mock_url(engine, topology)
+        for c in calls:
+            assert call(base, *c)[0] < 500
+        return run_api.mock_reports(engine, topology, run_api.current_run(topology), "payments")[0]
+    finally:
+        run_api.down(topology, engine, run)
+
+
+def recorded_paths(cassette: Path) -> list[str]:
+    requests, _ = deserialize(cassette.read_text(), yamlserializer)
+    return [f"{r.method} {r.path}" for r in requests]
+
+
+def test_record_missing_appends_only_the_misses_and_keeps_the_recorded_bytes(mock_dir: Path, engine: Engine) -> None:
+    cassette = mock_dir / "cassettes" / "payments" / "payments.yaml"
+    first = session_calls(mock_dir, engine, [CALLS[0], CALLS[2]], record_missing=["payments"])
+    assert len(first.recorded) == 2
+    before = cassette.read_text()
+
+    second = session_calls(mock_dir, engine, [CALLS[0], CALLS[2], CALLS[3]], record_missing=["payments"])
+    assert len(second.recorded) == 1 and "/v1/events" in second.recorded[0]  # only the miss went upstream
+    assert len(second.played) == 3 and not second.unplayed  # two replayed, and the one just recorded
+    after = cassette.read_text()
+    assert after.startswith(before[: -len(CLOSING)])  # what was recorded is untouched: the diff only adds
+    assert recorded_paths(cassette) == ["POST /v1/charges", "GET /v1/charges/ch_1", "GET /v1/events"]
+
+
+def test_a_second_record_session_keeps_the_first_ones_interactions(mock_dir: Path, engine: Engine) -> None:
+    cassette = mock_dir / "cassettes" / "payments" / "payments.yaml"
+    session_calls(mock_dir, engine, [CALLS[0]], record=["payments"])
+    session_calls(mock_dir, engine, [CALLS[4]], record=["payments"])
+    assert recorded_paths(cassette) == ["POST /v1/charges", "GET /v1/logo.png"]

@@ -1,0 +1,106 @@
+"""The mock's library: matching with volatile fields left out, play counts, and appending that keeps recorded bytes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from vcr.request import Request
+from vcr.serialize import deserialize
+from vcr.serializers import yamlserializer
+
+from envctl.mocks.jsonpath import parse_json_path
+from envctl.mocks.library import CassetteAppender, Library
+from envctl.mocks.volatile import PLACEHOLDER, VolatileFields
+
+ORIGIN = "https://api.example"
+JSON = {"Content-Type": "application/json"}
+
+
+def charge(amount: int, key: str, sent_at: str = "2026-01-01T00:00:00Z") -> Request:
+    body = {"amount": amount, "idempotency_key": key, "meta": {"sent_at": sent_at, "items": [{"ts": 1}, {"ts": 2}]}}
+    return Request("POST", f"{ORIGIN}/v1/charges?ts=1", json.dumps(body).encode(),
+                   {**JSON, "Idempotency-Key": key})
+
+
+def answer(text: str) -> dict:
+    return {"status": {"code": 200, "message": "OK"}, "headers": {"Content-Type": ["application/json"]},
+            "body": {"string": text.encode()}}
+
+
+VOLATILE = VolatileFields.from_config({"json": ["$.idempotency_key", "$.meta.sent_at", "$.meta.items[*].ts"],
+                                       "headers": ["Idempotency-Key"], "query": ["ts"]})
+MATCH_ON = ["method", "path", "query", "body", "headers"]
+
+
+def library_with(tmp_path: Path, volatile: VolatileFields, allow_repeats: bool = False) -> Library:
+    CassetteAppender(tmp_path / "c.yaml").append(charge(1200, "key-1"), answer('{"id": "ch_1"}'))
+    return Library([tmp_path / "c.yaml"], MATCH_ON, allow_repeats, volatile, ORIGIN)
+
+
+def incoming(library: Library, request: Request) -> dict[str, Request]:
+    path = request.uri[len(ORIGIN):]
+    return library.incoming(request.method, path, request.body, dict(request.headers))
+
+
+def test_volatile_fields_are_left_out_of_matching_but_the_rest_still_counts(tmp_path: Path) -> None:
+    library = library_with(tmp_path, VOLATILE)
+    other_run = charge(1200, "key-2", sent_at="2026-11-23T19:00:00Z")
+    other_run.uri = f"{ORIGIN}/v1/charges?ts=99"
+    assert library.play(incoming(library, other_run)) is not None
+    library.reset()
+    assert library.play(incoming(library, charge(999, "key-3"))) is None  # the amount is not volatile
+
+
+def test_without_volatile_rules_a_new_idempotency_key_is_a_miss(tmp_path: Path) -> None:
+    library = library_with(tmp_path, VolatileFields())
+    assert library.play(incoming(library, charge(1200, "key-2"))) is None
+
+
+def test_an_interaction_already_played_says_so_in_the_diagnostic(tmp_path: Path) -> None:
+    library = library_with(tmp_path, VOLATILE)
+    at = incoming(library, charge(1200, "key-1"))
+    assert library.play(at) is not None and library.play(at) is None
+    (interaction, reasons), = library.closest(at)
+    assert "already played" in reasons and "allow_repeats is false" in reasons["already played"]
+
+
+def test_placeholders_replace_volatile_values_when_recorded() -> None:
+    volatile = VolatileFields.from_config({"json": ["$.idempotency_key"], "headers": ["Idempotency-Key"],
+                                           "recorded_as": "placeholder"})
+    stored = volatile.for_recording(charge(1200, "key-1"))
+    assert json.loads(stored.body)["idempotency_key"] == PLACEHOLDER and json.loads(stored.body)["amount"] == 1200
+    assert stored.headers["Idempotency-Key"] == PLACEHOLDER
+
+
+def test_appending_keeps_every_recorded_byte_and_adds_only_the_new_interaction(tmp_path: Path) -> None:
+    path = tmp_path / "payments.yaml"
+    appender = CassetteAppender(path)
+    appender.append(charge(1, "a"), answer('{"n": 1}'))
+    before = path.read_text()
+    appender.append(charge(2, "b"), answer('{"n": 2}'))
+    after = path.read_text()
+    assert after.startswith(before[: -len("version: 1\n")]) and after.endswith("version: 1\n")
+    requests, responses = deserialize(after, yamlserializer)
+    assert [json.loads(r.body)["amount"] for r in requests] == [1, 2]
+
+
+def test_appending_to_a_cassette_it_cannot_splice_rewrites_it_whole_and_loses_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "payments.yaml"
+    CassetteAppender(path).append(charge(1, "a"), answer('{"n": 1}'))
+    path.write_text("version: 1\n" + path.read_text().replace("version: 1\n", ""))  # keys in another order
+    CassetteAppender(path).append(charge(2, "b"), answer('{"n": 2}'))
+    requests, _ = deserialize(path.read_text(), yamlserializer)
+    assert [json.loads(r.body)["amount"] for r in requests] == [1, 2]
+
+
+@pytest.mark.parametrize("path, steps", [("$.a", ("a",)), ("$.items[*].id", ("items", "*", "id")),
+                                         ("$.a[0].b", ("a", 0, "b"))])
+def test_json_paths_read_as_steps(path: str, steps: tuple) -> None:
+    assert parse_json_path(path) == steps
+
+
+@pytest.mark.parametrize("path", ["a.b", "$", "$.a[x]", "$..a"])
+def test_json_paths_outside_the_subset_are_refused(path: str) -> None:
+    with pytest.raises(ValueError):
+        parse_json_path(path)
