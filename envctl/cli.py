@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 import yaml
 from rich.console import Console
+from rich.markup import escape
 
 from envctl import bugs
 from envctl import ci as ci_api
@@ -34,7 +35,6 @@ from envctl.topology import Topology, load_topology
 from envctl.mocks import report as mock_report
 from envctl.topology.compose_keys import ALLOW_ENV, OPT_INS, differences
 from envctl.topology.document import to_document
-from envctl.topology.model import MOCK_PORT
 
 def _console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr, highlight=False)
@@ -531,18 +531,25 @@ def ci(c: Context, command: tuple[str, ...], services: str, junit_dir: Path | No
 @main.command()
 @click.argument("name", required=False)
 @click.option("--reset", is_flag=True, help="Reset play counts and the unmatched list.")
-@click.option("--json", "as_json", is_flag=True, help="Print the raw reports as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw reports (or requests) as JSON.")
+@click.option("--requests", "show_requests", is_flag=True,
+              help="List every request the mock(s) saw, scrubbed: what was sent and what was answered.")
+@click.option("--method", help="With --requests: only this method.")
+@click.option("--path", help="With --requests: only this path (without the query).")
 @pass_ctx
-def mocks(c: Context, name: str | None, reset: bool, as_json: bool) -> None:
-    """Report what each mock (or NAME) played, left unplayed, and could not match."""
+def mocks(c: Context, name: str | None, reset: bool, as_json: bool, show_requests: bool,
+          method: str | None, path: str | None) -> None:
+    """Report what each mock (or NAME) played, left unplayed, and could not match, with field-level diffs."""
     record = c.record()
-    reports = run_api.mock_reports(c.engine, c.topology, record, name)
+    admins = run_api.mock_admins(c.engine, c.topology, record, name)
     if reset:
-        found = run_api.containers_by_service(c.engine, c.topology, record.run)
-        for report in reports:
-            mock_report.reset(report.name, found[report.name].ports[MOCK_PORT])
-        out.print(f"reset {len(reports)} mock(s)")
+        for admin in admins:
+            admin.reset()
+        out.print(f"reset {len(admins)} mock(s)")
         return
+    if show_requests:
+        return _print_requests(admins, method, path, as_json)
+    reports = [admin.report() for admin in admins]
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(r) for r in reports], indent=1))
         return
@@ -552,17 +559,32 @@ def mocks(c: Context, name: str | None, reset: bool, as_json: bool) -> None:
         strict = " (strict)" if c.topology.mocks[report.name].strict else ""
         out.print(f"[bold]{report.name}[/]{strict}: {report.mode}, {len(report.played)} played, "
                   f"{len(report.unplayed)} unplayed, {len(report.unmatched)} unmatched"
-                  + (f", {len(report.recorded)} recorded" if report.mode == "record" else ""))
+                  + (f", {len(report.recorded)} recorded" if report.recorded else ""))
         for item in report.played:
             out.print(f"  played   x{item['count']:<3} {item['request']}")
         for item in report.unplayed:
             out.print(f"  unplayed      {item['request']}")
         for item in report.unmatched:
-            out.print(f"  [red]unmatched[/]     {item['request']}")
-            for close in item.get("closest", [])[:1]:
-                out.print(f"      closest: {close['request']} (differs in: {', '.join(close['failed']) or '-'})")
+            first, *rest = mock_report.describe_unmatched(item).splitlines()
+            out.print(f"  [red]unmatched[/]     {escape(first)}")
+            for line in rest:
+                out.print(f"  {escape(line)}")
         for item in report.recorded:
             out.print(f"  recorded      {item}")
+
+
+def _print_requests(admins: list, method: str | None, path: str | None, as_json: bool) -> None:
+    seen = {admin.name: admin.requests(method=method, path=path) for admin in admins}
+    if as_json:
+        click.echo(json.dumps({name: [dataclasses.asdict(r) for r in rows] for name, rows in seen.items()}, indent=1))
+        return
+    for name, rows in seen.items():
+        out.print(f"[bold]{name}[/]: {len(rows)} request(s)")
+        for r in rows:
+            query = "?" + "&".join(f"{k}={v}" for k, v in r.query.items()) if r.query else ""
+            body = f" {r.body[:120]}" if r.body else ""
+            out.print(escape(f"  #{r.seq} {r.method} {r.path}{query}{body} -> {r.status} {r.outcome}"
+                             + (f" [{r.test}]" if r.test else "")))
 
 
 @main.command()

@@ -28,6 +28,7 @@ from envctl import run as run_api
 from envctl import state
 from envctl.engine import Engine
 from envctl.errors import Cancelled, EnvctlError, Terminated
+from envctl.mocks.report import describe_unmatched
 from envctl.stack import Stack
 from envctl.topology import Topology, load_topology
 
@@ -101,6 +102,7 @@ def pytest_runtest_call(item: pytest.Item) -> None:
             lines += ["    " + line for line in manager.stack.logs(row.service, tail=LOG_TAIL).splitlines()]
         masker = secrets.for_topology(manager.stack.topology)
         pytest.fail(masker.mask("the stack is broken: " + "\n".join(lines)), pytrace=False)
+    manager.attribute_requests_to(item.nodeid)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -110,7 +112,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     manager: StackManager = item.config.stash[_KEY]
     if report.failed and manager.stack is not None and "envctl_stack" in getattr(item, "fixturenames", ()):
         masker = secrets.for_topology(manager.stack.topology)
-        for title, text in manager.failure_sections():
+        for title, text in manager.failure_sections(item.nodeid):
             report.sections.append((title, masker.mask(text)))
 
 
@@ -270,7 +272,19 @@ class StackManager:
         if result.logs_dir:
             self.notes.append(f"stack {stack.run} removed; logs in {result.logs_dir[stack.run]}")
 
-    def failure_sections(self) -> list[tuple[str, str]]:
+    def attribute_requests_to(self, test: str) -> None:
+        """Tell every mock which test runs now, so what it is sent (and cannot match) is this test's.
+
+        One stack shared by xdist workers has one "current test" per mock: there the last
+        worker to start a test wins, and attribution is a guess.
+        """
+        try:
+            for mock in self.stack.mocks() if self.stack is not None else []:
+                mock.set_test(test)
+        except EnvctlError as exc:
+            self.notes.append(f"could not tell the mocks which test runs: {exc}")
+
+    def failure_sections(self, test: str) -> list[tuple[str, str]]:
         stack = self.stack
         assert stack is not None
         sections = []
@@ -279,9 +293,10 @@ class StackManager:
             for service, text in sorted(tails.items()):
                 sections.append((f"envctl log: {service} (last {LOG_TAIL} lines)", text.rstrip() or "(empty)"))
             for report in run_api.mock_reports(stack.engine, stack.topology, stack.record):
-                if report.unmatched:
-                    sections.append((f"envctl mock: {report.name} unmatched requests",
-                                     "\n".join(u["request"] for u in report.unmatched)))
+                mine = [u for u in report.unmatched if u.get("test") == test]
+                if mine:
+                    sections.append((f"envctl mock: {report.name} requests this test sent that no interaction matches",
+                                     "\n".join(describe_unmatched(u) for u in mine)))
         except EnvctlError as exc:
             sections.append(("envctl", f"could not collect logs: {exc}"))
         return sections

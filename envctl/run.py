@@ -28,6 +28,7 @@ from envctl.errors import (Cancelled, EngineUnavailable, EnvctlError, NoRun, Por
 from envctl.graph import DependencyFailed, closure, dependents, depths, run_dag
 from envctl.images import ImageBuilder, ResolvedImage, mock_image_key
 from envctl.mocks.cassettes import check_cassettes
+from envctl.mocks.admin import MockAdmin
 from envctl.mocks.report import MockReport, fetch_report
 from envctl.mocks.runtime import with_mocks
 from envctl.probes import (EAGER_EXEC_INTERVAL, NotReady, ProbeHistory, ProbeResult, http_check, tcp_check,
@@ -940,18 +941,24 @@ def _in_parallel(fn, items) -> None:
 
 # -- mocks --------------------------------------------------------------------------------
 
-def mock_reports(engine: Engine, topology: Topology, record: state.RunRecord,
-                 name: str | None = None) -> list[MockReport]:
-    """The admin report of each running mock of the run (or of `name`)."""
+def mock_admins(engine: Engine, topology: Topology, record: state.RunRecord,
+                name: str | None = None) -> list[MockAdmin]:
+    """The admin API of each running mock of the run (or of `name`)."""
     if name is not None and name not in topology.mocks:
         raise EnvctlError(f"unknown mock '{name}'", fix="name one of: " + (", ".join(sorted(topology.mocks)) or "(none)"))
     found = containers_by_service(engine, topology, record.run)
-    reports = []
+    admins = []
     for mock in ([name] if name else sorted(topology.mocks)):
         container = found.get(mock)
         if container is None or not container.running or MOCK_PORT not in container.ports:
             if name:
                 raise NoRun(f"mock '{mock}' is not running in run {record.run}", fix=f"start it with 'envctl up {mock}'")
             continue
-        reports.append(fetch_report(mock, container.ports[MOCK_PORT]))
-    return reports
+        admins.append(MockAdmin(mock, container.ports[MOCK_PORT]))
+    return admins
+
+
+def mock_reports(engine: Engine, topology: Topology, record: state.RunRecord,
+                 name: str | None = None) -> list[MockReport]:
+    """The admin report of each running mock of the run (or of `name`)."""
+    return [admin.report() for admin in mock_admins(engine, topology, record, name)]

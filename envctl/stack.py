@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from envctl import engine as eng
 from envctl import run as run_api
 from envctl.engine import Engine
-from envctl.mocks.report import MockReport
+from envctl.mocks.admin import MockAdmin
 from envctl.state import RunRecord
 from envctl.topology import Topology
 from envctl.wiring import LOOPBACK
@@ -50,9 +50,14 @@ class Stack:
         output = b"".join(stream)
         return self.engine.exec_exit_code(exec_id) or 0, output.decode(errors="replace")
 
-    def mock(self, name: str) -> MockReport:
-        """Played, unplayed and unmatched interactions of a recorded-HTTP mock."""
-        return run_api.mock_reports(self.engine, self.topology, self.record, name)[0]
+    def mock(self, name: str) -> MockAdmin:
+        """A recorded-HTTP mock: what it played (`played`, `unmatched`...), what it was sent (`requests`,
+        `verify`), and per-test control (`reset`, `fault`, `scenario`)."""
+        return run_api.mock_admins(self.engine, self.topology, self.record, name)[0]
+
+    def mocks(self) -> list[MockAdmin]:
+        """Every running mock of the stack."""
+        return run_api.mock_admins(self.engine, self.topology, self.record)
 
     def status(self) -> list[run_api.ServiceStatus]:
         return run_api.status(self.engine, self.topology, self.record)

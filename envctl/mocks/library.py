@@ -18,6 +18,7 @@ from vcr.request import Request
 from vcr.serialize import deserialize, serialize
 from vcr.serializers import jsonserializer, yamlserializer
 
+from .fielddiff import body_diff, limited, mapping_diff
 from .volatile import VolatileFields
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -129,6 +130,22 @@ class Library:
         with self.lock:
             for interaction in self.interactions:
                 interaction.plays = 0
+
+
+def request_diff(sent: Request, recorded: Request, match_on: list[str]) -> list[str]:
+    """What differs, field by field, in the parts of the request `match_on` compares."""
+    out = []
+    if "method" in match_on and sent.method != recorded.method:
+        out.append(f"method: recorded {recorded.method}, sent {sent.method}")
+    if ({"path", "uri"} & set(match_on)) and sent.path != recorded.path:
+        out.append(f"path: recorded {recorded.path}, sent {sent.path}")
+    if {"query", "uri"} & set(match_on):
+        out += mapping_diff("query", dict(recorded.query), dict(sent.query))
+    if "headers" in match_on:
+        out += mapping_diff("header", dict(recorded.headers), dict(sent.headers))
+    if {"body", "raw_body"} & set(match_on):
+        out += body_diff(recorded.body, sent.body)
+    return limited(out)
 
 
 def _recorded_latency(response: dict) -> float | None:

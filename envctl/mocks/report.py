@@ -25,6 +25,22 @@ class MockReport:
         return out
 
 
+def describe_unmatched(unmatched: dict, closest: int = 1) -> str:
+    """An unmatched request and how it differs, field by field, from the closest interactions."""
+    lines = [unmatched["request"]]
+    for close in unmatched.get("closest", [])[:closest]:
+        lines.append(f"    closest: {close['cassette']} #{close['index']} {close['request']}")
+        for name, reason in close.get("failed", {}).items():
+            if name == "already played":
+                lines.append(f"      {reason}")
+        lines += [f"      {line}" for line in close.get("diff", [])]
+        if not close.get("failed") and not close.get("diff"):
+            lines.append("      (no difference in the fields compared)")
+    if unmatched.get("ignored"):
+        lines.append("    ignored as volatile: " + ", ".join(unmatched["ignored"]))
+    return "\n".join(lines)
+
+
 def _session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False  # loopback only; no proxy
@@ -40,9 +56,3 @@ def fetch_report(name: str, port: int) -> MockReport:
                       unplayed=data.get("unplayed", []), unmatched=data.get("unmatched", []),
                       recorded=data.get("recorded", []))
 
-
-def reset(name: str, port: int) -> None:
-    try:
-        _session().post(f"http://127.0.0.1:{port}{ADMIN_PREFIX}reset", timeout=10).raise_for_status()
-    except requests.RequestException as exc:
-        raise EnvctlError(f"cannot reset mock '{name}': {exc}") from None

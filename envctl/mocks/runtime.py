@@ -1,6 +1,7 @@
 """How a mock runs: as a service of the run, built on the project's base, serving on MOCK_PORT."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import replace
@@ -38,7 +39,9 @@ def as_service(topology: Topology, mock: Mock, image: str, mode: str = "replay")
         "volatile": {"json": list(mock.volatile.json_paths), "headers": list(mock.volatile.headers),
                      "query": list(mock.volatile.query), "form": list(mock.volatile.form),
                      "recorded_as": mock.volatile.recorded_as},
-        "fault": {"latency_ms": mock.fault.latency_ms, "error_rate": mock.fault.error_rate},
+        "fault": {"latency_ms": mock.fault.latency_ms, "error_rate": mock.fault.error_rate, "seed": mock.fault.seed},
+        "scenarios": {name: [dataclasses.asdict(step) for step in steps] for name, steps in mock.scenarios},
+        "replay_latency": mock.replay_latency,
     }
     return Service(
         name=mock.name, line=mock.line, image=image,

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import json
 import os
-import random
+import socket
+import struct
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from vcr.request import Request
 
-from .library import CassetteAppender, Interaction, Library, cassette_files
+from .faults import FaultPlan, FaultRule
+from .journal import Journal
+from .library import CassetteAppender, Interaction, Library, cassette_files, request_diff
 from .scrubbing import Scrubber, _header
 from .volatile import VolatileFields
 
@@ -56,6 +60,9 @@ class MockBehaviour:
         self.lock = threading.Lock()
         self.unmatched: list[dict] = []
         self.recorded: list[str] = []
+        self.journal = Journal()
+        self.faults = FaultPlan(config.get("fault"), config.get("scenarios"))
+        self.replay_latency = bool(config.get("replay_latency"))
 
     @property
     def recording(self) -> bool:
@@ -84,10 +91,21 @@ class MockBehaviour:
             self.recorded.append(described)
         return described
 
-    def miss(self, at: dict[str, Request]) -> dict:
+    def journal_entry(self, method: str, target: str, headers: dict[str, str], body: bytes) -> dict:
+        scrubbed = self.scrubber.request(Request(method, self.library.origin + target, body or None, headers))
+        parts = urlsplit(scrubbed.uri)
+        return self.journal.add(method, parts.path + ("?" + parts.query if parts.query else ""),
+                                dict(scrubbed.headers), scrubbed.body, headers.get("Content-Type") or "")
+
+    def miss(self, at: dict[str, Request], test: str | None = None) -> dict:
         request = at.get(self.library.origin) or next(iter(at.values()))
-        entry = {"request": describe(self.scrubber.request(request)),
-                 "closest": [_closest_entry(i, reasons) for i, reasons in self.library.closest(at)]}
+        closest = []
+        for interaction, reasons in self.library.closest(at):
+            sent, recorded = self.scrubber.request(at[interaction.origin]), self.scrubber.request(interaction.key)
+            closest.append({**_closest_entry(interaction, reasons),
+                            "diff": request_diff(sent, recorded, self.config["match_on"])})
+        entry = {"request": describe(self.scrubber.request(request)), "test": test, "closest": closest,
+                 "ignored": self.volatile.names()}
         with self.lock:
             self.unmatched.append(entry)
         return entry
@@ -103,7 +121,10 @@ class MockBehaviour:
                     "recorded": list(self.recorded)}
 
     def reset(self) -> None:
+        """Back to how `up` left it: nothing played, seen or injected."""
         self.library.reset()
+        self.journal.clear()
+        self.faults.clear()
         with self.lock:
             self.unmatched.clear()
 
@@ -140,58 +161,82 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.startswith(ADMIN):
-            return self.admin()
-        fault = self.config.get("fault") or {}
-        if fault.get("latency_ms"):
-            time.sleep(fault["latency_ms"] / 1000)
-        if fault.get("error_rate") and random.random() < fault["error_rate"]:
-            return self.send_bytes(503, "Service Unavailable", {"Content-Type": ["application/json"]},
-                                   b'{"error": "fault injected by envctl mock"}')
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+            return self.admin(body)
         mock = self.mock
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        entry = mock.journal_entry(self.command, self.path, headers, body)
+        if mock.faults.latency_ms:
+            time.sleep(mock.faults.latency_ms / 1000)
+        fault = mock.faults.take(self.command, self.path)
+        if fault is not None and fault.kind != "delay":
+            return self.inject(fault, entry)
+        if fault is not None:
+            time.sleep(fault.delay_ms / 1000)
         if mock.mode != "record":
             at = mock.library.incoming(self.command, self.path, body or None, headers)
             played = mock.library.play(at)
             if played is not None:
+                entry.update(outcome="played", interaction=f"{played.cassette}#{played.index}",
+                             status=played.response["status"]["code"])
+                if mock.replay_latency and played.latency_ms:
+                    time.sleep(played.latency_ms / 1000)
                 return self.send_recorded(played.response)
             if mock.mode == "replay":
-                return self.unmatched(mock.miss(at))
-        self.proxy_and_record(headers, body)
+                entry.update(outcome="unmatched", status=UNMATCHED_STATUS)
+                return self.unmatched(mock.miss(at, entry["test"]))
+        self.proxy_and_record(headers, body, entry)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_one
 
-    def proxy_and_record(self, headers: dict[str, str], body: bytes) -> None:
+    def inject(self, fault: FaultRule, entry: dict) -> None:
+        entry.update(outcome=f"fault: {fault.kind}", status=fault.status if fault.kind == "status" else None)
+        if fault.kind == "reset":  # an RST, as a crashed upstream or a load balancer gives
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        self.send_bytes(fault.status, "", {"Content-Type": ["application/json"], "X-Envctl-Mock": ["fault"]},
+                        fault.body.encode())
+
+    def proxy_and_record(self, headers: dict[str, str], body: bytes, entry: dict) -> None:
         mock = self.mock
         request = Request(self.command, mock.upstream + self.path, body or None, headers)
         try:
             response = mock.forward(self.command, self.path, headers, body)
         except requests.RequestException as exc:
             log(f"record: upstream failed for {describe(mock.scrubber.request(request))}: {exc}")
+            entry.update(outcome="upstream failed", status=502)
             return self.send_json(502, {"error": f"envctl mock: upstream failed: {exc}"})
+        entry.update(outcome="recorded", status=response["status"]["code"])
         recorded = mock.record(request, response)
         log(f"recorded {recorded} -> {response['status']['code']}")
         self.send_recorded(response)
 
     def unmatched(self, miss: dict) -> None:
         hint = "; ".join(f"#{c['index']} {c['request']} failed {', '.join(c['failed']) or 'nothing'}"
-                         for c in miss["closest"])
+                         + (f" ({'; '.join(c['diff'][:3])})" if c["diff"] else "") for c in miss["closest"])
         log(f"UNMATCHED {miss['request']}" + (f" (closest: {hint})" if hint else " (no recorded interactions)"))
         self.send_json(UNMATCHED_STATUS, {
             "error": "envctl mock: no recorded interaction matches this request",
             "mock": self.config["name"], "request": miss["request"],
-            "match_on": self.config["match_on"], "closest": miss["closest"],
+            "match_on": self.config["match_on"], "closest": miss["closest"], "ignored": miss["ignored"],
         }, extra={"X-Envctl-Mock": ["unmatched"]})
 
-    def admin(self) -> None:
-        what = self.path[len(ADMIN):].split("?")[0]
-        if what == "health":
-            return self.send_json(200, {"ok": True, "mock": self.config["name"], "mode": self.config["mode"]})
-        if what == "report":
-            return self.send_json(200, {"mock": self.config["name"], **self.mock.report()})
-        if what == "reset" and self.command == "POST":
-            self.mock.reset()
-            return self.send_json(200, {"reset": True})
-        self.send_json(404, {"error": f"unknown admin path {self.path}", "paths": ["health", "report", "reset (POST)"]})
+    def admin(self, body: bytes) -> None:
+        what, _, query = self.path[len(ADMIN):].partition("?")
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError:
+            return self.send_json(400, {"error": "the admin API takes a JSON body"})
+        handler = ADMIN_PATHS.get((self.command, what))
+        if handler is None:
+            return self.send_json(404, {"error": f"unknown admin path {self.command} {self.path}",
+                                        "paths": [f"{m} {p}" for m, p in ADMIN_PATHS]})
+        try:
+            code, answer = handler(self.mock, payload, dict(parse_qsl(query)))
+        except (KeyError, ValueError, TypeError) as exc:
+            return self.send_json(400, {"error": f"bad admin request: {exc}"})
+        self.send_json(code, answer)
 
     def send_recorded(self, response: dict) -> None:
         status = response["status"]
@@ -227,6 +272,54 @@ class Handler(BaseHTTPRequestHandler):
     def send_json(self, code: int, payload: dict, extra: dict | None = None) -> None:
         self.send_bytes(code, "", {"Content-Type": ["application/json"], **(extra or {})},
                         json.dumps(payload, indent=1).encode())
+
+
+# -- the admin API: (method, path) -> handler(mock, JSON body, query) -> (status, answer) ---------
+
+def _health(mock: MockBehaviour, _: dict, __: dict) -> tuple[int, dict]:
+    return 200, {"ok": True, "mock": mock.config["name"], "mode": mock.mode}
+
+
+def _report(mock: MockBehaviour, _: dict, __: dict) -> tuple[int, dict]:
+    return 200, {"mock": mock.config["name"], **mock.report(), "faults": mock.faults.describe()}
+
+
+def _reset(mock: MockBehaviour, _: dict, __: dict) -> tuple[int, dict]:
+    mock.reset()
+    return 200, {"reset": True}
+
+
+def _requests(mock: MockBehaviour, _: dict, query: dict) -> tuple[int, dict]:
+    found = mock.journal.query(query.get("method"), query.get("path"), query.get("test"))
+    return 200, {"requests": found, "dropped": mock.journal.dropped}
+
+
+def _context(mock: MockBehaviour, payload: dict, _: dict) -> tuple[int, dict]:
+    mock.journal.test = payload.get("test")
+    return 200, {"test": mock.journal.test}
+
+
+def _add_fault(mock: MockBehaviour, payload: dict, _: dict) -> tuple[int, dict]:
+    return 200, {"added": mock.faults.add(payload).describe()}
+
+
+def _clear_faults(mock: MockBehaviour, _: dict, __: dict) -> tuple[int, dict]:
+    mock.faults.clear()
+    return 200, {"cleared": True}
+
+
+def _scenario(mock: MockBehaviour, payload: dict, _: dict) -> tuple[int, dict]:
+    name = payload["name"]
+    if name not in mock.faults.scenarios:
+        return 404, {"error": f"no fault scenario {name!r}", "scenarios": sorted(mock.faults.scenarios)}
+    return 200, {"started": [rule.describe() for rule in mock.faults.start_scenario(name)]}
+
+
+ADMIN_PATHS = {
+    ("GET", "health"): _health, ("GET", "report"): _report, ("POST", "reset"): _reset,
+    ("GET", "requests"): _requests, ("POST", "context"): _context,
+    ("POST", "faults"): _add_fault, ("DELETE", "faults"): _clear_faults, ("POST", "scenario"): _scenario,
+}
 
 
 class Server(ThreadingHTTPServer):

@@ -37,16 +37,17 @@ from envctl.topology.model import (
     Build,
     Dependency,
     Fault,
+    FaultStep,
     Healthcheck,
     Mock,
     Mount,
     PortSpec,
     Probe,
     Scrub,
-    Volatile,
     Secret,
     Service,
     Topology,
+    Volatile,
 )
 from envctl.topology.ports import PROTOCOLS as PORT_PROTOCOLS
 from envctl.topology.ports import PortMapping, PortSyntaxError, expand, parse_short
@@ -73,11 +74,14 @@ BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh", "target", "labe
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
 HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "scrub", "volatile", "fault", "base")
+MOCK_KEYS = ("cassettes", "upstream", "match_on", "allow_repeats", "strict", "scrub", "volatile", "fault",
+             "scenarios", "replay_latency", "base")
+FAULT_STEP_KEYS = ("kind", "method", "path", "status", "delay_ms", "times", "probability", "seed")
+FAULT_KINDS = ("status", "reset", "delay")
 VOLATILE_KEYS = ("json", "headers", "query", "form", "recorded_as")
 VOLATILE_RECORDED_AS = ("kept", "placeholder")
 SCRUB_KEYS = ("headers", "query", "body_json_keys")
-FAULT_KEYS = ("latency_ms", "error_rate")
+FAULT_KEYS = ("latency_ms", "error_rate", "seed")
 VCR_MATCHERS = ("method", "scheme", "host", "port", "path", "query", "uri", "body", "raw_body", "headers")
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -895,7 +899,7 @@ class _Loader:
                                  _key_fix(matcher, VCR_MATCHERS, noun="matcher"))
                     return None
             fields["match_on"] = match_on
-        for key in ("allow_repeats", "strict"):
+        for key in ("allow_repeats", "strict", "replay_latency"):
             if key in body:
                 fields[key] = self.boolean(body[key], path + (key,))
         if "base" in body:
@@ -921,7 +925,13 @@ class _Loader:
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
                 self.problem(path + ("fault", "error_rate"), f"{rate!r} is not a share from 0 to 1", "write e.g. 0.05")
                 return None
-            fields["fault"] = Fault(latency_ms=latency, error_rate=float(rate))
+            seed = fault.get("seed")
+            if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+                self.problem(path + ("fault", "seed"), f"{seed!r} is not a whole number", "write e.g. 7")
+                return None
+            fields["fault"] = Fault(latency_ms=latency, error_rate=float(rate), seed=seed)
+        if "scenarios" in body:
+            fields["scenarios"] = self.fault_scenarios(body["scenarios"], path + ("scenarios",))
         if any(v is None for v in fields.values()):
             return None
         if not cassettes.exists():
@@ -929,6 +939,44 @@ class _Loader:
                          "create the directory (it may be empty when recording) or fix the path")
             return None
         return Mock(**fields)
+
+    def fault_scenarios(self, raw: Any, path: KeyPath) -> tuple | None:
+        if not isinstance(raw, Mapping):
+            self.problem(path, "scenarios must be a mapping of names to lists of fault rules",
+                         "write e.g. provider-down: [{kind: status, status: 503, times: 3}]")
+            return None
+        scenarios = []
+        for name, steps in raw.items():
+            if not isinstance(steps, list) or not steps:
+                self.problem(path + (name,), f"scenario '{name}' must be a non-empty list of fault rules",
+                             "write e.g. [{kind: reset, path: /v1/charges, times: 1}]")
+                return None
+            parsed = [self.fault_step(step, path + (name, i)) for i, step in enumerate(steps)]
+            if any(p is None for p in parsed):
+                return None
+            scenarios.append((str(name), tuple(parsed)))
+        return tuple(scenarios)
+
+    def fault_step(self, raw: Any, path: KeyPath) -> FaultStep | None:
+        body = self.mapping(raw, path, FAULT_STEP_KEYS, "fault rule")
+        if body is None:
+            return None
+        kind = body.get("kind", "status")
+        if kind not in FAULT_KINDS:
+            self.problem(path + ("kind",), f"{kind!r} is not a fault kind", _key_fix(str(kind), FAULT_KINDS, noun="kind"))
+            return None
+        whole = {k: body[k] for k in ("status", "delay_ms", "times", "seed") if body.get(k) is not None}
+        for key, value in whole.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                self.problem(path + (key,), f"{value!r} is not a whole number", "write e.g. 3")
+                return None
+        probability = body.get("probability", 1.0)
+        if isinstance(probability, bool) or not isinstance(probability, (int, float)) or not 0 <= probability <= 1:
+            self.problem(path + ("probability",), f"{probability!r} is not a share from 0 to 1", "write e.g. 0.5")
+            return None
+        return FaultStep(kind=kind, method=body.get("method"), path=body.get("path"), status=whole.get("status", 503),
+                         delay_ms=whole.get("delay_ms", 0), times=body.get("times", 1),
+                         probability=float(probability), seed=whole.get("seed"))
 
     def mock_volatile(self, raw: Any, path: KeyPath) -> Volatile | None:
         body = self.mapping(raw, path, VOLATILE_KEYS, "volatile")

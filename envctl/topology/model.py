@@ -275,6 +275,21 @@ class Volatile:
 class Fault:
     latency_ms: int = 0
     error_rate: float = 0.0
+    seed: int | None = None  # the error rate's dice; None: a new draw every run
+
+
+@dataclass(frozen=True)
+class FaultStep:
+    """One rule of a named fault scenario: the next `times` matching requests get `kind`."""
+
+    kind: str = "status"  # status | reset | delay
+    method: str | None = None
+    path: str | None = None  # a trailing '*' matches a prefix
+    status: int = 503
+    delay_ms: int = 0
+    times: int | None = 1  # None: every matching request until the test resets the mock
+    probability: float = 1.0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -291,6 +306,8 @@ class Mock:
     scrub: Scrub = Scrub()
     volatile: Volatile = Volatile()
     fault: Fault = Fault()
+    scenarios: tuple[tuple[str, tuple[FaultStep, ...]], ...] = ()  # named fault scenarios, started by tests
+    replay_latency: bool = False  # replayed answers wait as long as the upstream took when recorded
     base: str | None = None
 
     @property
