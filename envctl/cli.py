@@ -530,18 +530,24 @@ def ci(c: Context, command: tuple[str, ...], services: str, junit_dir: Path | No
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("--reset", is_flag=True, help="Reset play counts and the unmatched list.")
+@click.option("--reset", is_flag=True, help="Reset play counts, the request journal, unmatched requests and injected faults.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw reports (or requests) as JSON.")
 @click.option("--requests", "show_requests", is_flag=True,
               help="List every request the mock(s) saw, scrubbed: what was sent and what was answered.")
 @click.option("--method", help="With --requests: only this method.")
 @click.option("--path", help="With --requests: only this path (without the query).")
+@click.option("--drift", is_flag=True, help="Send every recorded request to the real upstream again and report, "
+              "per interaction, the fields whose values now differ; exit 1 when any did.")
+@click.option("--header", "headers", multiple=True, metavar="'NAME: VALUE'",
+              help="With --drift: a header added to every request (cassettes hold no credentials; repeatable).")
 @pass_ctx
 def mocks(c: Context, name: str | None, reset: bool, as_json: bool, show_requests: bool,
-          method: str | None, path: str | None) -> None:
+          method: str | None, path: str | None, drift: bool, headers: tuple[str, ...]) -> None:
     """Report what each mock (or NAME) played, left unplayed, and could not match, with field-level diffs."""
     record = c.record()
     admins = run_api.mock_admins(c.engine, c.topology, record, name)
+    if drift:
+        return _print_drift(admins, _parse_headers(headers), as_json)
     if reset:
         for admin in admins:
             admin.reset()
@@ -571,6 +577,32 @@ def mocks(c: Context, name: str | None, reset: bool, as_json: bool, show_request
                 out.print(f"  {escape(line)}")
         for item in report.recorded:
             out.print(f"  recorded      {item}")
+
+
+def _parse_headers(headers: tuple[str, ...]) -> dict[str, str]:
+    parsed = {}
+    for header in headers:
+        name, colon, value = header.partition(":")
+        if not colon or not name.strip():
+            raise click.BadParameter(f"{header!r} is not 'NAME: VALUE'", param_hint="--header")
+        parsed[name.strip()] = value.strip()
+    return parsed
+
+
+def _print_drift(admins: list, headers: dict[str, str], as_json: bool) -> None:
+    results = [admin.drift(headers) for admin in admins]
+    if as_json:
+        click.echo(json.dumps(results, indent=1))
+    for result in [] if as_json else results:
+        out.print(f"[bold]{result['mock']}[/] against {escape(result['upstream'])}: "
+                  f"{result['drifted']} of {len(result['interactions'])} interaction(s) drifted")
+        for item in result["interactions"]:
+            mark = "[red]drifted[/]" if item["diff"] else "same   "
+            out.print(f"  {mark} {item['cassette']} #{item['index']} {escape(item['request'])}")
+            for line in item["diff"]:
+                out.print(f"          {escape(line)}")
+    if any(r["drifted"] for r in results):
+        sys.exit(1)
 
 
 def _print_requests(admins: list, method: str | None, path: str | None, as_json: bool) -> None:

@@ -26,12 +26,13 @@ class MockAdmin:
     name: str
     port: int
 
-    def _call(self, method: str, what: str, payload: dict | None = None, params: dict | None = None) -> dict:
+    def _call(self, method: str, what: str, payload: dict | None = None, params: dict | None = None,
+              timeout: float = 10) -> dict:
         session = requests.Session()
         session.trust_env = False  # loopback only; no proxy
         try:
             response = session.request(method, f"http://127.0.0.1:{self.port}{ADMIN_PREFIX}{what}", json=payload,
-                                       params=params, timeout=10)
+                                       params=params, timeout=timeout)
             answer = response.json()
         except (requests.RequestException, ValueError) as exc:
             raise EnvctlError(f"cannot reach the admin API of mock '{self.name}': {exc}",
@@ -87,6 +88,10 @@ class MockAdmin:
         if problem:
             raise VerificationFailed(problem)
         return seen
+
+    def drift(self, headers: dict[str, str] | None = None) -> dict:
+        """Every recorded request sent to the real upstream again, with how each answer now differs."""
+        return self._call("POST", "drift", {"headers": headers or {}}, timeout=600)
 
     # -- per-test control -----------------------------------------------------------------
 

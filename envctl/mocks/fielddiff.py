@@ -6,7 +6,9 @@ Runs inside the mock container and on the host (standard library only).
 """
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,7 +19,7 @@ _MISSING = object()
 def _show(value: Any) -> str:
     if value is _MISSING:
         return "(absent)"
-    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -84,3 +86,42 @@ def mapping_diff(kind: str, expected: dict, actual: dict, labels: tuple[str, str
 
 def limited(lines: list[str]) -> list[str]:
     return lines if len(lines) <= MAX_LINES else [*lines[:MAX_LINES], f"... and {len(lines) - MAX_LINES} more"]
+
+
+# Response headers that differ on every call, or with the transport: never drift.
+UNSTABLE_RESPONSE_HEADERS = {"date", "server", "content-length", "transfer-encoding", "connection", "keep-alive",
+                             "age", "expires", "last-modified", "etag", "set-cookie", "x-envctl-mock"}
+LABELS_DRIFT = ("recorded", "now")
+
+
+def response_diff(recorded: dict, now: dict) -> list[str]:
+    """How the upstream's answer now differs from the recorded one: status, headers, body fields."""
+    out = []
+    code_r, code_n = recorded["status"]["code"], now["status"]["code"]
+    if code_r != code_n:
+        out.append(f"status: recorded {code_r}, now {code_n}")
+    headers_r, headers_n = (_stable_headers(r.get("headers") or {}) for r in (recorded, now))
+    out += mapping_diff("header", headers_r, headers_n, LABELS_DRIFT)
+    out += body_diff(_plain_body(recorded), _plain_body(now), LABELS_DRIFT)
+    return limited(out)
+
+
+def _stable_headers(headers: dict) -> dict[str, str]:
+    return {k: ", ".join(v) if isinstance(v, list) else str(v) for k, v in headers.items()
+            if k.lower() not in UNSTABLE_RESPONSE_HEADERS}
+
+
+def _plain_body(response: dict) -> bytes:
+    """The body as the upstream meant it: gzip and deflate undone."""
+    body = (response.get("body") or {}).get("string") or b""
+    body = body.encode() if isinstance(body, str) else body
+    encoding = " ".join(v for k, vs in (response.get("headers") or {}).items() if k.lower() == "content-encoding"
+                        for v in (vs if isinstance(vs, list) else [vs])).lower()
+    try:
+        if "gzip" in encoding:
+            return gzip.decompress(body)
+        if "deflate" in encoding:
+            return zlib.decompress(body)
+    except (OSError, zlib.error):
+        pass
+    return body

@@ -59,6 +59,10 @@ class Library:
     def __init__(self, files: list[Path], match_on: list[str], allow_repeats: bool, volatile: VolatileFields,
                  fallback_origin: str) -> None:
         self.matchers = tuple(getattr(vcr.matchers, name) for name in match_on)
+        # When method and path must match, only interactions of that route are candidates: a
+        # dictionary look-up instead of every matcher on every interaction (replay speed).
+        self.by_route: dict[tuple[str, str], list[Interaction]] | None = (
+            {} if {"method", "path"} <= set(match_on) else None)
         self.allow_repeats = allow_repeats
         self.volatile = volatile
         self.lock = threading.Lock()
@@ -82,6 +86,8 @@ class Library:
         interaction = Interaction(cassette, index, request, response, self.volatile.for_matching(request), origin,
                                   plays, _recorded_latency(response))
         self.interactions.append(interaction)
+        if self.by_route is not None:
+            self.by_route.setdefault(_route(interaction.key), []).append(interaction)
         return interaction
 
     def add_recorded(self, cassette: str, request: Request, response: dict) -> Interaction:
@@ -95,11 +101,16 @@ class Library:
         origins = set(self.origins.values()) or {self.fallback_origin}
         return {o: self.volatile.for_matching(Request(method, o + path, body, headers)) for o in origins}
 
+    def _candidates(self, at: dict[str, Request]) -> list[Interaction]:
+        if self.by_route is None:
+            return self.interactions
+        return self.by_route.get(_route(next(iter(at.values()))), [])
+
     def play(self, at: dict[str, Request]) -> Interaction | None:
         """The first unplayed match; with repeats allowed, then the first match again."""
         with self.lock:
             first_played = None
-            for interaction in self.interactions:
+            for interaction in self._candidates(at):
                 if not vcr.matchers.requests_match(at[interaction.origin], interaction.key, self.matchers):
                     continue
                 if interaction.plays == 0:
@@ -130,6 +141,10 @@ class Library:
         with self.lock:
             for interaction in self.interactions:
                 interaction.plays = 0
+
+
+def _route(request: Request) -> tuple[str, str]:
+    return request.method, request.path or "/"  # as vcrpy's path matcher: an empty path is "/"
 
 
 def request_diff(sent: Request, recorded: Request, match_on: list[str]) -> list[str]:

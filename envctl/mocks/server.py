@@ -27,6 +27,7 @@ from vcr.request import Request
 
 from .faults import FaultPlan, FaultRule
 from .journal import Journal
+from .fielddiff import response_diff
 from .library import CassetteAppender, Interaction, Library, cassette_files, request_diff
 from .scrubbing import Scrubber, _header
 from .volatile import VolatileFields
@@ -119,6 +120,27 @@ class MockBehaviour:
         with self.lock:
             return {"mode": self.mode, "played": played, "unplayed": unplayed, "unmatched": list(self.unmatched),
                     "recorded": list(self.recorded)}
+
+    def drift(self, extra_headers: dict[str, str]) -> dict:
+        """Each recorded request sent again to the upstream; how each answer differs from the recording.
+
+        Cassettes hold scrubbed requests, so the caller passes the credentials the upstream
+        needs (`extra_headers`); answers are scrubbed alike before they are compared.
+        """
+        results = []
+        for interaction in list(self.library.interactions):
+            request = interaction.request
+            path = request.uri[len(interaction.origin):] or "/"
+            headers = {**{k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}, **extra_headers}
+            item = {"cassette": interaction.cassette, "index": interaction.index, "request": describe(request)}
+            try:
+                now = self.scrubber.response(self.forward(request.method, path, headers, request.body or b""))
+            except requests.RequestException as exc:
+                results.append({**item, "error": str(exc), "diff": [f"upstream failed: {exc}"]})
+                continue
+            results.append({**item, "diff": response_diff(interaction.response, now)})
+        return {"mock": self.config["name"], "upstream": self.upstream, "interactions": results,
+                "drifted": sum(1 for r in results if r["diff"])}
 
     def reset(self) -> None:
         """Back to how `up` left it: nothing played, seen or injected."""
@@ -315,10 +337,17 @@ def _scenario(mock: MockBehaviour, payload: dict, _: dict) -> tuple[int, dict]:
     return 200, {"started": [rule.describe() for rule in mock.faults.start_scenario(name)]}
 
 
+def _drift(mock: MockBehaviour, payload: dict, _: dict) -> tuple[int, dict]:
+    if not mock.upstream:
+        return 400, {"error": f"mock {mock.config['name']!r} has no 'upstream' to compare its cassettes with"}
+    return 200, mock.drift({str(k): str(v) for k, v in (payload.get("headers") or {}).items()})
+
+
 ADMIN_PATHS = {
     ("GET", "health"): _health, ("GET", "report"): _report, ("POST", "reset"): _reset,
     ("GET", "requests"): _requests, ("POST", "context"): _context,
     ("POST", "faults"): _add_fault, ("DELETE", "faults"): _clear_faults, ("POST", "scenario"): _scenario,
+    ("POST", "drift"): _drift,
 }
 
 

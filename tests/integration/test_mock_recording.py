@@ -1,6 +1,7 @@
 """Recording that never loses: record-missing replays what matches and appends only the misses."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from vcr.serializers import yamlserializer
 from envctl import run as run_api
 from envctl.engine import Engine
 from envctl.mocks.report import MockReport
+from tests.integration.conftest import envctl
 from tests.integration.test_mocks import CALLS, call, load, mock_dir, mock_url  # noqa: F401 - mock_dir is a fixture
 
 pytestmark = pytest.mark.integration
@@ -54,3 +56,23 @@ def test_a_second_record_session_keeps_the_first_ones_interactions(mock_dir: Pat
     session_calls(mock_dir, engine, [CALLS[0]], record=["payments"])
     session_calls(mock_dir, engine, [CALLS[4]], record=["payments"])
     assert recorded_paths(cassette) == ["POST /v1/charges", "GET /v1/logo.png"]
+
+
+def test_drift_names_the_field_the_upstream_changed(mock_dir: Path, engine: Engine) -> None:
+    session_calls(mock_dir, engine, [CALLS[0], CALLS[3]], record=["payments"])
+    topology_file = mock_dir / "envctl.yaml"
+    topology_file.write_text(topology_file.read_text().replace(
+        "    profiles: [recording]", "    profiles: [recording]\n    environment: {CHARGE_STATUS: pending}"))
+    envctl(["up", "upstream", "payments"], mock_dir, {})
+    try:
+        same = envctl(["mocks", "--drift", "payments", "--json"], mock_dir, {}, check=False)
+        text = envctl(["mocks", "--drift", "payments"], mock_dir, {}, check=False)
+    finally:
+        envctl(["down"], mock_dir, {})
+    assert same.returncode == 1 and text.returncode == 1 and "Traceback" not in text.stderr
+    (result,) = json.loads(same.stdout)
+    assert result["drifted"] == 1
+    charge, events = result["interactions"]
+    assert charge["diff"] == ['$.status: recorded "succeeded", now "pending"']  # that field, and only it
+    assert events["diff"] == []
+    assert "1 of 2 interaction(s) drifted" in text.stdout and '$.status: recorded "succeeded", now "pending"' in text.stdout

@@ -104,3 +104,29 @@ def test_json_paths_read_as_steps(path: str, steps: tuple) -> None:
 def test_json_paths_outside_the_subset_are_refused(path: str) -> None:
     with pytest.raises(ValueError):
         parse_json_path(path)
+
+
+def test_the_mock_image_installs_the_vcrpy_pyproject_pins() -> None:
+    import re
+    from importlib.metadata import version
+
+    root = Path(__file__).parents[2]
+    pinned = re.search(r'"vcrpy==([^"]+)"', (root / "pyproject.toml").read_text()).group(1)
+    image = re.search(r"ARG VCRPY_VERSION=(\S+)", (root / "envctl" / "mocks" / "Dockerfile").read_text()).group(1)
+    assert image == pinned == version("vcrpy")
+
+
+def test_the_mock_image_holds_every_module_the_server_imports() -> None:
+    import re
+
+    mocks = Path(__file__).parents[2] / "envctl" / "mocks"
+    copied = set(re.search(r"COPY (.*) /opt/envctl/envctl_mock/", (mocks / "Dockerfile").read_text()).group(1).split())
+    let_in = {line[1:] for line in (mocks / ".dockerignore").read_text().split() if line.startswith("!")}
+    needed, todo = {"__init__.py"}, ["server.py"]
+    while todo:  # the server's relative imports, and theirs
+        module = todo.pop()
+        needed.add(module)
+        for name in re.findall(r"^from \.(\w+) import", (mocks / module).read_text(), re.M):
+            if f"{name}.py" not in needed:
+                todo.append(f"{name}.py")
+    assert needed <= copied and copied <= let_in | {"Dockerfile"}

@@ -1,6 +1,7 @@
 """upstream: a stand-in for a payment provider's real API, used while recording."""
 import gzip
 import json
+import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlencode
 
@@ -33,7 +34,9 @@ class Handler(BaseHTTPRequestHandler):
             if payload.get("source") == "tok_chargeDeclined":
                 return self.send(402, json.dumps({"error": {"type": "card_error", "code": "card_declined"}}).encode(),
                                  "application/json")
-            body = {"id": "ch_1", "object": "charge", "amount": payload.get("amount"), "status": "succeeded"}
+            # CHARGE_STATUS: the API "changing" under its recordings, for the drift tests
+            body = {"id": "ch_1", "object": "charge", "amount": payload.get("amount"),
+                    "status": os.environ.get("CHARGE_STATUS", "succeeded")}
             extra = {"X-Request-Id": "req_1"}
             if "Authorization" in self.headers:  # a session for authenticated callers: secrets to scrub
                 body["access_token"] = token
