@@ -11,6 +11,7 @@ $ENVCTL_MOCK_CONFIG.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -84,7 +85,7 @@ class MockBehaviour:
     def record(self, request: Request, response: dict) -> str:
         """Append the interaction, scrubbed, to the record file; what was recorded, without its secrets."""
         stored_request = self.volatile.for_recording(self.scrubber.request(request))
-        stored_response = self.scrubber.response(response)
+        stored_response = self.scrubber.response(copy.deepcopy(response))  # the caller still gets the real answer
         self.appender.append(stored_request, stored_response)  # after every interaction: nothing lost if killed
         self.library.add_recorded(self.record_file.name, stored_request, stored_response)
         described = describe(stored_request)

@@ -130,3 +130,15 @@ def test_the_mock_image_holds_every_module_the_server_imports() -> None:
             if f"{name}.py" not in needed:
                 todo.append(f"{name}.py")
     assert needed <= copied and copied <= let_in | {"Dockerfile"}
+
+
+def test_recording_scrubs_what_is_written_not_what_the_caller_gets(tmp_path: Path) -> None:
+    from envctl.mocks.server import MockBehaviour
+
+    mock = MockBehaviour({"name": "p", "mode": "record", "cassettes": str(tmp_path), "upstream": ORIGIN,
+                          "record_file": str(tmp_path / "p.yaml"), "match_on": MATCH_ON, "allow_repeats": True})
+    real = {"status": {"code": 200, "message": "OK"}, "body": {"string": b'{"access_token": "s3cr3t"}'},
+            "headers": {"Content-Type": ["application/json"], "Set-Cookie": ["sid=s3cr3t"]}}
+    mock.record(Request("POST", f"{ORIGIN}/login", b"{}", JSON), real)
+    assert real["headers"]["Set-Cookie"] == ["sid=s3cr3t"] and b"s3cr3t" in real["body"]["string"]
+    assert "s3cr3t" not in (tmp_path / "p.yaml").read_text()
