@@ -18,6 +18,7 @@ from envctl.stack import Stack
 from tests.integration.test_mocks import (  # noqa: F401 - mock_dir and recorded_elsewhere are fixtures
     ORIGIN, load, mock_dir, recorded_elsewhere, response, session, write_cassette)
 
+pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.integration
 
 SCRUB_LINE = "    scrub: {headers: [X-Partner-Secret], body_json_keys: [cvc]}"
@@ -138,3 +139,34 @@ def test_recorded_latency_is_replayed_when_asked(mock_dir: Path, recorded_elsewh
     started = time.monotonic()
     assert session().get(s.url("payments") + "/v1/slow", timeout=10).json() == {"slow": True}
     assert time.monotonic() - started >= 0.5
+
+
+INNER_TESTS = '''
+import requests
+
+def test_a_sends_its_own_miss_and_passes(envctl_stack):
+    assert requests.get(envctl_stack.url("payments") + "/v1/not-recorded", timeout=10).status_code == 598
+
+def test_b_sends_a_wrong_amount_and_fails(envctl_stack):
+    requests.post(envctl_stack.url("payments") + "/v1/charges", timeout=10,
+                  json={"amount": 999, "currency": "eur", "source": "tok_visa"})
+    assert False, "the charge was refused"
+'''
+
+
+def test_a_failing_tests_report_shows_the_unmatched_requests_it_sent_with_their_diff(
+        pytester: pytest.Pytester, mock_dir: Path, recorded_elsewhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENVCTL_RUN", raising=False)  # when this suite itself runs under 'envctl ci'
+    monkeypatch.delenv("ENVCTL_FILE", raising=False)
+    pytester.makepyfile(INNER_TESTS)
+    result = pytester.runpytest_subprocess("--envctl-file", str(mock_dir / "envctl.yaml"),
+                                           "--envctl-services", "payments")
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    title = "envctl mock: payments requests this test sent that no interaction matches"
+    assert output.count(title) == 1
+    section = output.split(title, 1)[1].split("\n", 1)[1]
+    section = section[: min(i for i in (section.find("\n---"), section.find("\n==="), len(section)) if i >= 0)]
+    assert "POST https://api.payments.example/v1/charges" in section
+    assert "$.amount: recorded 1200, sent 999" in section
+    assert "/v1/not-recorded" not in section  # the other test's miss is the other test's
