@@ -62,7 +62,7 @@ class MockBehaviour:
         self.lock = threading.Lock()
         self.unmatched: list[dict] = []
         self.recorded: list[str] = []
-        self.journal = Journal()
+        self.journal = Journal(self.scrubbed_parts)
         self.faults = FaultPlan(config.get("fault"), config.get("scenarios"))
         self.replay_latency = bool(config.get("replay_latency"))
 
@@ -93,11 +93,13 @@ class MockBehaviour:
             self.recorded.append(described)
         return described
 
-    def journal_entry(self, method: str, target: str, headers: dict[str, str], body: bytes) -> dict:
+    def scrubbed_parts(self, method: str, target: str, headers: dict, body: bytes) -> tuple[str, dict, bytes]:
+        """A request's target, headers and body as the journal shows them: scrubbed like a cassette."""
         scrubbed = self.scrubber.request(Request(method, self.library.origin + target, body or None, headers))
         parts = urlsplit(scrubbed.uri)
-        return self.journal.add(method, parts.path + ("?" + parts.query if parts.query else ""),
-                                dict(scrubbed.headers), scrubbed.body, headers.get("Content-Type") or "")
+        body = scrubbed.body or b""
+        return (parts.path + ("?" + parts.query if parts.query else ""), dict(scrubbed.headers),
+                body.encode() if isinstance(body, str) else body)
 
     def miss(self, at: dict[str, Request], test: str | None = None) -> dict:
         request = at.get(self.library.origin) or next(iter(at.values()))
@@ -175,6 +177,10 @@ def describe(request: Request) -> str:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "envctl-mock"
+    # Replay speed: an answer leaves in one write (buffered, flushed after each request) and
+    # without Nagle's algorithm, which otherwise holds a small write back behind a delayed ACK.
+    wbufsize = 64 * 1024
+    disable_nagle_algorithm = True
     mock: MockBehaviour
     config: dict
 
@@ -187,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.admin(body)
         mock = self.mock
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-        entry = mock.journal_entry(self.command, self.path, headers, body)
+        entry = mock.journal.add(self.command, self.path, headers, body)
         if mock.faults.latency_ms:
             time.sleep(mock.faults.latency_ms / 1000)
         fault = mock.faults.take(self.command, self.path)

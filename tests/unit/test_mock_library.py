@@ -142,3 +142,19 @@ def test_recording_scrubs_what_is_written_not_what_the_caller_gets(tmp_path: Pat
     mock.record(Request("POST", f"{ORIGIN}/login", b"{}", JSON), real)
     assert real["headers"]["Set-Cookie"] == ["sid=s3cr3t"] and b"s3cr3t" in real["body"]["string"]
     assert "s3cr3t" not in (tmp_path / "p.yaml").read_text()
+
+
+def test_the_journal_shows_requests_scrubbed_with_their_fields_and_outcome(tmp_path: Path) -> None:
+    from envctl.mocks.server import MockBehaviour
+
+    mock = MockBehaviour({"name": "p", "mode": "replay", "cassettes": str(tmp_path), "upstream": ORIGIN,
+                          "record_file": str(tmp_path / "p.yaml"), "match_on": MATCH_ON, "allow_repeats": True})
+    mock.journal.test = "t::one"
+    entry = mock.journal.add("POST", "/v1/charges?api_key=s3cr3t&currency=eur",
+                             {**JSON, "Authorization": "Bearer s3cr3t"}, b'{"amount": 5, "password": "s3cr3t"}')
+    entry.update(outcome="unmatched", status=598)
+    (seen,) = mock.journal.query(method="post", path="/v1/charges")
+    assert "s3cr3t" not in json.dumps(seen)
+    assert seen["json"] == {"amount": 5, "password": "REDACTED"} and seen["query"]["currency"] == "eur"
+    assert (seen["outcome"], seen["status"], seen["test"], seen["seq"]) == ("unmatched", 598, "t::one", 1)
+    assert mock.journal.query(path="/v1/other") == []
