@@ -1,7 +1,10 @@
 """Recorded-HTTP mocks: external APIs replayed from vcrpy cassettes, or recorded through a proxy.
 
-`server.py` runs inside the mock container; the rest runs on the host: the cassette checks
-done before `up` starts anything, how a mock becomes a container, and its admin report.
+Inside the mock container, as the package `envctl_mock` (standard library and vcrpy only):
+`server.py` (HTTP and the admin API), `library.py` (cassettes: matching, play counts,
+appending), `scrubbing.py`, `volatile.py`, `jsonpath.py`, `journal.py`, `faults.py`,
+`fielddiff.py`. On the host: `cassettes.py` (checks before `up`), `runtime.py` (a mock as a
+container), `report.py` and `admin.py` (its admin API), `verify.py` (what tests expect).
 """
 from pathlib import Path
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from vcr.cassette import Cassette
 from vcr.request import Request
-from vcr.serialize import deserialize
+from vcr.serialize import deserialize, serialize
 from vcr.serializers import jsonserializer, yamlserializer
 
 from envctl import run as run_api
@@ -151,10 +150,8 @@ def test_form_encoded_secrets_never_reach_a_cassette_or_the_mock_log(mock_dir: P
 def write_cassette(path: Path, interactions: list[tuple[Request, dict]]) -> None:
     """A cassette recorded 'elsewhere': written with vcrpy's own persistence."""
     serializer = jsonserializer if path.suffix == ".json" else yamlserializer
-    cassette = Cassette(path=str(path), serializer=serializer)
-    for request, response in interactions:
-        cassette.append(request, response)
-    cassette._save(force=True)
+    requests_, responses = zip(*interactions)
+    path.write_text(serialize({"requests": list(requests_), "responses": list(responses)}, serializer))
 
 
 def response(code: int, body: bytes, headers: dict[str, list[str]]) -> dict:
