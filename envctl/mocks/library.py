@@ -8,6 +8,7 @@ Runs inside the mock container (standard library and vcrpy only).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -57,7 +58,10 @@ class Library:
     """Every interaction of one mock, with play counts; thread-safe."""
 
     def __init__(self, files: list[Path], match_on: list[str], allow_repeats: bool, volatile: VolatileFields,
-                 fallback_origin: str) -> None:
+                 fallback_origin: str, scrub: Callable[[Request], Request] = lambda request: request) -> None:
+        # Both sides are compared scrubbed (as vcrpy's before_record_request hook would): a
+        # recorded `api_key=REDACTED` matches today's real key, and diagnostics show no secret.
+        self.scrub = scrub
         self.matchers = tuple(getattr(vcr.matchers, name) for name in match_on)
         # When method and path must match, only interactions of that route are candidates: a
         # dictionary look-up instead of every matcher on every interaction (replay speed).
@@ -83,7 +87,7 @@ class Library:
 
     def _add(self, cassette: str, request: Request, response: dict, origin: str, plays: int = 0) -> Interaction:
         index = sum(1 for i in self.interactions if i.cassette == cassette)
-        interaction = Interaction(cassette, index, request, response, self.volatile.for_matching(request), origin,
+        interaction = Interaction(cassette, index, request, response, self._key(request), origin,
                                   plays, _recorded_latency(response))
         self.interactions.append(interaction)
         if self.by_route is not None:
@@ -99,7 +103,10 @@ class Library:
     def incoming(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> dict[str, Request]:
         """The request placed at each origin the cassettes were recorded from, for matching."""
         origins = set(self.origins.values()) or {self.fallback_origin}
-        return {o: self.volatile.for_matching(Request(method, o + path, body, headers)) for o in origins}
+        return {o: self._key(Request(method, o + path, body, headers)) for o in origins}
+
+    def _key(self, request: Request) -> Request:
+        return self.volatile.for_matching(self.scrub(request))
 
     def _candidates(self, at: dict[str, Request]) -> list[Interaction]:
         if self.by_route is None:

@@ -55,7 +55,7 @@ class MockBehaviour:
         self.upstream = (config.get("upstream") or "").rstrip("/")
         files = cassette_files(Path(config["cassettes"]))
         self.library = Library(files, config["match_on"], config["allow_repeats"], self.volatile,
-                               self.upstream or "http://upstream.invalid")
+                               self.upstream or "http://upstream.invalid", self.scrubber.request)
         self.record_file = Path(config["record_file"])
         self.appender = CassetteAppender(self.record_file)
         self.session = requests.Session()
@@ -65,10 +65,6 @@ class MockBehaviour:
         self.journal = Journal(self.scrubbed_parts)
         self.faults = FaultPlan(config.get("fault"), config.get("scenarios"))
         self.replay_latency = bool(config.get("replay_latency"))
-
-    @property
-    def recording(self) -> bool:
-        return self.mode in ("record", "record_missing")
 
     def forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> dict:
         started = time.monotonic()
@@ -104,11 +100,10 @@ class MockBehaviour:
     def miss(self, at: dict[str, Request], test: str | None = None) -> dict:
         request = at.get(self.library.origin) or next(iter(at.values()))
         closest = []
-        for interaction, reasons in self.library.closest(at):
-            sent, recorded = self.scrubber.request(at[interaction.origin]), self.scrubber.request(interaction.key)
+        for interaction, reasons in self.library.closest(at):  # both sides already scrubbed
             closest.append({**_closest_entry(interaction, reasons),
-                            "diff": request_diff(sent, recorded, self.config["match_on"])})
-        entry = {"request": describe(self.scrubber.request(request)), "test": test, "closest": closest,
+                            "diff": request_diff(at[interaction.origin], interaction.key, self.config["match_on"])})
+        entry = {"request": describe(request), "test": test, "closest": closest,
                  "ignored": self.volatile.names()}
         with self.lock:
             self.unmatched.append(entry)

@@ -158,3 +158,20 @@ def test_the_journal_shows_requests_scrubbed_with_their_fields_and_outcome(tmp_p
     assert seen["json"] == {"amount": 5, "password": "REDACTED"} and seen["query"]["currency"] == "eur"
     assert (seen["outcome"], seen["status"], seen["test"], seen["seq"]) == ("unmatched", 598, "t::one", 1)
     assert mock.journal.query(path="/v1/other") == []
+
+
+def test_a_request_is_scrubbed_before_it_is_matched_so_todays_real_key_matches_the_recorded_redaction(
+        tmp_path: Path) -> None:
+    from envctl.mocks.server import MockBehaviour
+
+    recorded = Request("GET", f"{ORIGIN}/v1/balance?api_key=REDACTED&currency=eur", None,
+                       {"Authorization": "REDACTED"})
+    CassetteAppender(tmp_path / "c.yaml").append(recorded, answer('{"balance": 1}'))
+    mock = MockBehaviour({"name": "p", "mode": "replay", "cassettes": str(tmp_path), "upstream": ORIGIN,
+                          "record_file": str(tmp_path / "p.yaml"), "match_on": MATCH_ON, "allow_repeats": True})
+    at = mock.library.incoming("GET", "/v1/balance?api_key=sk_live_s3cr3t&currency=eur", None,
+                               {"Authorization": "Bearer sk_live_s3cr3t"})
+    assert mock.library.play(at) is not None
+    miss = mock.miss(mock.library.incoming("GET", "/v1/balance?api_key=sk_live_s3cr3t&currency=usd", None,
+                                           {"Authorization": "Bearer sk_live_s3cr3t"}))
+    assert "s3cr3t" not in json.dumps(miss) and 'query currency: recorded "eur", sent "usd"' in miss["closest"][0]["diff"]
