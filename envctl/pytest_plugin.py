@@ -278,8 +278,10 @@ class StackManager:
         One stack shared by xdist workers has one "current test" per mock: there the last
         worker to start a test wins, and attribution is a guess.
         """
+        if self.stack is None or not self.stack.topology.mocks:
+            return  # nothing to tell, and no engine call per test
         try:
-            for mock in self.stack.mocks() if self.stack is not None else []:
+            for mock in self.stack.mocks():
                 mock.set_test(test)
         except EnvctlError as exc:
             self.notes.append(f"could not tell the mocks which test runs: {exc}")
