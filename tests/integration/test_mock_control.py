@@ -105,6 +105,14 @@ def test_tests_ask_what_was_sent_verify_it_and_reset_the_mock(stack) -> None:
     assert payments.requests() == [] and payments.unmatched == [] and not payments.played
 
 
+def test_the_mock_runs_the_vcrpy_the_host_pins(stack) -> None:
+    from importlib.metadata import version
+
+    code, output = stack().exec("payments", ["python3", "-c", "from importlib.metadata import version; "
+                                             "print(version('vcrpy'))"])
+    assert (code, output.strip()) == (0, version("vcrpy"))
+
+
 def test_faults_under_a_tests_control(stack) -> None:
     s = stack("    scenarios:\n      provider-down:\n        - {kind: status, status: 503, path: /v1/status, times: 2}")
     payments, base = s.mock("payments"), s.url("payments")
