@@ -257,7 +257,7 @@ def test_strict_mock_fails_down_and_mocks_command_reports(mock_dir: Path, record
     assert session().get(f"http://{port}/v1/nothing-here", timeout=10).status_code == UNMATCHED_STATUS
     report = envctl(["mocks"], mock_dir, {}).stdout
     assert "1 played, 3 unplayed, 1 unmatched" in report and "unmatched     GET" in report
-    assert "path: recorded /v1/status, sent /v1/nothing-here" in report  # the closest, field by field
+    assert "path: recorded /v1/charges/ch_9, sent /v1/nothing-here" in report  # the closest, field by field
     journal = envctl(["mocks", "--requests"], mock_dir, {}).stdout
     assert "#1 GET /v1/status -> 200 played" in journal and "#2 GET /v1/nothing-here -> 598 unmatched" in journal
     down = envctl(["down"], mock_dir, {}, check=False)
