@@ -139,7 +139,8 @@ def _push_options(fn):
 @click.option("--run", "run", envvar="ENVCTL_RUN", metavar="RUN",
               help="The run to act on (default: the current one); with 'up', the id for a new run.")
 @click.option("--allow", "allow", multiple=True, type=click.Choice(OPT_INS), metavar="WHAT",
-              help="Let the file's services have what gives them the host: 'privileged', 'docker-socket' "
+              help="Let the file's services have what gives them the host: 'privileged', 'docker-socket', "
+              "'publish-beyond-loopback' (ports on the addresses the file names) "
               f"(repeatable; also {ALLOW_ENV}=privileged,docker-socket).")
 @click.version_option(package_name="envctl")
 @click.pass_context
@@ -565,8 +566,9 @@ def mocks(c: Context, name: str | None, reset: bool, as_json: bool) -> None:
 @click.argument("port", required=False, type=int)
 @pass_ctx
 def port(c: Context, service: str, port: int | None) -> None:
-    """Print 127.0.0.1:HOSTPORT for SERVICE's PORT (default: its first port)."""
-    click.echo(f"127.0.0.1:{run_api.host_port(c.engine, c.topology, c.record(), service, port)}")
+    """Print 127.0.0.1:HOSTPORT for SERVICE's PORT (default: its first port; another address if the file asks)."""
+    host_port = run_api.host_port(c.engine, c.topology, c.record(), service, port)
+    click.echo(f"{c.topology.reach(service, port)}:{host_port}")
 
 
 @main.command()

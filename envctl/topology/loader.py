@@ -6,6 +6,7 @@ shows all of them at once. Nothing here touches Docker.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from envctl.durations import DurationError, parse_duration
 from envctl.errors import Problem, TopologyError
 from envctl.imageref import registry_location_problem
 from envctl.topology import compose_keys
+from envctl.topology.compose_keys import PUBLISH_BEYOND_LOOPBACK
 from envctl.topology.interpolation import (
     InterpolationError,
     Interpolator,
@@ -36,6 +38,7 @@ from envctl.topology.model import (
     Build,
     Dependency,
     Fault,
+    LOOPBACK,
     Healthcheck,
     Mock,
     Mount,
@@ -64,7 +67,7 @@ SERVICE_KEYS = (
     *compose_keys.SERVICE_KEYS, *compose_keys.REFUSED,
 )
 LONG_PORT_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
-# Host addresses that publishing on 127.0.0.1 honours as written (empty: Compose's default, all).
+# Host addresses published as 127.0.0.1 (empty: Compose's default, every address, which envctl narrows).
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh", "target", "labels", "cache_from")
 # Mounting the engine's socket gives a container the whole engine (root on the host).
@@ -505,7 +508,7 @@ class _Loader:
                 put(key, self.command(body[key], path + (key,)))
         put("environment", self.environment(body, path))
         if "ports" in body:
-            put("ports", self.ports(body["ports"], path + ("ports",)))
+            put("ports", self.ports(body["ports"], path + ("ports",), raw))
         if "depends_on" in body:
             put("depends_on", self.depends_on(body["depends_on"], path + ("depends_on",)))
         if "healthcheck" in body:
@@ -638,13 +641,14 @@ class _Loader:
                 env[key] = template
         return tuple(env.items())
 
-    def ports(self, raw: Any, path: KeyPath) -> tuple[PortSpec, ...] | None:
+    def ports(self, raw: Any, path: KeyPath, service: dict) -> tuple[PortSpec, ...] | None:
+        """The service's ports; `service` is the service as written (its opt-ins)."""
         if not isinstance(raw, list):
             self.problem(path, f"ports must be a list, not {_kind(raw)}", 'write ports: ["8000"] or ["8080:8000"]')
             return None
         specs: list[PortSpec] = []
         for i, item in enumerate(raw):
-            mappings = self.port(item, path + (i,))
+            mappings = self.port(item, path + (i,), service)
             if mappings is None:
                 return None
             for spec in mappings:
@@ -654,7 +658,7 @@ class _Loader:
                 specs.append(spec)
         return tuple(specs)
 
-    def port(self, item: Any, path: KeyPath) -> list[PortSpec] | None:
+    def port(self, item: Any, path: KeyPath, service: dict) -> list[PortSpec] | None:
         """One short- or long-syntax entry: several specs for a range."""
         try:
             if isinstance(item, dict):
@@ -675,10 +679,30 @@ class _Loader:
             if mapping.protocol == "sctp":
                 self.problem(path, "envctl does not publish sctp ports", "use tcp or udp")
                 return None
-            if mapping.host_ip and mapping.host_ip not in _LOOPBACK:
-                self.note(path, f"publishes on {mapping.host_ip}; envctl publishes on 127.0.0.1 only")
-            specs.append(PortSpec(container=mapping.container, host=mapping.host, protocol=mapping.protocol))
+            host_ip = self.host_address(mapping.host_ip, path, service)
+            if host_ip is None:
+                return None
+            specs.append(PortSpec(mapping.container, mapping.host, mapping.protocol, host_ip))
         return specs
+
+    def host_address(self, written: str, path: KeyPath, service: dict) -> str | None:
+        """Where a port is published: 127.0.0.1 unless the file names another loopback address, or
+        an address beyond loopback and the user opted in (on the service or for the invocation)."""
+        if written in _LOOPBACK or not written:
+            return LOOPBACK
+        try:
+            address = ipaddress.ip_address(written.strip("[]"))
+        except ValueError:
+            self.problem(path, f"{written!r} is not an IP address", "write an address such as 127.0.0.1, or none")
+            return None
+        if not address.is_loopback and not compose_keys.allowed(self, service, path[:2], PUBLISH_BEYOND_LOOPBACK):
+            self.problem(path, f"service '{path[1]}' asks to publish a port on {written}, where other machines "
+                         "can reach it; envctl publishes on 127.0.0.1 only unless you opt in",
+                         f"remove '{written}:' to publish on 127.0.0.1, or opt in with "
+                         f"'{compose_keys.ALLOW_KEY}: [{PUBLISH_BEYOND_LOOPBACK}]' on the service or 'envctl --allow "
+                         f"{PUBLISH_BEYOND_LOOPBACK}' ({compose_keys.ALLOW_ENV}={PUBLISH_BEYOND_LOOPBACK})")
+            return None
+        return str(address)
 
     def long_port(self, item: dict, path: KeyPath) -> list[PortMapping] | None:
         body = self.mapping(item, path, LONG_PORT_KEYS, "a port")
