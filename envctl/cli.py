@@ -49,6 +49,19 @@ err = _console(stderr=True)
 masker = secrets.Masker()
 
 
+# The commands that start containers, and so need the file's opt-ins (privileged, a port beyond
+# loopback...). The others only look at, build or remove what is there: a run started with
+# `--allow` is seen and taken down without it.
+GRANTING_COMMANDS = ("up", "ci", "config")
+
+
+def _environ_for_command() -> dict[str, str] | None:
+    command = click.get_current_context(silent=True)
+    if command is None or command.info_name in GRANTING_COMMANDS:
+        return None
+    return {**os.environ, ALLOW_ENV: ",".join(OPT_INS)}
+
+
 class Context:
     def __init__(self, files: tuple[str, ...], run: str | None, env_files: tuple[str, ...] = ()) -> None:
         self.files = files
@@ -60,7 +73,8 @@ class Context:
     @property
     def topology(self) -> Topology:
         if self._topology is None:
-            self._topology = load_topology(list(self.files) or None, env_files=list(self.env_files) or None)
+            self._topology = load_topology(list(self.files) or None, environ=_environ_for_command(),
+                                           env_files=list(self.env_files) or None)
             masker.add(secrets.topology_secrets(self._topology))
             for warning in self._topology.warnings:
                 err.print(f"[yellow]warning:[/] {warning}")
