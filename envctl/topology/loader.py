@@ -148,6 +148,7 @@ class _Loader:
     def __init__(self, source: Document, interpolator: Interpolator) -> None:
         self.source = source
         self.interp = interpolator
+        self.included_interps: dict[tuple[Path, ...], Interpolator] = {}
         self.root = source.file.parent
         self.declared: set[str] = set()  # every service and mock name, parsed or not
         self.notes: list[str] = []  # what loading changed or ignored, for `envctl config`
@@ -180,10 +181,31 @@ class _Loader:
             self.problem(path, f"expected a string, not {_kind(value)}", "write a string (quote it if needed)")
             return None
         try:
-            return self.interp.template(str(value)) if template else self.interp.plain(str(value))
+            interp = self.interp_at(path)
+            return interp.template(str(value)) if template else interp.plain(str(value))
         except InterpolationError as exc:
             self.problem(path, str(exc), exc.fix)
             return None
+
+    def interp_at(self, path: KeyPath) -> Interpolator:
+        """The variables for the value at `path`: the project's, and for a key from an included
+        file, its own env files' for the names the project leaves unset (as Compose's include)."""
+        origin = self.source.origin(path)
+        env_files = origin.env_files if origin else ()
+        if not env_files:
+            return self.interp
+        if env_files not in self.included_interps:
+            variables = dict(self.interp.variables)
+            for file in env_files:
+                try:
+                    found = parse_dotenv(file.read_text(encoding="utf-8"), variables.get)
+                except (OSError, UnicodeDecodeError, DotenvError) as exc:
+                    self.problem(path, f"cannot read the included file's env file {file}: {exc}", "fix or remove it")
+                    found = {}
+                for key, value in found.items():
+                    variables.setdefault(key, value)
+            self.included_interps[env_files] = Interpolator(variables, unset=self.interp.unset)
+        return self.included_interps[env_files]
 
     def typed(self, value: Any, path: KeyPath, cast: Callable[[str], Any]) -> Any:
         """A typed field's value: a string is interpolated, then cast as Compose casts it.
@@ -386,7 +408,7 @@ class _Loader:
         variable = self.string(body["environment"], path + ("environment",))
         if variable is None:
             return None
-        return Secret(name, environment=variable, value=self.interp.variables.get(variable))
+        return Secret(name, environment=variable, value=self.interp_at(path).variables.get(variable))
 
     def base(self, name: str, raw: Any, path: KeyPath) -> Base | None:
         body = self.mapping(raw, path, BASE_KEYS, f"base '{name}'")
@@ -610,7 +632,7 @@ class _Loader:
                 if not required and not file.is_file():
                     continue
                 try:
-                    for key, value in parse_dotenv(file.read_text(encoding="utf-8"), self.interp.variables.get).items():
+                    for key, value in parse_dotenv(file.read_text(encoding="utf-8"), self.interp_at(path).variables.get).items():
                         env[key] = (value,)
                 except (OSError, UnicodeDecodeError) as exc:
                     self.problem(path + ("env_file", i), f"cannot read {file}: {getattr(exc, 'strerror', exc)}",
@@ -629,7 +651,7 @@ class _Loader:
                     self.problem(epath, f"{key!r} is not a valid variable name", "use a name without '=' or spaces")
                     return None
                 if value is None:  # Compose: take the value from the host, or leave unset
-                    host = self.interp.variables.get(key)
+                    host = self.interp_at(epath).variables.get(key)
                     if host is not None:
                         env[key] = (host,)
                     continue
