@@ -49,6 +49,19 @@ err = _console(stderr=True)
 masker = secrets.Masker()
 
 
+# The commands that start containers, and so need the file's opt-ins (privileged, a port beyond
+# loopback...). The others only look at, build or remove what is there: a run started with
+# `--allow` is seen and taken down without it.
+GRANTING_COMMANDS = ("up", "ci", "config")
+
+
+def _environ_for_command() -> dict[str, str] | None:
+    command = click.get_current_context(silent=True)
+    if command is None or command.info_name in GRANTING_COMMANDS:
+        return None
+    return {**os.environ, ALLOW_ENV: ",".join(OPT_INS)}
+
+
 class Context:
     def __init__(self, files: tuple[str, ...], run: str | None, env_files: tuple[str, ...] = ()) -> None:
         self.files = files
@@ -60,7 +73,8 @@ class Context:
     @property
     def topology(self) -> Topology:
         if self._topology is None:
-            self._topology = load_topology(list(self.files) or None, env_files=list(self.env_files) or None)
+            self._topology = load_topology(list(self.files) or None, environ=_environ_for_command(),
+                                           env_files=list(self.env_files) or None)
             masker.add(secrets.topology_secrets(self._topology))
             for warning in self._topology.warnings:
                 err.print(f"[yellow]warning:[/] {warning}")
@@ -139,7 +153,8 @@ def _push_options(fn):
 @click.option("--run", "run", envvar="ENVCTL_RUN", metavar="RUN",
               help="The run to act on (default: the current one); with 'up', the id for a new run.")
 @click.option("--allow", "allow", multiple=True, type=click.Choice(OPT_INS), metavar="WHAT",
-              help="Let the file's services have what gives them the host: 'privileged', 'docker-socket' "
+              help="Let the file's services have what gives them the host: 'privileged', 'docker-socket', "
+              "'publish-beyond-loopback' (ports on the addresses the file names) "
               f"(repeatable; also {ALLOW_ENV}=privileged,docker-socket).")
 @click.version_option(package_name="envctl")
 @click.pass_context
@@ -624,8 +639,9 @@ def _print_requests(admins: list, method: str | None, path: str | None, as_json:
 @click.argument("port", required=False, type=int)
 @pass_ctx
 def port(c: Context, service: str, port: int | None) -> None:
-    """Print 127.0.0.1:HOSTPORT for SERVICE's PORT (default: its first port)."""
-    click.echo(f"127.0.0.1:{run_api.host_port(c.engine, c.topology, c.record(), service, port)}")
+    """Print 127.0.0.1:HOSTPORT for SERVICE's PORT (default: its first port; another address if the file asks)."""
+    host_port = run_api.host_port(c.engine, c.topology, c.record(), service, port)
+    click.echo(f"{c.topology.reach(service, port)}:{host_port}")
 
 
 @main.command()

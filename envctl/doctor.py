@@ -121,7 +121,7 @@ def _topology_findings(topology: Topology, engine: Engine) -> list[Finding]:
         for port in service.ports:
             if port.host is None or port.host in ours:
                 continue
-            if not run_api._port_free(port.host, port.protocol):
+            if not run_api._port_free(port.host, port.protocol, port.host_ip):
                 out.append(Finding("fixed ports", "fail", f"host port {port.host} of '{name}' is taken",
                                    f"free it ('ss -ltnp | grep :{port.host}') or change services.{name}.ports"))
     if not any(f.check == "fixed ports" for f in out):

@@ -37,7 +37,7 @@ from envctl import timeline as timeline_api
 from envctl.progress import Event, Progress, silent
 from envctl.report import write_report
 from envctl.topology import COMPLETED, READY, STARTED, Service, Topology
-from envctl.topology.model import MOCK_PORT
+from envctl.topology.model import LOOPBACK, MOCK_PORT
 from envctl.wiring import container_side, host_side, resolve_environment
 
 LOG_TAIL = 20
@@ -396,21 +396,21 @@ def _check_fixed_ports(topology: Topology, selected: list[str], existing: dict[s
                 continue
             if name in existing and port.host in existing[name].ports.values():
                 continue  # our own container holds it
-            if not _port_free(port.host, port.protocol):
+            if not _port_free(port.host, port.protocol, port.host_ip):
                 raise PortTaken(
-                    f"host port {port.host} for service '{name}' is already in use on 127.0.0.1",
+                    f"host port {port.host} for service '{name}' is already in use on {port.host_ip}",
                     fix=f"stop whatever listens on {port.host} ('ss -ltnp | grep :{port.host}'), or change "
                     f"services.{name}.ports to another host port, or to \"{port.container}\" for an ephemeral one",
                 )
 
 
-def _port_free(port: int, protocol: str) -> bool:
+def _port_free(port: int, protocol: str, address: str = LOOPBACK) -> bool:
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
-    with socket.socket(socket.AF_INET, kind) as sock:
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, kind) as sock:
         # As servers (and docker-proxy) do: connections in TIME_WAIT do not hold the port.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((address, port))
         except OSError:
             return False
     return True
@@ -438,7 +438,7 @@ def _container_spec(topology: Topology, run: str, name: str, image: str, book,
         environment=resolve_environment(name, book, topology),
         command=list(service.command) if service.command is not None else None,
         entrypoint=list(service.entrypoint) if service.entrypoint is not None else None,
-        ports={f"{p.container}/{p.protocol}": ("127.0.0.1", p.host) for p in service.ports},
+        ports={f"{p.container}/{p.protocol}": (p.host_ip, p.host) for p in service.ports},
         working_dir=service.working_dir,
         user=service.user,
         init=service.init,
@@ -550,14 +550,16 @@ def _wait_ready(engine: Engine, topology: Topology, run: str, service: Service, 
 def _readiness_check(engine: Engine, service: Service, container_id: str, current: dict[str, ContainerState]):
     probe = service.probe
     if probe is not None and probe.kind in ("http", "tcp"):
+        address = service.port(probe.port).reach  # the loader checked that the probed port is listed
+
         def host_probe() -> ProbeResult:
             container = current.get("state") or engine.container_state(container_id)
             port = container.ports.get(probe.port) if container else None
             if port is None:
                 return ProbeResult(False, f"port {probe.port} is not published yet")
             if probe.kind == "http":
-                return http_check("127.0.0.1", port, probe.path)
-            return tcp_check("127.0.0.1", port)
+                return http_check(address, port, probe.path)
+            return tcp_check(address, port)
         return host_probe
     if probe is not None:
         def command_probe() -> ProbeResult:
@@ -704,7 +706,7 @@ def host_environment(engine: Engine, topology: Topology, record: state.RunRecord
     topology = with_mocks(topology)
     if service not in topology.services:
         raise EnvctlError(f"unknown service '{service}'", fix="name one of: " + ", ".join(sorted(topology.services)))
-    return resolve_environment(service, host_side(published_ports(engine, topology, record)), topology)
+    return resolve_environment(service, host_side(topology, published_ports(engine, topology, record)), topology)
 
 
 def host_port(engine: Engine, topology: Topology, record: state.RunRecord, service: str,

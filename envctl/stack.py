@@ -12,7 +12,6 @@ from envctl.engine import Engine
 from envctl.mocks.admin import MockAdmin
 from envctl.state import RunRecord
 from envctl.topology import Topology
-from envctl.wiring import LOOPBACK
 
 
 @dataclass
@@ -26,16 +25,17 @@ class Stack:
         return run_api.current_run(self.topology, self.run)
 
     def host(self, service: str) -> str:
-        """Where the host reaches every service: loopback."""
+        """Where the host reaches the service: loopback, unless the file publishes it elsewhere."""
         self.port(service)  # a clear error for an unknown or stopped service
-        return LOOPBACK
+        return self.topology.reach(service)
 
     def port(self, service: str, container_port: int | None = None) -> int:
         """The published host port of `service`'s `container_port` (default: its first port)."""
         return run_api.host_port(self.engine, self.topology, self.record, service, container_port)
 
     def url(self, service: str, container_port: int | None = None) -> str:
-        return f"http://{LOOPBACK}:{self.port(service, container_port)}"
+        port = self.port(service, container_port)
+        return f"http://{self.topology.reach(service, container_port)}:{port}"
 
     def env(self, service: str) -> dict[str, str]:
         """`service`'s environment with references resolved as the host sees them."""

@@ -2,7 +2,7 @@
 
 A consumer in a container reaches another service by its network alias and container
 port; a consumer on the host (tests, `envctl env`, a service run on the host) reaches it
-at 127.0.0.1 and the published port. A service run on the host (`up --except`) is reached
+at 127.0.0.1 (or the address the file publishes on) and the published port. A service run on the host (`up --except`) is reached
 from containers through the host gateway.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from envctl.errors import EnvctlError
 from envctl.topology import Reference, Template, Topology
+from envctl.topology.model import LOOPBACK
 
 HOST_GATEWAY = "host.docker.internal"
-LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,10 @@ def container_side(topology: Topology, on_host: Mapping[str, Mapping[int, int]] 
     return book
 
 
-def host_side(published: Mapping[str, Mapping[int, int]]) -> dict[str, Endpoint]:
-    """Addresses as seen from the host: loopback and the published port of each target."""
-    return {name: Endpoint(LOOPBACK, dict(ports)) for name, ports in published.items()}
+def host_side(topology: Topology, published: Mapping[str, Mapping[int, int]]) -> dict[str, Endpoint]:
+    """Addresses as seen from the host: the published port of each target, at the address its first
+    port is published on (127.0.0.1 unless the file asks for another)."""
+    return {name: Endpoint(topology.reach(name), dict(ports)) for name, ports in published.items()}
 
 
 class Unreachable(EnvctlError):

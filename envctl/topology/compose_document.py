@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from envctl.topology.compose_keys import ALLOW_KEY, PRIVILEGED, PUBLISH_BEYOND_LOOPBACK
 from envctl.topology.model import ContainerOptions, FileGrant, Mount, Service, Topology
 
 
@@ -24,6 +25,10 @@ def service_keys(service: Service) -> dict[str, Any]:
     if service.links:
         out["links"] = list(service.links)
     out.update(_options(service.options))
+    opt_ins = [*([PRIVILEGED] if service.options.privileged else []),
+               *([PUBLISH_BEYOND_LOOPBACK] if any(p.beyond_loopback for p in service.ports) else [])]
+    if opt_ins:  # what the user allowed, from the file or the command line, so the output loads again
+        out[ALLOW_KEY] = opt_ins
     return out
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from envctl.topology.model import (
-    Config, ContainerOptions, FileGrant, Mount, Network, NetworkAttachment, RestartPolicy, Ulimit, Volume,
+    LOOPBACK, Config, ContainerOptions, FileGrant, Mount, Network, NetworkAttachment, RestartPolicy, Ulimit, Volume,
 )
 from envctl.topology.source import KeyPath
 
@@ -47,7 +47,9 @@ ALLOW_KEY = "x-envctl-allow"
 ALLOW_ENV = "ENVCTL_ALLOW"
 PRIVILEGED = "privileged"
 DOCKER_SOCKET = "docker-socket"
-OPT_INS = (PRIVILEGED, DOCKER_SOCKET)
+# Ports on an address other than loopback: reachable from other machines, which a test stack rarely means.
+PUBLISH_BEYOND_LOOPBACK = "publish-beyond-loopback"
+OPT_INS = (PRIVILEGED, DOCKER_SOCKET, PUBLISH_BEYOND_LOOPBACK)
 SECRETS_DIR = "/run/secrets"
 
 
@@ -117,7 +119,7 @@ def pairs(reader: Reader, raw: Any, path: KeyPath, what: str) -> tuple[tuple[str
 
 
 def allowed(reader: Reader, body: dict, path: KeyPath, what: str) -> bool:
-    """Whether the user opted in to `what` (privileged, docker-socket): on the service or for the invocation."""
+    """Whether the user opted in to `what` (one of OPT_INS): on the service or for the invocation."""
     invocation = reader.interp.variables.get(ALLOW_ENV, "")
     if what in re.split(r"[,\s]+", invocation):
         return True
@@ -651,8 +653,13 @@ def differences(topology: Any) -> list[str]:
     """What this file gets that differs from `docker compose up`, each said once (for `config` and `up`)."""
     services = topology.services.values()
     notes = []
-    if any(s.ports for s in services):
-        notes.append("ports are published on 127.0.0.1 only (docker compose: on every address)")
+    if any(p.host_ip == LOOPBACK for s in services for p in s.ports):
+        notes.append("ports are published on 127.0.0.1 only, unless the file names another loopback address or you "
+                     "opt in to more (docker compose: on every address)")
+    beyond = sorted({s.name for s in services for p in s.ports if p.beyond_loopback})
+    if beyond:
+        notes.append(f"ports of {_names(beyond)} are published beyond loopback, on the addresses the file "
+                     "names, because you opted in")
     notes.append("each run gets its own networks and containers named envctl-PROJECT-RUN-SERVICE, so runs never "
                  "collide; services reach each other by service name, container_name, hostname and aliases")
     with_init = sorted(s.name for s in services if s.init)

@@ -15,7 +15,7 @@ from typing import Any
 
 from envctl.topology import compose_document
 from envctl.topology.interpolation import Reference, Template
-from envctl.topology.model import READY, Base, Healthcheck, Mock, PortSpec, Probe, Service, Topology
+from envctl.topology.model import LOOPBACK, READY, Base, Healthcheck, Mock, PortSpec, Probe, Service, Topology
 
 
 MASK = "******"
@@ -159,7 +159,10 @@ def _service(service: Service) -> dict[str, Any]:
     return out
 
 
-def _port(port: PortSpec) -> str:
+def _port(port: PortSpec) -> str | dict[str, Any]:
+    if port.host_ip != LOOPBACK:  # the long syntax: no brackets to get right for an IPv6 address
+        published = {"published": port.host} if port.host else {}
+        return {"target": port.container, **published, "host_ip": port.host_ip, "protocol": port.protocol}
     text = f"{port.host}:{port.container}" if port.host else str(port.container)
     return text if port.protocol == "tcp" else f"{text}/{port.protocol}"
 

@@ -86,8 +86,10 @@ class _Reader:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
 
-    def read(self, file: Path, directory: Path, chain: tuple[Path, ...], named_at: Origin | None = None) -> Tree | None:
-        """One file with its includes, extends and x-envctl blocks applied."""
+    def read(self, file: Path, directory: Path, chain: tuple[Path, ...], named_at: Origin | None = None,
+             env_files: tuple[Path, ...] = ()) -> Tree | None:
+        """One file with its includes, extends and x-envctl blocks applied; `env_files` are the
+        included files' env files its variables come from, beyond the project's."""
         file = file.resolve()
         if not file.is_file():
             where = named_at or Origin(file, None, directory)
@@ -108,16 +110,16 @@ class _Reader:
                                          "start with 'services:'"))
             return None
         directives = _merge_directives(file)
-        tree = Tree(source.data, {path: Origin(file, line, directory, directives.get(path))
+        tree = Tree(source.data, {path: Origin(file, line, directory, directives.get(path), env_files)
                                   for path, line in source.lines.items()})
-        tree.origins.setdefault((), Origin(file, 1, directory))
+        tree.origins.setdefault((), Origin(file, 1, directory, env_files=env_files))
         tree = self.hoist_extension(tree, ())
         for name in list((tree.data.get("services") or {}) if isinstance(tree.data.get("services"), dict) else ()):
             if isinstance(tree.data["services"][name], dict):
                 tree = self.hoist_extension(tree, ("services", name))
-        tree = self.extend_services(tree, file, chain + (file,))
+        tree = self.extend_services(tree, file, chain + (file,), env_files)
         if "include" in tree.data:
-            tree = self.include(tree, file, chain + (file,))
+            tree = self.include(tree, file, chain + (file,), env_files)
         return tree
 
     def problem(self, tree: Tree, path: KeyPath, message: str, fix: str) -> None:
@@ -140,27 +142,35 @@ class _Reader:
 
     # -- include ---------------------------------------------------------------------------
 
-    def include(self, tree: Tree, file: Path, chain: tuple[Path, ...]) -> Tree:
-        """Included files underneath, this file on top (so it can add envctl's keys)."""
+    def include(self, tree: Tree, file: Path, chain: tuple[Path, ...], env_files: tuple[Path, ...]) -> Tree:
+        """Included files underneath, this file on top (so it can add envctl's keys).
+
+        As in Compose, an included file is its own project: its relative paths start at its
+        project directory, and its variables come from the including file's, then from its
+        `env_file`s (default: its project directory's .env) for what those leave unset."""
         entries = tree.data["include"]
         base = Tree({}, {(): tree.origins[()]})
-        for name, directory in self.include_entries(tree, entries):
-            included = self.read(file.parent / name, directory or (file.parent / name).parent, chain,
-                                 named_at=tree.origin(("include",)))
+        for name, directory, own_env in self.include_entries(tree, entries):
+            directory = directory or (file.parent / name).parent
+            if own_env is None:
+                own_env = tuple(f for f in [directory / ".env"] if f.is_file())
+            included = self.read(file.parent / name, directory, chain, named_at=tree.origin(("include",)),
+                                 env_files=env_files + own_env)
             if included is not None:
                 base = merge_trees(base, included)
         return merge_trees(base, tree.without(("include",)))
 
-    def include_entries(self, tree: Tree, entries: Any) -> list[tuple[str, Path | None]]:
+    def include_entries(self, tree: Tree, entries: Any) -> list[tuple[str, Path | None, tuple[Path, ...] | None]]:
+        """(path, project directory, env files) of each file included; None: the defaults."""
         if isinstance(entries, (str, dict)):
             entries = [entries]
         if not isinstance(entries, list):
             self.problem(tree, ("include",), "include must be a list of files", "write include: [other/compose.yaml]")
             return []
-        out: list[tuple[str, Path | None]] = []
+        out: list[tuple[str, Path | None, tuple[Path, ...] | None]] = []
         for i, entry in enumerate(entries):
             if isinstance(entry, str):
-                out.append((entry, None))
+                out.append((entry, None, None))
                 continue
             paths = entry.get("path") if isinstance(entry, dict) else None
             if isinstance(paths, str):
@@ -168,22 +178,39 @@ class _Reader:
             if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
                 self.problem(tree, ("include", i), "an include entry needs 'path'", "write - path: other/compose.yaml")
                 continue
+            here = tree.origin(("include", i)).directory
             project = entry.get("project_directory")
-            directory = (tree.origin(("include", i)).directory / project) if isinstance(project, str) else None
-            out.extend((p, directory) for p in paths)
+            directory = (here / project) if isinstance(project, str) else None
+            env_files = self.include_env_files(tree, ("include", i, "env_file"), entry.get("env_file"), here)
+            out.extend((p, directory, env_files) for p in paths)
         return out
+
+    def include_env_files(self, tree: Tree, path: KeyPath, named: Any, here: Path) -> tuple[Path, ...] | None:
+        """An include's `env_file` (one or a list, relative to the including file), each required."""
+        if named is None:
+            return None
+        names = [named] if isinstance(named, str) else named
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            self.problem(tree, path, "env_file must be a file or a list of files", "write env_file: [other/.env]")
+            return ()
+        files = tuple((here / n).resolve() for n in names)
+        for file in files:
+            if not file.is_file():
+                self.problem(tree, path, f"no env file at {file}", "fix the path (relative to the including file)")
+        return files
 
     # -- extends ---------------------------------------------------------------------------
 
-    def extend_services(self, tree: Tree, file: Path, chain: tuple[Path, ...]) -> Tree:
+    def extend_services(self, tree: Tree, file: Path, chain: tuple[Path, ...], env_files: tuple[Path, ...]) -> Tree:
         services = tree.data.get("services")
         if not isinstance(services, dict):
             return tree
         for name in list(services):
-            tree = self.extend(tree, name, file, chain, ())
+            tree = self.extend(tree, name, file, chain, (), env_files)
         return tree
 
-    def extend(self, tree: Tree, name: str, file: Path, chain: tuple[Path, ...], seen: tuple[str, ...]) -> Tree:
+    def extend(self, tree: Tree, name: str, file: Path, chain: tuple[Path, ...], seen: tuple[str, ...],
+               env_files: tuple[Path, ...]) -> Tree:
         """Service `name` built on the service it extends (which is resolved first)."""
         path: KeyPath = ("services", name)
         service = tree.data["services"].get(name)
@@ -199,7 +226,8 @@ class _Reader:
         parent_name = spec["service"]
         if "file" in spec:
             other = tree.origin(path + ("extends",)).directory / str(spec["file"])
-            parent_tree = self.read(other, other.resolve().parent, chain, named_at=tree.origin(path + ("extends",)))
+            parent_tree = self.read(other, other.resolve().parent, chain, named_at=tree.origin(path + ("extends",)),
+                                    env_files=env_files)
             if parent_tree is None:
                 return tree.without(path + ("extends",))
         else:
@@ -207,7 +235,7 @@ class _Reader:
                 self.problem(tree, path + ("extends",), "services extend each other in a loop: "
                              + " -> ".join(seen + (name, parent_name)), "remove one of these extends")
                 return tree.without(path + ("extends",))
-            tree = self.extend(tree, parent_name, file, chain, seen + (name,))
+            tree = self.extend(tree, parent_name, file, chain, seen + (name,), env_files)
             parent_tree = tree
         parent = (parent_tree.data.get("services") or {}).get(parent_name)
         if not isinstance(parent, dict):

@@ -6,6 +6,7 @@ shows all of them at once. Nothing here touches Docker.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import shlex
@@ -19,6 +20,7 @@ from envctl.errors import Problem, TopologyError
 from envctl.imageref import registry_location_problem
 from envctl.mocks.jsonpath import parse_json_path
 from envctl.topology import compose_keys
+from envctl.topology.compose_keys import PUBLISH_BEYOND_LOOPBACK
 from envctl.topology.interpolation import (
     InterpolationError,
     Interpolator,
@@ -38,6 +40,7 @@ from envctl.topology.model import (
     Dependency,
     Fault,
     FaultStep,
+    LOOPBACK,
     Healthcheck,
     Mock,
     Mount,
@@ -67,7 +70,7 @@ SERVICE_KEYS = (
     *compose_keys.SERVICE_KEYS, *compose_keys.REFUSED,
 )
 LONG_PORT_KEYS = ("target", "published", "host_ip", "protocol", "mode", "name", "app_protocol")
-# Host addresses that publishing on 127.0.0.1 honours as written (empty: Compose's default, all).
+# Host addresses published as 127.0.0.1 (empty: Compose's default, every address, which envctl narrows).
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh", "target", "labels", "cache_from")
 # Mounting the engine's socket gives a container the whole engine (root on the host).
@@ -153,6 +156,7 @@ class _Loader:
     def __init__(self, source: Document, interpolator: Interpolator) -> None:
         self.source = source
         self.interp = interpolator
+        self.included_interps: dict[tuple[Path, ...], Interpolator] = {}
         self.root = source.file.parent
         self.declared: set[str] = set()  # every service and mock name, parsed or not
         self.notes: list[str] = []  # what loading changed or ignored, for `envctl config`
@@ -185,10 +189,31 @@ class _Loader:
             self.problem(path, f"expected a string, not {_kind(value)}", "write a string (quote it if needed)")
             return None
         try:
-            return self.interp.template(str(value)) if template else self.interp.plain(str(value))
+            interp = self.interp_at(path)
+            return interp.template(str(value)) if template else interp.plain(str(value))
         except InterpolationError as exc:
             self.problem(path, str(exc), exc.fix)
             return None
+
+    def interp_at(self, path: KeyPath) -> Interpolator:
+        """The variables for the value at `path`: the project's, and for a key from an included
+        file, its own env files' for the names the project leaves unset (as Compose's include)."""
+        origin = self.source.origin(path)
+        env_files = origin.env_files if origin else ()
+        if not env_files:
+            return self.interp
+        if env_files not in self.included_interps:
+            variables = dict(self.interp.variables)
+            for file in env_files:
+                try:
+                    found = parse_dotenv(file.read_text(encoding="utf-8"), variables.get)
+                except (OSError, UnicodeDecodeError, DotenvError) as exc:
+                    self.problem(path, f"cannot read the included file's env file {file}: {exc}", "fix or remove it")
+                    found = {}
+                for key, value in found.items():
+                    variables.setdefault(key, value)
+            self.included_interps[env_files] = Interpolator(variables, unset=self.interp.unset)
+        return self.included_interps[env_files]
 
     def typed(self, value: Any, path: KeyPath, cast: Callable[[str], Any]) -> Any:
         """A typed field's value: a string is interpolated, then cast as Compose casts it.
@@ -391,7 +416,7 @@ class _Loader:
         variable = self.string(body["environment"], path + ("environment",))
         if variable is None:
             return None
-        return Secret(name, environment=variable, value=self.interp.variables.get(variable))
+        return Secret(name, environment=variable, value=self.interp_at(path).variables.get(variable))
 
     def base(self, name: str, raw: Any, path: KeyPath) -> Base | None:
         body = self.mapping(raw, path, BASE_KEYS, f"base '{name}'")
@@ -513,7 +538,7 @@ class _Loader:
                 put(key, self.command(body[key], path + (key,)))
         put("environment", self.environment(body, path))
         if "ports" in body:
-            put("ports", self.ports(body["ports"], path + ("ports",)))
+            put("ports", self.ports(body["ports"], path + ("ports",), raw))
         if "depends_on" in body:
             put("depends_on", self.depends_on(body["depends_on"], path + ("depends_on",)))
         if "healthcheck" in body:
@@ -615,7 +640,7 @@ class _Loader:
                 if not required and not file.is_file():
                     continue
                 try:
-                    for key, value in parse_dotenv(file.read_text(encoding="utf-8"), self.interp.variables.get).items():
+                    for key, value in parse_dotenv(file.read_text(encoding="utf-8"), self.interp_at(path).variables.get).items():
                         env[key] = (value,)
                 except (OSError, UnicodeDecodeError) as exc:
                     self.problem(path + ("env_file", i), f"cannot read {file}: {getattr(exc, 'strerror', exc)}",
@@ -634,7 +659,7 @@ class _Loader:
                     self.problem(epath, f"{key!r} is not a valid variable name", "use a name without '=' or spaces")
                     return None
                 if value is None:  # Compose: take the value from the host, or leave unset
-                    host = self.interp.variables.get(key)
+                    host = self.interp_at(epath).variables.get(key)
                     if host is not None:
                         env[key] = (host,)
                     continue
@@ -646,13 +671,14 @@ class _Loader:
                 env[key] = template
         return tuple(env.items())
 
-    def ports(self, raw: Any, path: KeyPath) -> tuple[PortSpec, ...] | None:
+    def ports(self, raw: Any, path: KeyPath, service: dict) -> tuple[PortSpec, ...] | None:
+        """The service's ports; `service` is the service as written (its opt-ins)."""
         if not isinstance(raw, list):
             self.problem(path, f"ports must be a list, not {_kind(raw)}", 'write ports: ["8000"] or ["8080:8000"]')
             return None
         specs: list[PortSpec] = []
         for i, item in enumerate(raw):
-            mappings = self.port(item, path + (i,))
+            mappings = self.port(item, path + (i,), service)
             if mappings is None:
                 return None
             for spec in mappings:
@@ -662,7 +688,7 @@ class _Loader:
                 specs.append(spec)
         return tuple(specs)
 
-    def port(self, item: Any, path: KeyPath) -> list[PortSpec] | None:
+    def port(self, item: Any, path: KeyPath, service: dict) -> list[PortSpec] | None:
         """One short- or long-syntax entry: several specs for a range."""
         try:
             if isinstance(item, dict):
@@ -683,10 +709,30 @@ class _Loader:
             if mapping.protocol == "sctp":
                 self.problem(path, "envctl does not publish sctp ports", "use tcp or udp")
                 return None
-            if mapping.host_ip and mapping.host_ip not in _LOOPBACK:
-                self.note(path, f"publishes on {mapping.host_ip}; envctl publishes on 127.0.0.1 only")
-            specs.append(PortSpec(container=mapping.container, host=mapping.host, protocol=mapping.protocol))
+            host_ip = self.host_address(mapping.host_ip, path, service)
+            if host_ip is None:
+                return None
+            specs.append(PortSpec(mapping.container, mapping.host, mapping.protocol, host_ip))
         return specs
+
+    def host_address(self, written: str, path: KeyPath, service: dict) -> str | None:
+        """Where a port is published: 127.0.0.1 unless the file names another loopback address, or
+        an address beyond loopback and the user opted in (on the service or for the invocation)."""
+        if written in _LOOPBACK or not written:
+            return LOOPBACK
+        try:
+            address = ipaddress.ip_address(written.strip("[]"))
+        except ValueError:
+            self.problem(path, f"{written!r} is not an IP address", "write an address such as 127.0.0.1, or none")
+            return None
+        if not address.is_loopback and not compose_keys.allowed(self, service, path[:2], PUBLISH_BEYOND_LOOPBACK):
+            self.problem(path, f"service '{path[1]}' asks to publish a port on {written}, where other machines "
+                         "can reach it; envctl publishes on 127.0.0.1 only unless you opt in",
+                         f"remove '{written}:' to publish on 127.0.0.1, or opt in with "
+                         f"'{compose_keys.ALLOW_KEY}: [{PUBLISH_BEYOND_LOOPBACK}]' on the service or 'envctl --allow "
+                         f"{PUBLISH_BEYOND_LOOPBACK}' ({compose_keys.ALLOW_ENV}={PUBLISH_BEYOND_LOOPBACK})")
+            return None
+        return str(address)
 
     def long_port(self, item: dict, path: KeyPath) -> list[PortMapping] | None:
         body = self.mapping(item, path, LONG_PORT_KEYS, "a port")

@@ -23,6 +23,9 @@ class Origin:
     line: int | None
     directory: Path  # where relative paths under this key start
     directive: str | None = None  # Compose's YAML tag on the value: "reset" or "override"
+    # An included file's own env files (Compose: its project directory's .env), outermost first,
+    # which fill in what the project's variables leave unset; () for the project's files.
+    env_files: tuple[Path, ...] = ()
 
 
 _RESET = object()  # a key `!reset` removes

@@ -1,6 +1,7 @@
 """The typed topology: what `envctl.yaml` says once loaded, interpolated and validated."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,11 +77,26 @@ class Secret:
     value: str | None = field(default=None, repr=False, compare=False)  # None: the file or variable is missing
 
 
+LOOPBACK = "127.0.0.1"
+EVERY_ADDRESS = ("0.0.0.0", "::")
+
+
 @dataclass(frozen=True)
 class PortSpec:
     container: int
     host: int | None = None  # None: an ephemeral port chosen by the engine
     protocol: str = "tcp"
+    host_ip: str = LOOPBACK  # where it is published: 127.0.0.1 unless the file asks (and may) for another
+
+    @property
+    def reach(self) -> str:
+        """The address the host dials for it: loopback when published on every address."""
+        return LOOPBACK if self.host_ip in EVERY_ADDRESS else self.host_ip
+
+    @property
+    def beyond_loopback(self) -> bool:
+        """Whether other machines may reach it (which needs the user's opt-in)."""
+        return not ipaddress.ip_address(self.host_ip).is_loopback
 
 
 @dataclass(frozen=True)
@@ -343,3 +359,10 @@ class Topology:
         if name in self.services:
             return self.services[name].ports
         return self.mocks[name].ports
+
+    def reach(self, name: str, container_port: int | None = None) -> str:
+        """The address the host dials for `name`'s port (default: its first): 127.0.0.1 unless the
+        file publishes it on another."""
+        known = name in self.services or name in self.mocks
+        specs = [p for p in (self.ports_of(name) if known else ()) if container_port in (None, p.container)]
+        return specs[0].reach if specs else LOOPBACK

@@ -222,3 +222,45 @@ def test_replicas_are_containers_of_their_own_reached_by_the_service_name(keys_r
     client = run_api.containers_by_service(engine, topology, run)["client"]
     script = "import socket; print(len({a[4][0] for a in socket.getaddrinfo('echo', 8000)}))"
     assert engine.exec(client.id, ["python3", "-c", script]) == (0, b"3\n")
+
+
+WHERE_ASKED = f"""
+name: bind-where-asked
+services:
+  everywhere:  # beyond loopback: only with the opt-in; the host still dials 127.0.0.1
+    image: {PYTHON}
+    command: [sh, -c, "mkdir -p /empty && exec python3 -m http.server 8000 --directory /empty"]
+    ports: ["0.0.0.0::8000"]
+    probe: {{http: /, port: 8000}}
+  second-loopback:  # another loopback address: bound as written, no opt-in needed
+    image: {PYTHON}
+    command: [sh, -c, "mkdir -p /empty && exec python3 -m http.server 8000 --directory /empty"]
+    ports: ["127.0.0.2::8000"]
+    probe: {{http: /, port: 8000}}
+"""
+
+
+def test_a_port_is_published_where_the_file_asks_only_with_the_opt_in(standins: None, tmp_path: Path,
+                                                                       engine: Engine) -> None:
+    (tmp_path / "envctl.yaml").write_text(textwrap.dedent(WHERE_ASKED))
+    refused = envctl(["up"], tmp_path, {}, check=False)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "envctl.yaml:7: services.everywhere.ports[0]: service 'everywhere' asks to publish a port on 0.0.0.0" \
+        in refused.stderr and "--allow publish-beyond-loopback" in refused.stderr
+    assert engine.containers({eng.PROJECT: "bind-where-asked"}) == []  # nothing started
+
+    up = envctl(["--allow", "publish-beyond-loopback", "up"], tmp_path, {})  # ready: both probes answered
+    assert "published beyond loopback" in up.stderr  # the difference is said
+    topology = load_topology(tmp_path / "envctl.yaml", environ={"ENVCTL_ALLOW": "publish-beyond-loopback"})
+    run = run_api.current_run(topology).run
+    try:
+        found = run_api.containers_by_service(engine, topology, run)
+        for service, address in (("everywhere", "0.0.0.0"), ("second-loopback", "127.0.0.2")):
+            bindings = engine.inspect_container(found[service].id)["NetworkSettings"]["Ports"]["8000/tcp"]
+            assert {b["HostIp"] for b in bindings} == {address}, service
+        where = envctl(["port", "second-loopback"], tmp_path, {}).stdout.strip()
+        assert where.startswith("127.0.0.2:") and requests.get(f"http://{where}/", timeout=10).status_code == 200
+        assert envctl(["port", "everywhere"], tmp_path, {}).stdout.startswith("127.0.0.1:")
+    finally:
+        envctl(["down"], tmp_path, {})
+    assert left_of(engine, topology.name, run) == {"containers": [], "networks": [], "volumes": []}

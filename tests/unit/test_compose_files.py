@@ -131,6 +131,48 @@ def test_include_loops_are_named(tmp_path: Path) -> None:
         load_topology(tmp_path / "a.yaml", environ={})
 
 
+def test_an_included_file_reads_its_own_env_for_what_the_project_leaves_unset(tmp_path: Path) -> None:
+    """As compose-go's include: the including project's variables win, the included project
+    directory's .env fills in the rest (and expands with the project's variables)."""
+    write(tmp_path, ".env", "TAG=project\n")
+    write(tmp_path, "sub/.env", "TAG=sub\nONLY_SUB=yes\nDB_IMAGE=postgres:${TAG}\n")
+    write(tmp_path, "sub/compose.yaml", """\
+        services:
+          db: {image: "${DB_IMAGE}", environment: {A: "${ONLY_SUB:-no}", T: "${TAG}", HOST: null}}
+        """)
+    write(tmp_path, "compose.yaml", """\
+        include: [sub/compose.yaml]
+        services:
+          web: {image: "nginx:${TAG}", environment: {A: "${ONLY_SUB:-no}"}}
+        """)
+    topology = load_topology(tmp_path, environ={"HOST": "from-host"})
+    db, web = topology.services["db"], topology.services["web"]
+    assert db.image == "postgres:project"
+    assert dict(db.environment) == {"A": ("yes",), "T": ("project",), "HOST": ("from-host",)}
+    assert web.image == "nginx:project" and dict(web.environment) == {"A": ("no",)}  # the project never sees it
+
+
+def test_an_include_names_its_env_files_and_project_directory(tmp_path: Path) -> None:
+    write(tmp_path, "envs/sub.env", "IMAGE=redis\n")
+    write(tmp_path, "sub/.env", "IMAGE=ignored-when-env_file-is-named\n")
+    write(tmp_path, "elsewhere/.env", "IMAGE=ignored-too\n")
+    write(tmp_path, "sub/compose.yaml", "services: {cache: {image: '${IMAGE}', volumes: ['./data:/data']}}\n")
+    write(tmp_path, "compose.yaml", """\
+        include:
+          - {path: sub/compose.yaml, env_file: envs/sub.env, project_directory: elsewhere}
+        """)
+    cache = load_topology(tmp_path, environ={}).services["cache"]
+    assert cache.image == "redis"
+    assert cache.volumes[0].source == str(tmp_path / "elsewhere" / "data")
+
+
+def test_an_include_env_file_that_is_missing_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "sub/compose.yaml", "services: {cache: {image: redis}}\n")
+    write(tmp_path, "compose.yaml", "include: [{path: sub/compose.yaml, env_file: nowhere.env}]\n")
+    with pytest.raises(TopologyError, match="compose.yaml:1: include\\[0\\].env_file: no env file at .*nowhere.env"):
+        load_topology(tmp_path, environ={})
+
+
 def test_x_envctl_blocks_hold_envctl_keys_in_a_compose_file(tmp_path: Path) -> None:
     write(tmp_path, "compose.yaml", """\
         x-envctl:

@@ -72,11 +72,11 @@ def test_secrets_are_masked_only_where_they_stand_as_values(tmp_path: Path) -> N
 
 
 def test_config_finds_a_compose_file_and_lists_what_it_changed(tmp_path: Path, monkeypatch) -> None:
-    (tmp_path / "docker-compose.yml").write_text('version: "3.8"\nservices: {web: {image: nginx, ports: ["0.0.0.0:8080:80"]}}\n')
+    (tmp_path / "docker-compose.yml").write_text('version: "3.8"\nservices: {web: {image: nginx, ports: ["[::1]:8080:80"]}}\n')
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["config"], env={"ENVCTL_FILE": None, "COMPOSE_FILE": None})
     assert result.exit_code == 0, result.output
-    assert "# services.web.ports[0]: publishes on 0.0.0.0; envctl publishes on 127.0.0.1 only" in result.output
+    assert "8080:80" in result.output and "127.0.0.1 only" in result.output  # said, on stderr
     assert "# version: ignored, as Compose v2 ignores it" in result.output
     assert "image: nginx" in result.output
 
@@ -113,3 +113,16 @@ def test_env_files_replace_dotenv_before_or_after_the_command(tmp_path: Path) ->
     assert "image: nginx:b-1" in result.output
     result = runner.invoke(main, ["config", "-f", str(tmp_path / "compose.yaml"), "--env-file", "missing.env"], env=env)
     assert result.exit_code != 0 and "no env file here" in str(result.exception or result.output)
+
+
+def test_only_commands_that_start_containers_need_the_opt_ins(tmp_path: Path, monkeypatch) -> None:
+    """A run started with `--allow` is seen and taken down without it."""
+    (tmp_path / "compose.yaml").write_text("services: {web: {image: nginx, privileged: true, ports: ['0.0.0.0::80']}}\n")
+    monkeypatch.chdir(tmp_path)
+    env = {"ENVCTL_FILE": None, "COMPOSE_FILE": None, "ENVCTL_ALLOW": None}
+    refused = CliRunner().invoke(main, ["config"], env=env)
+    assert refused.exit_code == 1 and "publish-beyond-loopback" in str(refused.exception)
+    looked = CliRunner().invoke(main, ["status"], env=env)
+    assert looked.exit_code == 1 and "no run of" in str(looked.exception)  # past loading the file
+    allowed = CliRunner().invoke(main, ["--allow", "privileged", "--allow", "publish-beyond-loopback", "config"], env=env)
+    assert allowed.exit_code == 0 and "host_ip: 0.0.0.0" in allowed.output

@@ -2,8 +2,9 @@
 
 Our own cases for the rules in compose-go's port parsing tests (loader tests of
 `ports`, types' ServicePortConfig) and Compose v1's tests/unit/config/types_test.py
-(ServicePort.parse). envctl publishes on 127.0.0.1 only: a wildcard or other host address
-is accepted and noted (`envctl config` lists it), never bound as written.
+(ServicePort.parse). The rules run with the opt-in `publish-beyond-loopback`, so that a host
+address is bound as written, as in Compose; without it envctl publishes on 127.0.0.1 only and
+an address beyond loopback is an error naming the opt-in (tests at the end).
 
 Measured on these 50 cases: envctl before this parser 30 (ranges, `0:PORT`, host addresses,
 long-syntax mode/name/app_protocol and interpolated long syntax were refused).
@@ -14,9 +15,10 @@ import pytest
 
 from envctl.errors import TopologyError
 from envctl.topology import PortSpec, load_topology
+from envctl.topology.compose_keys import differences
 
 ERROR = object()
-ENV = {"PORT": "8080", "TARGET": "80", "RANGE": "9000-9001", "EMPTY": ""}
+ENV = {"PORT": "8080", "TARGET": "80", "RANGE": "9000-9001", "EMPTY": "", "ENVCTL_ALLOW": "publish-beyond-loopback"}
 
 CASES = [
     # short syntax
@@ -31,8 +33,11 @@ CASES = [
     ('"127.0.0.1:8001:8001"', [PortSpec(8001, 8001)]),
     ('"127.0.0.1:5000-5001:5000-5001"', [PortSpec(5000, 5000), PortSpec(5001, 5001)]),
     ('"127.0.0.1::5000"', [PortSpec(5000)]),
-    ('"0.0.0.0:80:80"', [PortSpec(80, 80)]),
-    ('"1.1.1.1:3000:3000/udp"', [PortSpec(3000, 3000, "udp")]),
+    ('"0.0.0.0:80:80"', [PortSpec(80, 80, host_ip="0.0.0.0")]),
+    ('"1.1.1.1:3000:3000/udp"', [PortSpec(3000, 3000, "udp", "1.1.1.1")]),
+    ('"127.0.0.2:80:80"', [PortSpec(80, 80, host_ip="127.0.0.2")]),
+    ('"[::]:80:80"', [PortSpec(80, 80, host_ip="::")]),
+    ('"not-an-address:80:80"', ERROR),
     ('"[::1]:6001:6001"', [PortSpec(6001, 6001)]),
     ('"::1:6002:6002"', [PortSpec(6002, 6002)]),
     ('"6060:6060/udp"', [PortSpec(6060, 6060, "udp")]),
@@ -58,7 +63,8 @@ CASES = [
     ('{target: 80, published: "9000-9000"}', [PortSpec(80, 9000)]),
     ("{target: 80, published: 8080, protocol: udp}", [PortSpec(80, 8080, "udp")]),
     ("{target: 80, published: 8080, host_ip: 127.0.0.1}", [PortSpec(80, 8080)]),
-    ("{target: 80, published: 8080, host_ip: 0.0.0.0}", [PortSpec(80, 8080)]),
+    ("{target: 80, published: 8080, host_ip: 0.0.0.0}", [PortSpec(80, 8080, host_ip="0.0.0.0")]),
+    ('{target: 80, host_ip: "${ADDRESS:-192.0.2.5}"}', [PortSpec(80, host_ip="192.0.2.5")]),
     ("{target: 80, published: 8080, mode: host}", [PortSpec(80, 8080)]),
     ("{target: 80, published: 8080, mode: ingress}", [PortSpec(80, 8080)]),
     ("{target: 80, name: web, app_protocol: http}", [PortSpec(80)]),
@@ -74,7 +80,7 @@ CASES = [
 ]
 
 
-def load_port(tmp_path, entry: str):
+def load_port(tmp_path, entry: str, environ: dict = ENV):
     file = tmp_path / "envctl.yaml"
     file.write_text(textwrap.dedent(f"""\
         services:
@@ -83,7 +89,7 @@ def load_port(tmp_path, entry: str):
             ports:
               - {entry}
         """))
-    return load_topology(file, environ=ENV)
+    return load_topology(file, environ=environ)
 
 
 @pytest.mark.parametrize("entry, expected", CASES, ids=[str(e) for e, _ in CASES])
@@ -95,6 +101,33 @@ def test_compose_port_rule(tmp_path, entry, expected) -> None:
         assert list(load_port(tmp_path, entry).services["web"].ports) == expected
 
 
-def test_a_host_address_envctl_does_not_bind_is_noted(tmp_path) -> None:
-    topology = load_port(tmp_path, '"0.0.0.0:80:80"')
-    assert topology.notes == ("services.web.ports[0]: publishes on 0.0.0.0; envctl publishes on 127.0.0.1 only",)
+NO_OPT_IN = {k: v for k, v in ENV.items() if k != "ENVCTL_ALLOW"}
+
+
+@pytest.mark.parametrize("entry", ['"0.0.0.0:8080:80"', '"192.0.2.5:80:80"', "{target: 80, host_ip: 0.0.0.0}",
+                                   '"[::]:80:80"'])
+def test_an_address_beyond_loopback_is_an_error_naming_the_opt_in(tmp_path, entry) -> None:
+    with pytest.raises(TopologyError) as caught:
+        load_port(tmp_path, entry, NO_OPT_IN)
+    text = str(caught.value)
+    assert "envctl.yaml:5: services.web.ports[0]: service 'web' asks to publish a port on" in text
+    assert "x-envctl-allow: [publish-beyond-loopback]" in text and "envctl --allow publish-beyond-loopback" in text
+
+
+@pytest.mark.parametrize("entry, expected", [
+    ('"127.0.0.1:80:80"', PortSpec(80, 80)), ('"[::1]:80:80"', PortSpec(80, 80)), ('"localhost:80:80"', PortSpec(80, 80)),
+    ('"127.0.0.2:80:80"', PortSpec(80, 80, host_ip="127.0.0.2")),
+    ("{target: 80, host_ip: 127.0.0.3}", PortSpec(80, host_ip="127.0.0.3")),
+])
+def test_a_loopback_address_needs_no_opt_in(tmp_path, entry, expected) -> None:
+    assert load_port(tmp_path, entry, NO_OPT_IN).services["web"].ports == (expected,)
+
+
+def test_the_opt_in_on_the_service_publishes_where_the_file_asks(tmp_path) -> None:
+    file = tmp_path / "compose.yaml"
+    file.write_text("services:\n  web:\n    image: nginx\n    x-envctl-allow: [publish-beyond-loopback]\n"
+                    "    ports: ['0.0.0.0:8080:80']\n")
+    topology = load_topology(file, environ={})
+    assert topology.services["web"].ports == (PortSpec(80, 8080, host_ip="0.0.0.0"),)
+    assert topology.services["web"].ports[0].reach == "127.0.0.1"  # the host dials loopback for every address
+    assert any("beyond loopback" in note and "opted in" in note for note in differences(topology))

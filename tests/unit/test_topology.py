@@ -138,7 +138,7 @@ def test_bad_types_and_values(write_topology) -> None:
             init: maybe
           b:
             image: x
-            ports: ["0.0.0.0:80:80", "99999"]
+            ports: ["127.0.0.1:80:80", "99999"]
           c:
             image: x
             probe: {http: /, port: 1234}

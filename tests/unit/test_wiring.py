@@ -32,7 +32,7 @@ def test_container_consumers_get_alias_and_container_port(topology) -> None:
 
 
 def test_host_consumers_get_loopback_and_published_port(topology) -> None:
-    book = host_side({"db": {5432: 49001}, "api": {8000: 49002, 9000: 49003}})
+    book = host_side(topology, {"db": {5432: 49001}, "api": {8000: 49002, 9000: 49003}})
     assert resolve_environment("api", book, topology)["DB"] == "postgresql://127.0.0.1:49001/app"
     assert resolve_environment("web", book, topology)["API"] == "http://127.0.0.1:49002"
 
@@ -44,4 +44,16 @@ def test_a_service_on_the_host_is_reached_through_the_gateway(topology) -> None:
 
 def test_a_target_not_in_the_run_is_a_clear_error(topology) -> None:
     with pytest.raises(Unreachable, match="'db' is not part of this run"):
-        resolve_environment("api", host_side({}), topology)
+        resolve_environment("api", host_side(topology, {}), topology)
+
+
+def test_host_consumers_dial_the_loopback_address_the_file_publishes_on(write_topology) -> None:
+    topology = load_topology(write_topology(
+        """
+        services:
+          db: {image: x, ports: ["127.0.0.2::5432"]}
+          api: {image: x, environment: {DB: "${db.url}", HOST: "${db.host}"}}
+        """
+    ), environ={})
+    book = host_side(topology, {"db": {5432: 49001}})
+    assert resolve_environment("api", book, topology) == {"DB": "http://127.0.0.2:49001", "HOST": "127.0.0.2"}
