@@ -119,7 +119,7 @@ def test_only_commands_that_start_containers_need_the_opt_ins(tmp_path: Path, mo
     """A run started with `--allow` is seen and taken down without it."""
     (tmp_path / "compose.yaml").write_text("services: {web: {image: nginx, privileged: true, ports: ['0.0.0.0::80']}}\n")
     monkeypatch.chdir(tmp_path)
-    env = {"ENVCTL_FILE": None, "COMPOSE_FILE": None, "ENVCTL_ALLOW": None}
+    env = {"ENVCTL_FILE": None, "COMPOSE_FILE": None, "ENVCTL_ALLOW": None, "ENVCTL_RUN": None}  # as outside envctl ci
     refused = CliRunner().invoke(main, ["config"], env=env)
     assert refused.exit_code == 1 and "publish-beyond-loopback" in str(refused.exception)
     looked = CliRunner().invoke(main, ["status"], env=env)
