@@ -76,7 +76,7 @@ GATE_OFF = {"ENVCTL_START_GATE": "0"}  # envctl's start gate off: each service s
 def envctl(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> float:
     """Run the envctl CLI as a user would; return its wall time."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "envctl.cli", *args], cwd=cwd, capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "envctl", *args], cwd=cwd, capture_output=True, text=True,
                             env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - started
     if check and result.returncode != 0:
@@ -253,7 +253,7 @@ def bench_mock(results: dict, requests_total: int = 4000, threads: int = 8, limi
     """Bounded load (count and time) on the email provider's mock, on 127.0.0.1 only."""
     envctl("up", "email-provider", cwd=REPO)
     try:
-        port = subprocess.run([sys.executable, "-m", "envctl.cli", "port", "email-provider"], cwd=REPO,
+        port = subprocess.run([sys.executable, "-m", "envctl", "port", "email-provider"], cwd=REPO,
                               capture_output=True, text=True, check=True).stdout.strip().split(":")[1]
         url = f"http://127.0.0.1:{port}/v3/mail/send"
         body = json.dumps({"personalizations": [{"to": [{"email": "a@example.com"}]}]}).encode()

@@ -27,7 +27,10 @@ from benchmark import REPO, clean_images, envctl, write_topology
 SHIM = """import os, runpy, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
 sys.path.insert(0, os.environ["ENVCTL_TREE"])
-runpy.run_module("envctl.cli", run_name="__main__", alter_sys=True)
+import importlib.util
+# envctl runs as `python -m envctl` since the packages by stage; before that, envctl.cli
+module = "envctl" if importlib.util.find_spec("envctl.__main__") else "envctl.cli"
+runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
@@ -49,7 +52,7 @@ def main() -> None:
                    check=True, capture_output=True)
     (work / "shim.py").write_text(SHIM)
     env = {**os.environ, "ENVCTL_TREE": str(tree)}
-    clis = {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl.cli"]}
+    clis = {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl"]}
     times = {name: {"up": [], "down": []} for name in clis}
     try:
         write_topology(root, args.boot)

@@ -6,13 +6,14 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from envctl import bootstrap, platforms
-from envctl import engine as eng
-from envctl import gc as gc_api
-from envctl import run as run_api
-from envctl.engine import Engine
+from envctl.images import bootstrap, platforms
+from envctl.backend import engine as eng
+from envctl.runtime import gc as gc_api
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
 from envctl.errors import EnvctlError
-from envctl.images import host_ca_bundle
+from envctl.images.builder import host_ca_bundle
 from envctl.topology import Topology
 
 MIN_API = (1, 41)
@@ -28,7 +29,24 @@ class Finding:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """Every check's finding; it fails when any check failed (warnings pass)."""
+
+    findings: list[Finding]
+
+    def error(self) -> EnvctlError | None:
+        """The error naming the failed checks, or None."""
+        failed = [f for f in self.findings if f.status == "fail"]
+        if not failed:
+            return None
+        return EnvctlError(f"{len(failed)} check(s) failed: " + ", ".join(f.check for f in failed),
+                           fix="see the fix column above")
+
+
 def diagnose(topology: Topology | None) -> list[Finding]:
+    """Check the engine, storage, disk, address pool, platform, CA bundle and tools; with a
+    topology, also its fixed ports and its stale and abandoned runs."""
     findings: list[Finding] = []
     try:
         engine = Engine.connect(timeout=15)
@@ -121,14 +139,14 @@ def _topology_findings(topology: Topology, engine: Engine) -> list[Finding]:
         for port in service.ports:
             if port.host is None or port.host in ours:
                 continue
-            if not run_api._port_free(port.host, port.protocol, port.host_ip):
+            if not run_api.port_free(port.host, port.protocol, port.host_ip):
                 out.append(Finding("fixed ports", "fail", f"host port {port.host} of '{name}' is taken",
                                    f"free it ('ss -ltnp | grep :{port.host}') or change services.{name}.ports"))
     if not any(f.check == "fixed ports" for f in out):
         fixed = sum(1 for s in topology.services.values() for p in s.ports if p.host)
         out.append(Finding("fixed ports", "ok", f"{fixed} fixed host ports, all free (or held by this project)"))
     stale = []
-    for run in run_api.project_runs(engine, topology.name):
+    for run in teardown.project_runs(engine, topology.name):
         containers = engine.containers(eng.run_labels(topology.name, run))
         if not any(c.running for c in containers):
             stale.append(run)

@@ -131,83 +131,104 @@ def run_dag(
     `cancel`, which tasks should watch while they wait. `max_parallel` bounds how many
     tasks run at once (waiting for dependencies does not count).
     """
-    cancel = cancel or threading.Event()
-    nodes = {name: _Node() for name in requires}
     slots = threading.BoundedSemaphore(max_parallel) if max_parallel else None
-    outcome = Outcome()
-    lock = threading.Lock()
+    return _Execution(requires, task, cancel or threading.Event(), fail_fast, slots).run()
 
-    def wait_for(name: str) -> None:
-        for dep, milestone in requires[name]:
-            event = nodes[dep].event(milestone)
+
+@dataclass
+class _Execution:
+    """One call of `run_dag`: a thread per node, the milestones they reach, what came of each."""
+
+    requires: Mapping[str, Iterable[tuple[str, str]]]
+    task: Task
+    cancel: threading.Event
+    fail_fast: bool
+    slots: threading.BoundedSemaphore | None
+    nodes: dict[str, _Node] = field(init=False)
+    outcome: Outcome = field(default_factory=Outcome)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Our own bookkeeping, not Thread.join: a join interrupted by a signal can later return
+    # while the thread still runs (CPython), and we must not tear down under a worker.
+    progress: threading.Condition = field(default_factory=threading.Condition)
+    running: int = 0
+    finished: int = 0
+
+    def __post_init__(self) -> None:
+        self.nodes = {name: _Node() for name in self.requires}
+
+    def run(self) -> Outcome:
+        threads = [threading.Thread(target=self.run_worker, args=(n,), name=f"envctl-{n}", daemon=True)
+                   for n in self.requires]
+        try:
+            for thread in threads:
+                thread.start()  # inside the try: a signal can arrive while a thread starts
+            self.wait_while(lambda: self.finished < len(threads))
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): stop the workers and let those at work finish, so the
+            # caller tears down everything they created. A worker that begins after this sees
+            # `cancel` and does nothing.
+            self.cancel.set()
+            self.wait_while(lambda: self.running > 0)
+            raise
+        return self.outcome
+
+    def wait_while(self, condition: Callable[[], bool]) -> None:
+        with self.progress:
+            while condition():
+                self.progress.wait(0.1)  # short waits keep the main thread responsive to signals
+
+    def run_worker(self, name: str) -> None:
+        with self.progress:
+            self.running += 1
+        try:
+            self.work(name)
+        finally:
+            with self.progress:
+                self.running -= 1
+                self.finished += 1
+                self.progress.notify_all()
+
+    def work(self, name: str) -> None:
+        try:
+            self.wait_for(name)
+            self.take_slot(name)
+            try:
+                self.stop_if_cancelled(name)
+                self.task(name, lambda milestone: self.nodes[name].event(milestone).set())
+            finally:
+                if self.slots:
+                    self.slots.release()
+        except BaseException as exc:  # noqa: BLE001 - reported through the outcome
+            with self.lock:
+                self.outcome.errors[name] = exc
+            if self.fail_fast and not isinstance(exc, DependencyFailed):
+                self.cancel.set()
+            self.finish(name, failed=True)
+            return
+        with self.lock:
+            self.outcome.completed.append(name)
+        self.finish(name, failed=False)
+
+    def wait_for(self, name: str) -> None:
+        for dep, milestone in self.requires[name]:
+            event = self.nodes[dep].event(milestone)
             while not event.wait(0.05):
-                if cancel.is_set():
-                    raise DependencyFailed(name, "the run was cancelled")
-            if nodes[dep].failed:
+                self.stop_if_cancelled(name)
+            if self.nodes[dep].failed:
                 raise DependencyFailed(name, dep)
 
-    def finish(name: str, failed: bool) -> None:
-        node = nodes[name]
+    def take_slot(self, name: str) -> None:
+        if self.slots:
+            while not self.slots.acquire(timeout=0.05):
+                self.stop_if_cancelled(name)
+
+    def stop_if_cancelled(self, name: str) -> None:
+        if self.cancel.is_set():
+            raise DependencyFailed(name, "the run was cancelled")
+
+    def finish(self, name: str, failed: bool) -> None:
+        node = self.nodes[name]
         node.failed = failed
         node.event(DONE).set()
         for event in list(node.milestones.values()):
             event.set()
-
-    def worker(name: str) -> None:
-        try:
-            wait_for(name)
-            if slots:
-                while not slots.acquire(timeout=0.05):
-                    if cancel.is_set():
-                        raise DependencyFailed(name, "the run was cancelled")
-            try:
-                if cancel.is_set():
-                    raise DependencyFailed(name, "the run was cancelled")
-                task(name, lambda milestone: nodes[name].event(milestone).set())
-            finally:
-                if slots:
-                    slots.release()
-        except BaseException as exc:  # noqa: BLE001 - reported through the outcome
-            with lock:
-                outcome.errors[name] = exc
-            if fail_fast and not isinstance(exc, DependencyFailed):
-                cancel.set()
-            finish(name, failed=True)
-            return
-        with lock:
-            outcome.completed.append(name)
-        finish(name, failed=False)
-
-    # Our own bookkeeping, not Thread.join: a join interrupted by a signal can later return
-    # while the thread still runs (CPython), and we must not tear down under a worker.
-    progress = threading.Condition()
-    counts = {"running": 0, "finished": 0}
-
-    def run_worker(name: str) -> None:
-        with progress:
-            counts["running"] += 1
-        try:
-            worker(name)
-        finally:
-            with progress:
-                counts["running"] -= 1
-                counts["finished"] += 1
-                progress.notify_all()
-
-    threads = [threading.Thread(target=run_worker, args=(n,), name=f"envctl-{n}", daemon=True) for n in requires]
-    try:
-        for thread in threads:
-            thread.start()  # inside the try: a signal can arrive while a thread starts
-        with progress:
-            while counts["finished"] < len(threads):
-                progress.wait(0.1)  # short waits keep the main thread responsive to signals
-    except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM): stop the workers and let those at work finish, so the
-        # caller tears down everything they created. A worker that begins after this sees
-        # `cancel` and does nothing.
-        cancel.set()
-        with progress:
-            while counts["running"]:
-                progress.wait(0.1)
-        raise
-    return outcome

@@ -1,80 +1,88 @@
 """A live stack, as tests and CI scripts see it: addresses, environment, logs, mocks.
 
-A thin handle over `envctl.run` for the pytest plugin and `envctl ci`.
+The handle the pytest plugin gives tests (`envctl_stack`): one run of a `Project`, with the
+questions a test asks of it. Everything else a project does (up, down, images...) is on the
+`Project` (`stack.project`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from envctl import engine as eng
-from envctl import run as run_api
-from envctl.engine import Engine
-from envctl.mocks.admin import MockAdmin
-from envctl.state import RunRecord
-from envctl.topology import Topology
+from envctl.project import MockAdmin, Project, ServiceStatus
+
+if TYPE_CHECKING:  # types only: the stack works through its project
+    from envctl.backend.engine import Engine
+    from envctl.runtime.state import RunRecord
+    from envctl.topology import Topology
 
 
 @dataclass
 class Stack:
+    """One running run of `topology` on `engine`."""
+
     topology: Topology
     engine: Engine
     run: str
+    project: Project = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.project = Project(self.topology, self.engine, self.run)
+
+    @classmethod
+    def of(cls, project: Project) -> Stack:
+        """The stack of `project`'s run (which must be named)."""
+        assert project.run is not None, "a stack is one named run"
+        return cls(project.topology, project.engine, project.run)
 
     @property
     def record(self) -> RunRecord:
-        return run_api.current_run(self.topology, self.run)
+        """The run's record (its id, and the services run on the host)."""
+        return self.project.record()
 
     def host(self, service: str) -> str:
         """Where the host reaches the service: loopback, unless the file publishes it elsewhere."""
-        self.port(service)  # a clear error for an unknown or stopped service
-        return self.topology.reach(service)
+        return self.project.host(service)
 
     def port(self, service: str, container_port: int | None = None) -> int:
         """The published host port of `service`'s `container_port` (default: its first port)."""
-        return run_api.host_port(self.engine, self.topology, self.record, service, container_port)
+        return self.project.port(service, container_port)
 
     def url(self, service: str, container_port: int | None = None) -> str:
-        port = self.port(service, container_port)
-        return f"http://{self.topology.reach(service, container_port)}:{port}"
+        """http://HOST:PORT of `service`'s `container_port` (default: its first port)."""
+        return self.project.url(service, container_port)
 
     def env(self, service: str) -> dict[str, str]:
         """`service`'s environment with references resolved as the host sees them."""
-        return run_api.host_environment(self.engine, self.topology, self.record, service)
+        return self.project.env(service)
 
     def logs(self, service: str, tail: int | str = "all") -> str:
-        return run_api.logs(self.engine, self.topology, self.record, service, tail=tail)[service]
+        """`service`'s log so far (the last `tail` lines)."""
+        return self.project.logs(service, tail=tail)[service]
 
     def exec(self, service: str, command: list[str]) -> tuple[int, str]:
         """Run `command` in the service's container: (exit code, output)."""
-        _, (exec_id, stream) = run_api.exec_in(self.engine, self.topology, self.record, service, command)
-        output = b"".join(stream)
-        return self.engine.exec_exit_code(exec_id) or 0, output.decode(errors="replace")
+        running = self.project.exec(service, command)
+        output = b"".join(running.output)
+        return running.exit_code(), output.decode(errors="replace")
 
     def mock(self, name: str) -> MockAdmin:
         """A recorded-HTTP mock: what it played (`played`, `unmatched`...), what it was sent (`requests`,
         `verify`), and per-test control (`reset`, `fault`, `scenario`)."""
-        return run_api.mock_admins(self.engine, self.topology, self.record, name)[0]
+        return self.project.mocks(name)[0]
 
     def mocks(self) -> list[MockAdmin]:
         """Every running mock of the stack."""
-        return run_api.mock_admins(self.engine, self.topology, self.record)
+        return self.project.mocks()
 
-    def status(self) -> list[run_api.ServiceStatus]:
-        return run_api.status(self.engine, self.topology, self.record)
+    def status(self) -> list[ServiceStatus]:
+        """Each service's state, readiness (checked now) and host ports."""
+        return self.project.status()
 
-    def dead(self) -> list[run_api.ServiceStatus]:
+    def dead(self) -> list[ServiceStatus]:
         """Services whose containers have stopped, with exit code and OOM flag."""
-        rows = []
-        for container in self.engine.exited_containers(eng.run_labels(self.topology.name, self.run)):
-            rows.append(run_api.ServiceStatus(container.service, container.status, False,
-                                              f"exited with code {container.exit_code}"
-                                              + (" (OOM-killed)" if container.oom_killed else ""),
-                                              container.ports, container.exit_code, container.oom_killed))
-        return rows
+        return self.project.dead()
 
     def strict_violations(self) -> list[str]:
-        out: list[str] = []
-        for report in run_api.mock_reports(self.engine, self.topology, self.record):
-            if self.topology.mocks[report.name].strict:
-                out += report.strict_violations()
-        return out
+        """What the strict mocks objected to so far."""
+        return self.project.strict_violations()

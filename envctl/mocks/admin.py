@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from envctl.errors import EnvctlError
-from envctl.mocks import ADMIN_PREFIX
+from envctl.mockserver import ADMIN_PREFIX
 from envctl.mocks.report import MockReport, fetch_report
 from envctl.mocks.verify import SentRequest, mismatch
 

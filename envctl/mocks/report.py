@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import requests
 
 from envctl.errors import EnvctlError
-from envctl.mocks import ADMIN_PREFIX
+from envctl.mockserver import ADMIN_PREFIX
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,10 @@ class MockReport:
         out += [f"mock '{self.name}': interaction #{u['index']} of {u['cassette']} was never played: {u['request']}"
                 for u in self.unplayed]
         return out
+
+    def describe_unmatched(self, test: str | None = None) -> list[str]:
+        """Each unmatched request (or only those `test` sent), with how it differs from the closest interaction."""
+        return [describe_unmatched(u) for u in self.unmatched if test is None or u.get("test") == test]
 
 
 def describe_unmatched(unmatched: dict, closest: int = 1) -> str:

@@ -1,20 +1,20 @@
 """Compose's service keys for how containers run, parsed into the model.
 
-The loader hands each service's raw keys here (and the top-level `networks`, `configs` and
-volume options); this module knows what each key means in Compose and what envctl does
-with it. Keys envctl cannot honour are collected per key, so a file that uses one in ten
-services hears about it once, with the ten services named (`Refusals`).
+The service parser (`sections/services.py`) hands each service's raw keys here, and the loader
+the top-level `networks`, `configs` and volume options; this module knows what each key means
+in Compose and what envctl does with it. Keys envctl cannot honour are collected per key, so a
+file that uses one in ten services hears about it once, with the ten services named (`Refusals`).
 """
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from envctl.topology.model import (
-    LOOPBACK, Config, ContainerOptions, FileGrant, Mount, Network, NetworkAttachment, RestartPolicy, Ulimit, Volume,
+    LOOPBACK, Config, ContainerOptions, FileGrant, Network, NetworkAttachment, RestartPolicy, Ulimit, Volume,
 )
+from envctl.topology.readers import Reader  # the typed readers every parser here is given
 from envctl.topology.source import KeyPath
 
 # The service keys parsed here, beyond the loader's own.
@@ -51,23 +51,6 @@ DOCKER_SOCKET = "docker-socket"
 PUBLISH_BEYOND_LOOPBACK = "publish-beyond-loopback"
 OPT_INS = (PRIVILEGED, DOCKER_SOCKET, PUBLISH_BEYOND_LOOPBACK)
 SECRETS_DIR = "/run/secrets"
-
-
-class Reader(Protocol):
-    """The loader's typed readers this module uses (each records its own problems)."""
-
-    interp: Any
-
-    def problem(self, path: KeyPath, message: str, fix: str | None = None) -> None: ...
-    def mapping(self, value: Any, path: KeyPath, allowed: tuple[str, ...], what: str) -> dict | None: ...
-    def string(self, value: Any, path: KeyPath, *, template: bool = False) -> Any: ...
-    def byte_size(self, value: Any, path: KeyPath) -> int | None: ...
-    def boolean(self, value: Any, path: KeyPath) -> bool | None: ...
-    def integer(self, value: Any, path: KeyPath) -> int | None: ...
-    def duration(self, value: Any, path: KeyPath) -> float | None: ...
-    def string_list(self, value: Any, path: KeyPath, what: str) -> tuple[str, ...] | None: ...
-    def key_values(self, raw: Any, path: KeyPath, what: str) -> list[tuple[str, Any]] | None: ...
-    def host_path(self, text: str, path: KeyPath) -> Path | None: ...
 
 
 class Refusals:
@@ -555,6 +538,20 @@ def driver_fields(reader: Reader, body: dict, path: KeyPath) -> dict[str, Any]:
     return fields
 
 
+def declared(reader: Reader, model: type[Network] | type[Volume], name: str, body: dict, path: KeyPath,
+             flags: tuple[str, ...] = ()) -> Any:
+    """A network or volume the top level declares: external or not, its driver fields, and the
+    true-or-false `flags` it has (None if one is wrong)."""
+    ext = external(reader, body, path, name)
+    fields = driver_fields(reader, body, path)
+    for key in flags:
+        if key in body:
+            fields[key] = reader.boolean(body[key], path + (key,))
+    if ext is None or any(v is None for v in fields.values()):
+        return None
+    return model(name, external=ext[0], external_name=ext[1], **fields)
+
+
 def network(reader: Reader, name: str, raw: Any, path: KeyPath) -> Network | None:
     keys = ("driver", "driver_opts", "internal", "external", "name", "labels", "attachable", "enable_ipv6", "ipam")
     body = reader.mapping(raw, path, keys, f"network '{name}'")
@@ -565,24 +562,14 @@ def network(reader: Reader, name: str, raw: Any, path: KeyPath) -> Network | Non
         reader.problem(path + (key,), f"envctl cannot honour '{key}' on network '{name}': it lets the engine choose "
                        "address ranges, so two runs never ask for the same one", f"remove '{key}'")
         return None
-    ext = external(reader, body, path, name)
-    fields = driver_fields(reader, body, path)
-    if "internal" in body:
-        fields["internal"] = reader.boolean(body["internal"], path + ("internal",))
-    if ext is None or any(v is None for v in fields.values()):
-        return None
-    return Network(name, external=ext[0], external_name=ext[1], **fields)
+    return declared(reader, Network, name, body, path, flags=("internal",))
 
 
 def volume(reader: Reader, name: str, raw: Any, path: KeyPath) -> Volume | None:
     body = reader.mapping(raw, path, ("driver", "driver_opts", "external", "name", "labels"), f"volume '{name}'")
     if body is None:
         return None
-    ext = external(reader, body, path, name)
-    fields = driver_fields(reader, body, path)
-    if ext is None or any(v is None for v in fields.values()):
-        return None
-    return Volume(name, external=ext[0], external_name=ext[1], **fields)
+    return declared(reader, Volume, name, body, path)
 
 
 def config(reader: Reader, name: str, raw: Any, path: KeyPath) -> Config | None:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl.engine import Engine
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
 from envctl.errors import EnvctlError
-from envctl.images import ImageBuilder
+from envctl.images.builder import ImageBuilder
 from envctl.topology import Topology, load_topology
 
 STACK = Path(__file__).parent / "stack"
@@ -111,7 +111,7 @@ def clean_environ(extra: dict[str, str]) -> dict[str, str]:
 
 def envctl(args: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
     """Run the real CLI as a user would."""
-    result = subprocess.run([sys.executable, "-m", "envctl.cli", *args], cwd=cwd, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "envctl", *args], cwd=cwd, capture_output=True,
                             text=True, env=clean_environ(env), timeout=600)
     if check and result.returncode != 0:
         raise AssertionError(f"envctl {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -125,7 +125,7 @@ class Background:
     """
 
     def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "envctl.cli", *args], cwd=cwd, env=clean_environ(env),
+        self.process = subprocess.Popen([sys.executable, "-m", "envctl", *args], cwd=cwd, env=clean_environ(env),
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         start_new_session=True)
         self.lines: list[str] = []
@@ -187,8 +187,8 @@ def wait_until_gone(engine: Engine, run: str, limit: float) -> float:
 def remove_runs_afterwards(engine: Engine, stack_dir: Path) -> Iterator[None]:
     """For tests that kill envctl: whatever the outcome, remove every run made from this stack copy."""
     yield
-    from envctl.gc import find_runs
-    from envctl.run import purge
+    from envctl.runtime.gc import find_runs
+    from envctl.runtime.teardown import purge
 
     for found in find_runs(engine):
         if found.project == PROJECT and str(found.directory or "").startswith(str(stack_dir)):

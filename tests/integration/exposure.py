@@ -4,8 +4,8 @@ from __future__ import annotations
 import socket
 import subprocess
 
-from envctl import engine as eng
-from envctl.engine import Engine
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
 
 LISTEN = "0A"
 

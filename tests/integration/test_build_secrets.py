@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
+from envctl.backend import engine as eng
 
 from .conftest import PROJECT, envctl
 

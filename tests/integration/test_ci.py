@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.engine import Engine
+from envctl.backend.engine import Engine
 from tests.integration.conftest import clean_environ, envctl, run_resources
 from tests.integration.relay import EngineRelay
 
@@ -71,7 +71,7 @@ def test_sigterm_stops_the_command_tears_down_and_exits_143(
         stack_dir: Path, stack_env, engine: Engine, tmp_path: Path) -> None:
     marker = tmp_path / "child-started"
     child = f"import pathlib, time; pathlib.Path({str(marker)!r}).touch(); time.sleep(120)"
-    process = subprocess.Popen([sys.executable, "-m", "envctl.cli", "ci", "--run", "citest-term", "--",
+    process = subprocess.Popen([sys.executable, "-m", "envctl", "ci", "--run", "citest-term", "--",
                                 sys.executable, "-c", child], cwd=stack_dir, env=clean_environ(stack_env),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for _ in range(1200):  # bounded: the stack comes up, then the command starts

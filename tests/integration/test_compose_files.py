@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from envctl.engine import Engine
+from envctl.backend.engine import Engine
 from tests.integration.conftest import envctl, run_resources
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from envctl import engine as eng
-from envctl import run as run_api
-from envctl.engine import Engine
-from envctl.images import ImageBuilder
+from envctl.backend import engine as eng
+from envctl.runtime import run as run_api
+from envctl.runtime import specs, teardown
+from envctl.backend.engine import Engine
+from envctl.images.builder import ImageBuilder
 from envctl.topology import load_topology
 from tests.integration.conftest import PROJECT, STACK, envctl, remove_images_since
 
@@ -180,9 +181,9 @@ def keys_run(standins: None, tmp_path: Path, engine: Engine) -> Iterator[tuple[o
     topology = load_topology(tmp_path / "compose.yaml", environ={})
     result = run_api.up(topology, engine, make_current=False)
     yield topology, result.run
-    run_api.down(topology, engine, result.run)
+    teardown.down(topology, engine, result.run)
     assert left_of(engine, topology.name, result.run) == {"containers": [], "networks": [], "volumes": []}
-    assert not (tmp_path / ".envctl" / "runs" / result.run / run_api.GRANTS).exists()  # no secret copy stays
+    assert not (tmp_path / ".envctl" / "runs" / result.run / specs.GRANTS).exists()  # no secret copy stays
 
 
 def test_the_runtime_keys_reach_the_container(keys_run, engine: Engine) -> None:

@@ -9,7 +9,7 @@ import uuid
 import docker
 import pytest
 
-from envctl import engine as eng
+from envctl.backend import engine as eng
 
 from .conftest import clean_environ, envctl, free_port, run_resources
 
@@ -28,7 +28,7 @@ def test_eight_ups_of_one_topology_at_once_all_succeed_and_tear_down(engine, sta
 
     def start(args: list[str], run: str) -> subprocess.Popen:
         env = {**stack_env, "API_PORT": str(free_port()), "BACKEND_PORT": str(free_port())}
-        return subprocess.Popen([sys.executable, "-m", "envctl.cli", "--run", run, *args], cwd=stack_dir,
+        return subprocess.Popen([sys.executable, "-m", "envctl", "--run", run, *args], cwd=stack_dir,
                                 env=clean_environ(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     ups = {run: start(["up"], run) for run in runs}

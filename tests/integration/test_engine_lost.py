@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.engine import Engine
+from envctl.backend.engine import Engine
 from tests.integration.conftest import envctl, run_resources
 from tests.integration.relay import EngineRelay
 

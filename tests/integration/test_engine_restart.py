@@ -87,5 +87,5 @@ def test_status_and_down_work_from_the_labels_across_an_engine_restart(local_eng
     finally:
         envctl(["down"], stack_dir, stack_env, check=False)
         if outer_run and outer_file:  # the enclosing 'envctl ci' stage's stack: bring it back
-            subprocess.run([sys.executable, "-m", "envctl.cli", "--run", outer_run, "-f", outer_file, "up"],
+            subprocess.run([sys.executable, "-m", "envctl", "--run", outer_run, "-f", outer_file, "up"],
                            env=clean_environ({}), check=True, capture_output=True, timeout=600)

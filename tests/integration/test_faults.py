@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from envctl import engine as eng
-from envctl.engine import Engine
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
 
 from .conftest import PROJECT, add_services, envctl, run_resources
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl.engine import Engine
-from envctl import run as run_api
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
 from envctl.errors import BuildFailed
-from envctl.images import ImageBuilder, project_images, prune_images
+from envctl.images.builder import ImageBuilder, project_images, prune_images
 from envctl.topology import load_topology
 
 pytestmark = pytest.mark.integration
@@ -133,7 +134,7 @@ def test_prune_removes_stale_images_but_never_one_in_use(stack_dir: Path, engine
         assert not stale.current and stale.in_use and rows[second["service:store"].ref].current
         assert first["service:store"].ref not in [row.ref for row in prune_images(topology, engine)]
     finally:
-        run_api.down(topology, engine, running.run)
+        teardown.down(topology, engine, running.run)
     removed = [row.ref for row in prune_images(topology, engine)]
     assert first["service:store"].ref in removed
     assert engine.image_id(first["service:store"].ref) is None

@@ -10,9 +10,10 @@ import pytest
 import requests
 from vcr.request import Request
 
-from envctl import run as run_api
-from envctl.engine import Engine
-from envctl.mocks import UNMATCHED_STATUS
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
+from envctl.mockserver import UNMATCHED_STATUS
 from envctl.mocks.admin import VerificationFailed
 from envctl.stack import Stack
 from tests.integration.test_mocks import (  # noqa: F401 - mock_dir and recorded_elsewhere are fixtures
@@ -43,7 +44,7 @@ def stack(mock_dir: Path, recorded_elsewhere: Path, engine: Engine):
 
     yield start
     for s in created:
-        run_api.down(s.topology, engine, s.run)
+        teardown.down(s.topology, engine, s.run)
 
 
 def charge(base: str, body: dict, headers: dict | None = None) -> requests.Response:

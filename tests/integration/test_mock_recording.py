@@ -8,8 +8,9 @@ import pytest
 from vcr.serialize import deserialize
 from vcr.serializers import yamlserializer
 
-from envctl import run as run_api
-from envctl.engine import Engine
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
 from envctl.mocks.report import MockReport
 from tests.integration.conftest import envctl
 from tests.integration.test_mocks import CALLS, call, load, mock_dir, mock_url  # noqa: F401 - mock_dir is a fixture
@@ -29,7 +30,7 @@ def session_calls(mock_dir: Path, engine: Engine, calls: list, **modes) -> MockR
             assert call(base, *c)[0] < 500
         return run_api.mock_reports(engine, topology, run_api.current_run(topology), "payments")[0]
     finally:
-        run_api.down(topology, engine, run)
+        teardown.down(topology, engine, run)
 
 
 def recorded_paths(cassette: Path) -> list[str]:

@@ -14,10 +14,11 @@ from vcr.request import Request
 from vcr.serialize import deserialize, serialize
 from vcr.serializers import jsonserializer, yamlserializer
 
-from envctl import run as run_api
-from envctl.engine import Engine
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
 from envctl.errors import TopologyError
-from envctl.mocks import UNMATCHED_STATUS
+from envctl.mockserver import UNMATCHED_STATUS
 from envctl.topology import Topology, load_topology
 from tests.integration.conftest import envctl, run_resources
 
@@ -79,7 +80,7 @@ def test_record_through_the_upstream_then_replay_without_it(mock_dir: Path, engi
             run_api.containers_by_service(engine, topology, recording.run)["payments"].id)
         assert info["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     finally:
-        run_api.down(topology, engine, recording.run)
+        teardown.down(topology, engine, recording.run)
     cassette = mock_dir / "cassettes" / "payments" / "payments.yaml"
     assert cassette.is_file() and cassette.stat().st_uid == os.getuid()
 
@@ -90,7 +91,7 @@ def test_record_through_the_upstream_then_replay_without_it(mock_dir: Path, engi
         base = mock_url(engine, topology)
         replayed = [call(base, *c) for c in CALLS]
     finally:
-        run_api.down(topology, engine, replaying.run)
+        teardown.down(topology, engine, replaying.run)
     for (status, headers, body), (r_status, r_headers, r_body) in zip(recorded, replayed):
         assert r_status == status
         assert r_body == body  # byte for byte, gzip and chunked included
@@ -113,7 +114,7 @@ def test_a_canary_secret_never_reaches_a_cassette(mock_dir: Path, engine: Engine
         # the caller still gets the real answer, secrets and all (Set-Cookie and a token in the body)
         assert response.json()["access_token"] == CANARY and CANARY in response.headers["Set-Cookie"]
     finally:
-        run_api.down(topology, engine, run)
+        teardown.down(topology, engine, run)
     cassette = mock_dir / "cassettes" / "payments" / "payments.yaml"
     text = cassette.read_text()
     assert CANARY not in text
@@ -139,7 +140,7 @@ def test_form_encoded_secrets_never_reach_a_cassette_or_the_mock_log(mock_dir: P
         assert session().post(token, data=multipart.encode(), timeout=10,
                               headers={"Content-Type": "multipart/form-data; boundary=b0"}).status_code == 200
     finally:
-        run_api.down(topology, engine, run)
+        teardown.down(topology, engine, run)
     text = (mock_dir / "cassettes" / "payments" / "payments.yaml").read_text()
     assert CANARY not in text
     assert "client_secret=REDACTED" in text and "access_token=REDACTED" in text and "client_id=shop" in text
@@ -198,7 +199,7 @@ def test_cassettes_recorded_elsewhere_replay_exactly(mock_dir: Path, recorded_el
                                 json={"amount": 1200, "currency": "eur", "source": "tok_visa"})
         assert charge.status_code == 201 and charge.headers["Request-Id"] == "req_1"
     finally:
-        run_api.down(topology, engine, run)
+        teardown.down(topology, engine, run)
 
 
 def test_a_service_reaches_the_mock_by_reference(mock_dir: Path, recorded_elsewhere: Path, engine: Engine) -> None:
@@ -214,7 +215,7 @@ def test_a_service_reaches_the_mock_by_reference(mock_dir: Path, recorded_elsewh
         assert len(report.played) == 1 and report.played[0]["request"].startswith(f"POST {ORIGIN}/v1/charges ")
         assert len(report.unplayed) == 3
     finally:
-        run_api.down(topology, engine, run)
+        teardown.down(topology, engine, run)
 
 
 def test_unmatched_requests_get_the_documented_diagnostic_and_concurrency_holds(
@@ -244,7 +245,7 @@ def test_unmatched_requests_get_the_documented_diagnostic_and_concurrency_holds(
         logs = run_api.logs(engine, topology, run_api.current_run(topology), "payments")["payments"]
         assert "UNMATCHED POST https://api.payments.example/v1/charges" in logs
     finally:
-        run_api.down(topology, engine, run)
+        teardown.down(topology, engine, run)
 
 
 def test_strict_mock_fails_down_and_mocks_command_reports(mock_dir: Path, recorded_elsewhere: Path) -> None:

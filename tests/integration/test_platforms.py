@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from envctl import bootstrap
-from envctl import engine as eng
-from envctl.engine import Engine
-from envctl.imageref import parse_registry_location
-from envctl.images import ImageBuilder
-from envctl.registry import ImageCache
+from envctl.images import bootstrap
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
+from envctl.topology.imageref import parse_registry_location
+from envctl.images.builder import ImageBuilder
+from envctl.images.registry import ImageCache
 from envctl.topology import load_topology
 
 from .conftest import PROJECT

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl import run as run_api
-from envctl.engine import Engine
+from envctl.backend import engine as eng
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
 from envctl.topology import load_topology
 
 from .conftest import run_resources
@@ -116,7 +117,7 @@ def test_reuse_attaches_to_the_stack_envctl_up_started(
         assert runs_seen(session_env) == {running.run}
         assert left(engine, running.run)  # reuse never stops what it did not start
     finally:
-        run_api.down(topology, engine, running.run)
+        teardown.down(topology, engine, running.run)
 
 
 def test_a_failing_test_gets_the_service_logs_in_its_report(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl.lease import Owner
+from envctl.backend import engine as eng
+from envctl.runtime.lease import Owner
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("remove_runs_afterwards")]
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from envctl import engine as eng
-from envctl import run as run_api
-from envctl.engine import Engine
-from envctl.images import ImageBuilder
+from envctl.backend import engine as eng
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
+from envctl.images.builder import ImageBuilder
 from envctl.stack import Stack
 from envctl.topology import Topology, load_topology
 from tests.integration.conftest import free_port, remove_images_since
@@ -200,7 +201,7 @@ def test_orders_runs_on_the_host_while_the_rest_run_in_containers(
         if process is not None:
             process.terminate()
             process.wait(10)
-        run_api.down(topology, engine, "onhost")
+        teardown.down(topology, engine, "onhost")
     assert run_resources_of(engine, "onhost") == {"containers": [], "networks": [], "volumes": []}
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl.engine import Engine
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
 from envctl.errors import EnvctlError
-from envctl.images import ImageBuilder
+from envctl.images.builder import ImageBuilder
 from envctl.topology import load_topology
 from tests.integration.conftest import PROJECT, STACK, Background, envctl, free_port
 from tests.integration.registries import FailingRegistry, Registry, docker_config

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from envctl import engine as eng
+from envctl.backend import engine as eng
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("remove_runs_afterwards")]
 

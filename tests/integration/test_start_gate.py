@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl.engine import Engine
-from envctl.gate import HELD_LABEL
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
+from envctl.planning.gate import HELD_LABEL
 
 from .conftest import PROJECT, add_services, envctl, run_resources
 

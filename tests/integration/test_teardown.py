@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from envctl import engine as eng
-from envctl.engine import Engine
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
 from tests.integration.conftest import PROJECT, envctl, run_resources
 from tests.integration.relay import EngineRelay
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from envctl import run as run_api
-from envctl.engine import Engine
+from envctl.runtime import run as run_api
+from envctl.runtime import teardown
+from envctl.backend.engine import Engine
 from envctl.errors import PortTaken, StartupFailed
 from envctl.topology import Topology, load_topology
 from tests.integration.conftest import envctl, run_resources
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.integration
 def stack(topology: Topology, engine: Engine):
     result = run_api.up(topology, engine)
     yield result
-    run_api.down(topology, engine, result.run)
+    teardown.down(topology, engine, result.run)
     assert run_resources(engine, result.run) == {"containers": [], "networks": [], "volumes": []}
 
 
@@ -76,13 +77,28 @@ def test_up_again_is_a_no_op_and_a_change_recreates_the_service_and_its_dependen
     assert body["error"] == "no items_none"
 
 
+def test_dry_run_prints_the_plan_and_changes_nothing(
+        stack, topology: Topology, engine: Engine, stack_dir: Path, stack_env) -> None:
+    """The plan against a live run: all kept; a changed setting recreates store and what depends on it."""
+    before = {n: c.id for n, c in run_api.containers_by_service(engine, topology, stack.run).items()}
+    kept = envctl(["up", "--dry-run"], stack_dir, stack_env).stdout
+    assert f"run {stack.run}\n" in kept
+    for name in ("store", "backend", "api"):
+        assert f"{name:<20} keep     (unchanged)" in kept
+    changed = envctl(["up", "--dry-run"], stack_dir, {**stack_env, "STORE_NAME": "secondary"}).stdout
+    assert f"{'store':<20} recreate (configuration or image changed)" in changed
+    assert f"{'backend':<20} recreate (a dependency is recreated); waits for store ready" in changed
+    after = {n: c.id for n, c in run_api.containers_by_service(engine, topology, stack.run).items()}
+    assert after == before  # planned, not done
+
+
 def test_down_saves_logs_and_leaves_nothing(topology: Topology, engine: Engine) -> None:
     result = run_api.up(topology, engine, services=["store"])
     assert run_resources(engine, result.run)["volumes"]  # the named volume exists while up
-    down = run_api.down(topology, engine, result.run)
+    down = teardown.down(topology, engine, result.run)
     assert run_resources(engine, result.run) == {"containers": [], "networks": [], "volumes": []}
     assert "store primary listening" in (down.logs_dir[result.run] / "store.log").read_text()
-    again = run_api.down(topology, engine, result.run)  # twice is fine
+    again = teardown.down(topology, engine, result.run)  # twice is fine
     assert again.containers == 0
 
 
@@ -162,7 +178,7 @@ def test_one_service_on_the_host_and_the_rest_in_containers(topology: Topology, 
         if host_backend is not None:
             host_backend.terminate()
             host_backend.wait(10)
-        run_api.down(topology, engine, result.run)
+        teardown.down(topology, engine, result.run)
     assert run_resources(engine, result.run) == {"containers": [], "networks": [], "volumes": []}
 
 
@@ -175,6 +191,6 @@ def test_two_runs_of_one_topology_do_not_collide(stack_dir: Path, engine: Engine
             names = run_resources(engine, "first")["containers"] + run_resources(engine, "second")["containers"]
             assert len(set(names)) == 2 and all(("first" in n) or ("second" in n) for n in names)
         finally:
-            run_api.down(topology, engine, second.run)
+            teardown.down(topology, engine, second.run)
     finally:
-        run_api.down(topology, engine, first.run)
+        teardown.down(topology, engine, first.run)

@@ -11,19 +11,21 @@ from pathlib import Path
 import pytest
 
 from envctl import bugs
-from envctl import run as run_api
-from envctl.images import ImageBuilder
-from envctl.pytest_plugin import StackManager
+from envctl.runtime import run as run_api
+from envctl.images.builder import ImageBuilder
+from envctl.project import Project
+from envctl.shells.pytest_plugin import StackManager
 from envctl.topology import load_topology
 
 INJECT = textwrap.dedent("""
     import sys
-    import envctl.cli as cli
+    import envctl.project as project
+    import envctl.shells.cli as cli
 
     def load_topology(*args, **kwargs):
         return {}["services"]  # the injected bug: a KeyError
 
-    cli.load_topology = load_topology
+    project.load_topology = load_topology
     sys.argv = ["envctl", "config"]
     cli.run()
 """)
@@ -87,7 +89,7 @@ def test_the_pytest_plugin_says_a_bug_is_a_bug(write_topology, tmp_path: Path,
           app: {image: debian:bookworm}
     """), environ={})
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    monkeypatch.setattr(run_api, "up", lambda *args, **kwargs: {}["services"])
+    monkeypatch.setattr(Project, "up", lambda *args, **kwargs: {}["services"])
     manager = StackManager(config=None)
     monkeypatch.setattr(manager, "services", lambda: [])
     with pytest.raises(pytest.fail.Exception, match="this is a bug in envctl.*KeyError: 'services'"):
@@ -96,7 +98,7 @@ def test_the_pytest_plugin_says_a_bug_is_a_bug(write_topology, tmp_path: Path,
 
 def test_the_reaper_logs_a_bug_as_one(tmp_path: Path) -> None:
     # Only envctl starts a reaper: arguments it cannot read are envctl's bug.
-    result = subprocess.run([sys.executable, "-m", "envctl.reaper", "too", "few"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "envctl.runtime.reaper", "too", "few"], capture_output=True, text=True,
                             env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=60)
     assert result.returncode == bugs.BUG_EXIT_CODE, result.stdout + result.stderr
     assert "this is a bug in envctl" in result.stdout and "ValueError" in result.stdout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.buildcontext import GENERATED_DOCKERFILE, BuildContext
+from envctl.images.buildcontext import GENERATED_DOCKERFILE, BuildContext
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 import pytest
 from click.testing import CliRunner
 
-from envctl.cli import main
+from envctl.shells.cli import main
 
 
 @pytest.mark.parametrize("ttl", ["nan", "inf", "0", "-1h", "soon"])

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from envctl import containeropts
-from envctl.engine import ContainerSpec
-from envctl.run import _container_spec
+from envctl.backend import containeropts
+from envctl.backend.engine import ContainerSpec
+from envctl.runtime.specs import container_spec as _container_spec
 from envctl.topology.model import FileGrant, NetworkAttachment, RestartPolicy, Ulimit
 from tests.unit.test_topology import load, problems
 
@@ -265,7 +265,7 @@ def test_replicas_are_named_apart_and_labelled(write_topology) -> None:
 
 
 def test_image_beside_build_is_built_and_tagged_never_pulled(write_topology) -> None:
-    from envctl.images import image_targets
+    from envctl.images.builder import image_targets
 
     topology = load(write_topology("services:\n  a: {image: me/app:1, build: a}\n", contexts=("a",)))
     assert set(image_targets(topology)) == {"service:a"}

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from envctl.cli import main
+from envctl.shells.cli import main
 from envctl.topology import load_topology
 from envctl.topology.document import to_document
 

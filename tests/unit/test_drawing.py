@@ -1,5 +1,5 @@
 """Drawing the topology: dependencies solid, references dashed, bases dotted."""
-from envctl.drawing import to_dot, to_mermaid
+from envctl.observation.drawing import to_dot, to_mermaid
 from envctl.topology import load_topology
 
 

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from envctl import lease
+from envctl.runtime import lease
 from envctl.durations import DurationError, parse_duration
 from envctl.errors import TopologyError
 from envctl.topology import load_topology

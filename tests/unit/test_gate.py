@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from envctl.engine import ContainerSpec
-from envctl.gate import HELD_LABEL, SCRIPT, SHELL, enabled, held_spec, lacks_shell
+from envctl.backend.engine import ContainerSpec
+from envctl.planning.gate import HELD_LABEL, SCRIPT, SHELL, enabled, held_spec, lacks_shell
 
 IMAGE = {"Entrypoint": ["/docker-entrypoint.sh"], "Cmd": ["serve", "--port", "80"]}
 

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from envctl.gate import NoShell
+from envctl.planning.gate import NoShell
 from envctl.graph import DependencyFailed
-from envctl.launch import Launcher
+from envctl.runtime.launch import Launcher
 
 
 def test_work_runs_first_come_first_served_and_failures_are_passed_on() -> None:

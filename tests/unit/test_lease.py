@@ -3,8 +3,8 @@ import time
 
 import pytest
 
-from envctl import lease
-from envctl.lease import Lease, Owner
+from envctl.runtime import lease
+from envctl.runtime.lease import Lease, Owner
 
 
 def test_this_process_is_a_live_owner_and_its_label_round_trips():
@@ -75,3 +75,10 @@ def test_labels_carry_the_first_owner_and_the_directory(tmp_path):
 def test_binding_to_a_missing_process_is_refused():
     with pytest.raises(ValueError, match="no such process"):
         lease.bound_to(2 ** 22 + 12345)
+
+
+def test_a_run_kept_for_debugging_is_nobody_s_to_reap(tmp_path):
+    lease.write(tmp_path, lease.held_by_me())
+    lease.keep_for_debugging(tmp_path)
+    kept = lease.read(tmp_path)
+    assert kept is not None and not kept.watched and kept.abandoned() is None

@@ -16,9 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from envctl.topology import load_topology
-from envctl.topology.loader import (
-    BASE_KEYS, BOOTSTRAP_KEYS, BUILD_KEYS, HEALTHCHECK_KEYS, MOCK_KEYS, PROBE_KEYS, SECRET_KEYS, SERVICE_KEYS, TOP_KEYS,
-)
+from envctl.topology.loader import TOP_KEYS
+from envctl.topology.sections.bases import BASE_KEYS, BOOTSTRAP_KEYS
+from envctl.topology.sections.health import HEALTHCHECK_KEYS, PROBE_KEYS
+from envctl.topology.sections.mocks import MOCK_KEYS
+from envctl.topology.sections.project import SECRET_KEYS
+from envctl.topology.sections.services import BUILD_KEYS, SERVICE_KEYS
 from envctl.errors import TopologyError
 
 STACK = Path(__file__).parents[1] / "integration" / "stack"

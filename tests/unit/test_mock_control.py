@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from envctl.errors import TopologyError
-from envctl.mocks.faults import FaultPlan
-from envctl.mocks.fielddiff import body_diff, response_diff
+from envctl.mockserver.faults import FaultPlan
+from envctl.mockserver.fielddiff import body_diff, response_diff
 from envctl.mocks.verify import SentRequest, mismatch
 from envctl.topology import load_topology
 from envctl.topology.model import FaultStep

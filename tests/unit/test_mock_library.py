@@ -9,9 +9,9 @@ from vcr.request import Request
 from vcr.serialize import deserialize
 from vcr.serializers import yamlserializer
 
-from envctl.mocks.jsonpath import parse_json_path
-from envctl.mocks.library import CassetteAppender, Library
-from envctl.mocks.volatile import PLACEHOLDER, VolatileFields
+from envctl.mockserver.jsonpath import parse_json_path
+from envctl.mockserver.library import CassetteAppender, Library
+from envctl.mockserver.volatile import PLACEHOLDER, VolatileFields
 
 ORIGIN = "https://api.example"
 JSON = {"Content-Type": "application/json"}
@@ -112,14 +112,14 @@ def test_the_mock_image_installs_the_vcrpy_pyproject_pins() -> None:
 
     root = Path(__file__).parents[2]
     pinned = re.search(r'"vcrpy==([^"]+)"', (root / "pyproject.toml").read_text()).group(1)
-    image = re.search(r"ARG VCRPY_VERSION=(\S+)", (root / "envctl" / "mocks" / "Dockerfile").read_text()).group(1)
+    image = re.search(r"ARG VCRPY_VERSION=(\S+)", (root / "envctl" / "mockserver" / "Dockerfile").read_text()).group(1)
     assert image == pinned == version("vcrpy")
 
 
 def test_the_mock_image_holds_every_module_the_server_imports() -> None:
     import re
 
-    mocks = Path(__file__).parents[2] / "envctl" / "mocks"
+    mocks = Path(__file__).parents[2] / "envctl" / "mockserver"
     copied = set(re.search(r"COPY (.*) /opt/envctl/envctl_mock/", (mocks / "Dockerfile").read_text()).group(1).split())
     let_in = {line[1:] for line in (mocks / ".dockerignore").read_text().split() if line.startswith("!")}
     needed, todo = {"__init__.py"}, ["server.py"]
@@ -133,7 +133,7 @@ def test_the_mock_image_holds_every_module_the_server_imports() -> None:
 
 
 def test_recording_scrubs_what_is_written_not_what_the_caller_gets(tmp_path: Path) -> None:
-    from envctl.mocks.server import MockBehaviour
+    from envctl.mockserver.server import MockBehaviour
 
     mock = MockBehaviour({"name": "p", "mode": "record", "cassettes": str(tmp_path), "upstream": ORIGIN,
                           "record_file": str(tmp_path / "p.yaml"), "match_on": MATCH_ON, "allow_repeats": True})
@@ -145,7 +145,7 @@ def test_recording_scrubs_what_is_written_not_what_the_caller_gets(tmp_path: Pat
 
 
 def test_the_journal_shows_requests_scrubbed_with_their_fields_and_outcome(tmp_path: Path) -> None:
-    from envctl.mocks.server import MockBehaviour
+    from envctl.mockserver.server import MockBehaviour
 
     mock = MockBehaviour({"name": "p", "mode": "replay", "cassettes": str(tmp_path), "upstream": ORIGIN,
                           "record_file": str(tmp_path / "p.yaml"), "match_on": MATCH_ON, "allow_repeats": True})
@@ -162,7 +162,7 @@ def test_the_journal_shows_requests_scrubbed_with_their_fields_and_outcome(tmp_p
 
 def test_a_request_is_scrubbed_before_it_is_matched_so_todays_real_key_matches_the_recorded_redaction(
         tmp_path: Path) -> None:
-    from envctl.mocks.server import MockBehaviour
+    from envctl.mockserver.server import MockBehaviour
 
     recorded = Request("GET", f"{ORIGIN}/v1/balance?api_key=REDACTED&currency=eur", None,
                        {"Authorization": "REDACTED"})

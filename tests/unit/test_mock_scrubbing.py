@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 
 from vcr.request import Request
 
-from envctl.mocks.scrubbing import REDACTED, Scrubber
+from envctl.mockserver.scrubbing import REDACTED, Scrubber
 
 FORM = "application/x-www-form-urlencoded"
 TOKEN_REQUEST = b"grant_type=client_credentials&client_id=shop&client_secret=s3cr3t-value&scope=a+b"

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from envctl import bootstrap, platforms
-from envctl.images import ImageBuilder, image_targets
+from envctl.images import bootstrap, platforms
+from envctl.images.builder import ImageBuilder, image_targets
 from envctl.topology import Bootstrap, load_topology
 
 STACK = Path(__file__).parents[1] / "integration" / "stack" / "envctl.yaml"
@@ -112,7 +112,7 @@ def docker_desktop_context(config: Path) -> None:
 
 def test_the_engine_is_where_docker_host_then_the_docker_context_says(tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from envctl.engine import engine_location
+    from envctl.backend.engine import engine_location
 
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
@@ -124,7 +124,7 @@ def test_the_engine_is_where_docker_host_then_the_docker_context_says(tmp_path: 
 
 
 def test_on_windows_the_engine_is_the_named_pipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from envctl import engine
+    from envctl.backend import engine
 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.delenv("DOCKER_CONTEXT", raising=False)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from envctl.run import _container_spec
+from envctl.runtime.specs import container_spec as _container_spec
 from envctl.topology.model import RestartPolicy
 from tests.unit.test_topology import load, problems
 

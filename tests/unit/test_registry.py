@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from envctl.engine import _registry_error
+from envctl.backend.engine import _registry_error
 from envctl.errors import EnvctlError, RegistryError, TopologyError
-from envctl.imageref import parse_image_reference, parse_registry_location, registry_location_problem
-from envctl.registry import from_images, location_setting, release_tags
-from envctl.timeline import as_text, build_timeline
+from envctl.topology.imageref import parse_image_reference, parse_registry_location, registry_location_problem
+from envctl.images.registry import from_images, location_setting, release_tags
+from envctl.observation.timeline import as_text, build_timeline
 from envctl.topology import load_topology
 
 DIGEST = "sha256:" + "ab" * 32
@@ -138,7 +138,7 @@ class EngineWith:
 
 
 def test_pull_policies_decide_when_to_pull() -> None:
-    from envctl.registry import ensure_pulled
+    from envctl.images.registry import ensure_pulled
 
     engine = EngineWith("postgres:16")
     assert ensure_pulled(engine, "postgres:16", "missing", print) == "sha256:postgres:16" and not engine.pulled

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from envctl.errors import EnvctlError
-from envctl.secretbuild import SecretMount, SecretStep, declared_args, plan, step_command
+from envctl.images.secretbuild import SecretMount, SecretStep, declared_args, plan, step_command
 
 DOCKERFILE = Path("/ctx/Dockerfile")
 

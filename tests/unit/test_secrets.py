@@ -1,6 +1,6 @@
 import pytest
 
-from envctl.secrets import MASK, Masker, looks_secret, topology_secrets
+from envctl.topology.secrets import MASK, Masker, looks_secret, topology_secrets
 from envctl.topology import load_topology
 
 

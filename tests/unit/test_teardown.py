@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from envctl import lease, state
-from envctl import run as run_api
-from envctl.engine import ContainerState
+from envctl.runtime import lease, state
+from envctl.runtime import teardown
+from envctl.backend.engine import ContainerState
 from envctl.errors import EngineUnavailable, EnvctlError, TeardownIncomplete
 from envctl.topology import load_topology
 
@@ -71,7 +71,7 @@ def test_one_refused_removal_skips_nothing_else_and_is_reported_by_id(topology) 
     lease.write(run_dir, lease.held_by_me())
 
     with pytest.raises(TeardownIncomplete) as raised:
-        run_api.down(topology, engine, "r1")
+        teardown.down(topology, engine, "r1")
 
     assert sorted(engine.removed) == sorted(["store-id-0123456789", "backend-id-0123456789", "api-id-0123456789",
                                              "net-id-0123456789", "envctl-demo-r1-data"])
@@ -87,24 +87,44 @@ def test_a_lost_engine_stops_the_teardown_and_keeps_the_record(topology) -> None
     engine = RecordingEngine("backend", EngineUnavailable("lost the Docker engine: connection refused"))
     state.write_current(topology, state.RunRecord("r1", topology.name, str(topology.file)))
     with pytest.raises(EngineUnavailable):
-        run_api.down(topology, engine, "r1", save_logs=False)
+        teardown.down(topology, engine, "r1", save_logs=False)
     assert state.read_current(topology) is not None  # 'envctl down' works again once it is back
 
 
 def test_the_pytest_plugin_reports_a_failed_teardown_and_fails_the_session(topology, monkeypatch) -> None:
     from types import SimpleNamespace
 
-    from envctl import pytest_plugin
+    from envctl.project import Project
+    from envctl.shells import pytest_plugin
+    from envctl.stack import Stack
 
     def down(*args, **kwargs):
         raise TeardownIncomplete("r1", ["container backend-id-0 (backend): device or resource busy"])
 
-    monkeypatch.setattr(run_api, "down", down)
+    monkeypatch.setattr(Project, "down", down)
     manager = pytest_plugin.StackManager(config=None)
     monkeypatch.setattr(pytest_plugin, "_setting", lambda config, name: False)
-    manager._down(SimpleNamespace(topology=topology, engine=None, run="r1"), session=None)
+    manager._down(Stack(topology, engine=None, run="r1"), session=None)
     assert manager.teardown_failed
     assert "container backend-id-0 (backend)" in manager.notes[-1]
     session = SimpleNamespace(config=SimpleNamespace(stash={pytest_plugin._KEY: manager}), exitstatus=0)
     pytest_plugin.pytest_sessionfinish(session, 0)
     assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+
+
+def test_the_strict_verdict_follows_every_failed_teardown_and_is_the_one_to_raise() -> None:
+    clean = teardown.DownResult(runs=["r1"])
+    objected = teardown.DownResult(runs=["r2"], strict_violations=["payments: unmatched GET /v1/status"])
+    kept = TeardownIncomplete("r3", ["network net-id-0 (envctl-demo-r3): in use"],
+                              strict_violations=["payments: never played POST /v1/charge"])
+    lost = EnvctlError("lost the Docker engine")
+
+    assert teardown.verdict([clean]) == ([], [])
+    assert teardown.verdict([kept]).errors[0] is kept  # a failed teardown is told first ...
+    violations, errors = teardown.verdict([objected, kept, lost])
+    assert violations == ["payments: unmatched GET /v1/status", "payments: never played POST /v1/charge"]
+    assert errors[:2] == [kept, lost]
+    assert "strict mocks saw" in str(errors[-1])  # ... and what strict mocks saw is the one to raise
+    assert "unmatched GET /v1/status" in str(errors[-1]) and "never played POST" in str(errors[-1])
+    assert "envctl up --record" in str(errors[-1])
+

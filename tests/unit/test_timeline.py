@@ -1,5 +1,5 @@
 """The start-up timeline: spans from progress events, and the critical path."""
-from envctl.timeline import as_text, build_timeline
+from envctl.observation.timeline import as_text, build_timeline
 
 EVENTS = [
     {"subject": "base:os", "phase": "bootstrap", "detail": "", "t": 0.0},
@@ -55,3 +55,16 @@ def test_a_container_created_up_front_does_not_count_its_wait_for_dependencies_a
     ]
     row = build_timeline("r1", events, {"api": []}).service_rows()[0]
     assert [(s.phase, round(s.seconds, 2)) for s in row.spans] == [("create", 0.1), ("start", 0.4), ("wait", 0.1)]
+
+
+def test_the_critical_path_runs_through_images_and_services_alike() -> None:
+    """db's image came from base:os, which took 20 s: that, not cache, held the run up."""
+    deps = {**DEPS, "db": ["image base:os"], "cache": []}
+    timeline = build_timeline("r1", EVENTS, deps)
+    assert timeline.critical_path == ["image base:os", "db", "api"]
+    assert [r.name for r in timeline.rows if r.critical] == ["base:os", "db", "api"]
+    assert "critical path: image base:os -> db -> api" in as_text(timeline)
+    late_image = [*EVENTS[:2], {"subject": "api", "phase": "build", "detail": "", "t": 20.0},
+                  {"subject": "api", "phase": "built", "detail": "", "t": 24.05}, *EVENTS[2:]]
+    deps = {**DEPS, "api": ["db", "cache", "image api"]}
+    assert build_timeline("r1", late_image, deps).critical_path == ["image api", "api"]

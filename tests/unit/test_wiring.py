@@ -2,7 +2,7 @@
 import pytest
 
 from envctl.topology import load_topology
-from envctl.wiring import HOST_GATEWAY, Unreachable, container_side, host_side, resolve_environment
+from envctl.planning.wiring import HOST_GATEWAY, Unreachable, container_side, host_side, resolve_environment
 
 
 @pytest.fixture

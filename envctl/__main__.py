@@ -1,0 +1,4 @@
+"""`python -m envctl`: the command line, as the `envctl` script runs it."""
+from envctl.shells.cli import run
+
+run()

@@ -1,0 +1,83 @@
+"""The backend seam: what running a stack needs from wherever its containers run.
+
+`up` (applying a plan), readiness, status, logs, exec and teardown ask only this of the
+place they run on. The local Docker engine (`envctl.backend.engine.Engine`) is the first
+implementation; a cluster backend (Docker Swarm) is a second one, not a fork of the runtime.
+Everything crossing the seam is envctl's own plain data (`ContainerSpec`, `ContainerState`,
+dicts of the engine's JSON), never a Docker SDK object: the SDK stays inside the engine layer.
+
+Building images is not a backend's business: images are made on the local engine and, for
+a backend elsewhere, pushed to a registry it pulls from.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol, runtime_checkable
+
+from envctl.backend.engine import ContainerSpec, ContainerState
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where a run's containers, networks and volumes live; found again by their labels."""
+
+    # -- what exists ------------------------------------------------------------------
+    def containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        """Every container (running or not) carrying all of `labels`."""
+
+    def exited_containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        """Those of `labels` that have stopped (cheap when none has)."""
+
+    def container_state(self, container_id: str) -> ContainerState | None:
+        """One container as it is now; None once it is gone."""
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        """The backend's whole record of a container (for diagnostics bundles)."""
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """An image's record; its "Config" tells the start gate what the image would run."""
+
+    def networks(self, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Networks carrying all of `labels`."""
+
+    def volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Volumes carrying all of `labels`."""
+
+    # -- making and starting ---------------------------------------------------------
+    def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                       options: dict[str, str] | None = None, internal: bool = False) -> str:
+        """Create (or adopt, when it carries the same labels) a network; its id."""
+
+    def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                      options: dict[str, str] | None = None) -> None:
+        """Create a named volume."""
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create a container from `spec`, joined to its networks, not started; its id."""
+
+    def start(self, container_id: str, what: str) -> None:
+        """Start a created container (`what` names it in errors)."""
+
+    def release(self, container_id: str, word: bytes = b"go\n") -> None:
+        """Let a container held at the start gate run its process."""
+
+    # -- using ---------------------------------------------------------------------------
+    def exec(self, container_id: str, command: list[str], *, stream: bool = False) -> tuple[int | None, Any]:
+        """Run `command` in a running container: its exit code and output (a stream when asked)."""
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        """The exit code of a streamed exec, once it finished."""
+
+    def logs(self, container_id: str, *, tail: int | str = "all", follow: bool = False,
+             timestamps: bool = False) -> bytes | Iterator[bytes]:
+        """A container's output (stdout and stderr), or a stream of it."""
+
+    # -- removing ----------------------------------------------------------------------
+    def remove_container(self, container_id: str, grace: int = 2) -> None:
+        """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove, anonymous volumes too."""
+
+    def remove_network(self, network_id: str) -> None:
+        """Remove a network."""
+
+    def remove_volume(self, name: str) -> None:
+        """Remove a volume."""

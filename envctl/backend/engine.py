@@ -1,0 +1,884 @@
+"""The one place that talks to the Docker SDK.
+
+Thin and factual: labels, names, networks, volumes, containers and images, with Docker's
+errors translated into envctl's. Policy (what to start when, what to remove) lives above.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import tarfile
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import docker
+import docker.errors
+import docker.types
+import requests
+import urllib3
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+from docker.utils.build import exclude_paths
+
+from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError, RegistryError
+
+# Labels on everything envctl creates; the labels, not local state, are the truth.
+PROJECT = "envctl.project"
+RUN = "envctl.run"
+SERVICE = "envctl.service"
+CONFIG_HASH = "envctl.config-hash"
+IMAGE_KIND = "envctl.kind"
+INPUT_HASH = "envctl.input-hash"
+GIT_COMMIT = "envctl.git-commit"
+MANAGED = "envctl.managed"
+REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale`
+PLATFORM = "envctl.platform"  # linux/amd64, linux/arm64: what an image was made for
+
+POOL_EXHAUSTED = "could not find an available, non-overlapping"
+REMOVAL_PATIENCE = 5.0  # seconds a removal is retried while the engine refuses it for a moment
+
+LayerProgress = Callable[[str, str], None]  # (layer id, status) during a pull or push
+
+# How the engine words a registry's answer, by what the user has to do about it.
+REGISTRY_REASONS = (
+    (RegistryError.UNAUTHORIZED, ("unauthorized", "authentication required", "no basic auth credentials",
+                                  "access denied", "access to the resource is denied")),
+    (RegistryError.NOT_FOUND, ("manifest unknown", "not found", "repository does not exist", "name unknown")),
+    (RegistryError.REFUSED, ("read-only", "read only", "denied")),
+    (RegistryError.SERVER, ("500 internal server error", "502 bad gateway", "503 service unavailable",
+                            "unexpected http status", "received unexpected", "internal server error",
+                            "unknown blob", "blob upload unknown")),
+    (RegistryError.UNREACHABLE, ("connection refused", "no such host", "i/o timeout", "eof", "connection reset",
+                                 "tls handshake timeout", "network is unreachable", "dial tcp",
+                                 "context deadline exceeded", "timeout")),
+)
+
+
+def container_name(project: str, run: str, service: str) -> str:
+    return f"envctl-{project}-{run}-{service}"
+
+
+def network_name(project: str, run: str) -> str:
+    return f"envctl-{project}-{run}"
+
+
+def volume_name(project: str, run: str, volume: str) -> str:
+    return f"envctl-{project}-{run}-{volume}"
+
+
+def run_labels(project: str, run: str, service: str | None = None) -> dict[str, str]:
+    labels = {MANAGED: "true", PROJECT: project, RUN: run}
+    if service is not None:
+        labels[SERVICE] = service
+    return labels
+
+
+def label_filter(labels: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in labels.items()]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A volume, bind or tmpfs mount of a container, in envctl's terms (the SDK's type stays in here)."""
+
+    target: str
+    source: str | None  # a volume's name, a bind's host path; None for an anonymous volume or a tmpfs
+    type: str = "volume"  # volume, bind or tmpfs
+    read_only: bool = False
+    propagation: str | None = None  # a bind's
+    no_copy: bool = False  # a volume's
+    subpath: str | None = None  # a volume's
+    tmpfs_size: int | str | None = None
+    tmpfs_mode: int | None = None
+
+    def as_api(self) -> dict[str, Any]:
+        """The engine API's form (the options only where set, so a plain mount's form never changes)."""
+        extra = {"subpath": self.subpath} if self.subpath else {}
+        return dict(docker.types.Mount(self.target, self.source, type=self.type, read_only=self.read_only,
+                                       propagation=self.propagation, no_copy=self.no_copy,
+                                       tmpfs_size=self.tmpfs_size, tmpfs_mode=self.tmpfs_mode, **extra))
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Everything needed to create one service container."""
+
+    name: str
+    image: str
+    network: str
+    alias: str
+    labels: dict[str, str]
+    environment: dict[str, str] = field(default_factory=dict)
+    command: list[str] | None = None
+    entrypoint: list[str] | None = None
+    ports: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # "8000/tcp" -> (ip, host port)
+    mounts: list[Mount] = field(default_factory=list)
+    working_dir: str | None = None
+    user: str | None = None
+    init: bool = True
+    healthcheck: dict[str, Any] | None = None
+    stop_timeout: int = 2
+    stop_signal: str | None = None
+    mem_limit: int | None = None  # bytes, swap included (so an overrun is an OOM kill, not swapping)
+    open_stdin: bool = False  # stdin kept open until the first attach lets go (the start gate)
+    # Compose's runtime keys, as envctl.containeropts maps them:
+    aliases: tuple[str, ...] = ()  # more names on `network`, beside `alias`
+    other_networks: dict[str, list[str]] = field(default_factory=dict)  # network -> aliases, joined before start
+    hostname: str | None = None
+    domainname: str | None = None
+    host_options: dict[str, Any] = field(default_factory=dict)  # more create_host_config arguments
+    extra_hosts: dict[str, str] = field(default_factory=dict)
+    exposed: list[str] = field(default_factory=list)  # "3306/tcp": exposed on the networks, not published
+    user_labels: dict[str, str] = field(default_factory=dict)  # the file's labels; envctl's own win
+    stdin_open: bool = False
+    tty: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """A container as the engine reports it: enough for status, ports and diagnostics."""
+
+    id: str
+    name: str
+    service: str
+    run: str
+    status: str  # created, running, exited, dead, ...
+    exit_code: int | None
+    oom_killed: bool
+    health: str | None  # healthy, unhealthy, starting, or None without a healthcheck
+    ports: dict[int, int]  # container port -> published host port (tcp)
+    image_id: str
+    labels: dict[str, str]
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+class Engine:
+    """A connected Docker engine.
+
+    Every SDK call goes through `_translated` (directly, or through `_call`): the engine's
+    refusals become `EnvctlError`, a lost connection `EngineUnavailable`, and anything else
+    is a bug in envctl and propagates as it is.
+    """
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.api = client.api
+
+    # -- connection ----------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, timeout: int = 120) -> "Engine":
+        try:
+            url, _ = engine_location()
+            # $DOCKER_HOST (with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) is the SDK's own; a context's or
+            # Docker Desktop's socket is handed over here, as the docker CLI would use it.
+            client = docker.from_env(timeout=timeout) if os.environ.get("DOCKER_HOST") else \
+                docker.DockerClient(base_url=url, timeout=timeout)
+            if client.api.base_url.startswith("http+docker://"):
+                # A local socket: no proxy applies, and looking for one in the environment
+                # on every request costs CPU that the engine needs to start containers.
+                client.api.trust_env = False
+            client.ping()
+        except (docker.errors.DockerException, *CONNECTION_ERRORS) as exc:
+            raise EngineUnavailable(
+                f"cannot reach the Docker engine: {_short(exc)}",
+                fix="start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root), "
+                "or point DOCKER_HOST at a running engine; 'envctl doctor' checks the setup",
+            ) from None
+        return cls(client)
+
+    def version(self) -> dict[str, Any]:
+        return self._call(self.api.version)
+
+    def info(self) -> dict[str, Any]:
+        return self._call(self.api.info)
+
+    # -- images --------------------------------------------------------------------------
+
+    def image_id(self, ref: str) -> str | None:
+        with _translated():
+            try:
+                return self.api.inspect_image(ref)["Id"]
+            except docker.errors.ImageNotFound:
+                return None
+
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        return self._call(self.api.inspect_image, ref)
+
+    def images(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.images, filters={"label": label_filter(labels)})
+
+    def images_named(self, repository: str) -> list[dict[str, Any]]:
+        """The engine's images whose name matches `repository` (a reference pattern, e.g. 'debian')."""
+        return self._call(self.api.images, name=repository)
+
+    def remove_image(self, ref: str) -> None:
+        with _translated():
+            try:
+                self.api.remove_image(ref, noprune=False)
+            except docker.errors.ImageNotFound:
+                pass
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self._call(self.api.tag, image, repository, tag)
+
+    def pull(self, repository: str, pin: str, on_layer: LayerProgress | None = None) -> str:
+        """Pull `repository` at `pin` (a tag or a digest); returns the image id.
+
+        Credentials come from the Docker config (what `docker login` wrote, credential
+        helpers included): the SDK sends them. `on_layer(layer, status)` hears each layer's
+        change of status.
+        """
+        ref = f"{repository}@{pin}" if pin.startswith("sha256:") else f"{repository}:{pin}"
+
+        def pull() -> None:
+            _follow_registry_stream(self.api.pull, "pull", ref, on_layer, repository, tag=pin, stream=True, decode=True)
+
+        self._call(pull)
+        return self.image_id(ref) or ref
+
+    def push(self, repository: str, tag: str, on_layer: LayerProgress | None = None) -> str:
+        """Push `repository:tag` (tagged locally already); returns the pushed manifest's digest."""
+        ref = f"{repository}:{tag}"
+
+        def push() -> str:
+            return _follow_registry_stream(self.api.push, "push", ref, on_layer, repository, tag=tag, stream=True,
+                                           decode=True)
+
+        return self._call(push)
+
+    def registry_has(self, ref: str) -> bool:
+        """Whether the registry holds `ref`; the engine asks it with its own credentials."""
+        with _translated():
+            try:
+                self.api.inspect_distribution(ref)
+            except docker.errors.APIError:
+                return False
+        return True
+
+    def import_rootfs(self, tarball: Path, repository: str, tag: str, changes: list[str]) -> str:
+        result = self._call(self.api.import_image, src=str(tarball), repository=repository, tag=tag, changes=changes)
+        image_id = self.image_id(f"{repository}:{tag}")
+        if image_id is None:
+            raise EnvctlError(f"docker import of {tarball} did not produce an image: {result}")
+        return image_id
+
+    def load_rootfs(self, tarball: Path, repository: str, tag: str, config: dict[str, Any], platform: str) -> str:
+        """A one-layer image of a root filesystem tar, with `config` (Env, Cmd, Labels) and `platform` in its metadata.
+
+        `docker import` records the engine's own architecture whatever the files are (20.10
+        ignores its platform parameter), so the image is loaded as `docker save` writes one.
+        """
+        os_name, _, arch = platform.partition("/")
+        arch, _, variant = arch.partition("/")
+        diff_id = "sha256:" + _file_sha256(tarball)
+        image_config = {"architecture": arch, "os": os_name, "config": config,
+                        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+                        "history": [{"created_by": "envctl: bootstrapped root filesystem"}]}
+        if variant:
+            image_config["variant"] = variant
+        manifest = [{"Config": "config.json", "RepoTags": [f"{repository}:{tag}"], "Layers": ["layer.tar"]}]
+        with tempfile.TemporaryFile() as archive:
+            with tarfile.open(fileobj=archive, mode="w") as tar:
+                tar.add(str(tarball), arcname="layer.tar")
+                for name, value in (("config.json", image_config), ("manifest.json", manifest)):
+                    data = json.dumps(value).encode()
+                    entry = tarfile.TarInfo(name)
+                    entry.size = len(data)
+                    tar.addfile(entry, io.BytesIO(data))
+            archive.seek(0)
+            self._call(lambda: list(self.api.load_image(archive)))
+        image_id = self.image_id(f"{repository}:{tag}")
+        if image_id is None:
+            raise EnvctlError(f"loading the root filesystem {tarball} did not produce {repository}:{tag}")
+        return image_id
+
+    def build(
+        self,
+        context: IO[bytes],
+        *,
+        dockerfile: str,
+        tag: str,
+        buildargs: dict[str, str],
+        log: IO[str],
+        what: str,
+        cancel: threading.Event | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> str:
+        """Build from a prepared context tar, streaming the output to `log`; return the image id.
+
+        Setting `cancel` aborts the build: the connection is shut down, and the engine then
+        stops the step and removes its container (the classic builder does on disconnect).
+        """
+        params = {"t": tag or None, "dockerfile": dockerfile, "buildargs": json.dumps(buildargs), "rm": "1",
+                  "forcerm": "1", "pull": "0"}
+        for key, value in (options or {}).items():  # target, labels, cachefrom: as Compose's build keys
+            params[key] = value if isinstance(value, str) else json.dumps(value)
+        url = f"{self.api.base_url}/v{self.api.api_version}/build"
+        with _translated():
+            response = self.api.post(url, data=context, params=params, stream=True, timeout=None,
+                                     headers={"Content-Type": "application/tar"})
+        if response.status_code >= 400:
+            raise _build_failed(what, "", [response.text.strip()[:500]], log)
+        stop_watching = _abort_when(cancel, response)
+        try:
+            with _translated():
+                image_id = _follow_build(response, log, what)
+        except Exception as exc:
+            # Shutting the stream down is how a build is cancelled: whatever that broke is the cancel.
+            cancelled = cancel is not None and cancel.is_set()
+            if cancelled and (isinstance(exc, EngineUnavailable) or not isinstance(exc, EnvctlError)):
+                raise Cancelled(f"building {what} was cancelled") from None
+            raise
+        finally:
+            stop_watching.set()
+            response.close()
+        if cancel is not None and cancel.is_set():
+            raise Cancelled(f"building {what} was cancelled")
+        log.flush()
+        return image_id or (self.image_id(tag) if tag else None) or tag
+
+    def run_step(self, image: str, command: list[str], *, mounts: list[Mount], changes: list[str],
+                 log: IO[str], what: str, cancel: threading.Event | None = None,
+                 repository: str | None = None, tag: str | None = None) -> str:
+        """Run one build step in a throw-away container, then commit it; returns the new image's id.
+
+        The image's own command and entrypoint are restored in the commit, so the step leaves
+        only its files behind (and nothing that was mounted).
+        """
+        config = self.inspect_image(image).get("Config") or {}
+        original_entrypoint, original_cmd = config.get("Entrypoint"), config.get("Cmd")
+        restore = [f"CMD {json.dumps(original_cmd or [])}"]
+        entrypoint = None
+        if original_entrypoint:  # run the step itself, not through the image's entrypoint
+            entrypoint, command = command[:1], command[1:]
+            restore.append(f"ENTRYPOINT {json.dumps(original_entrypoint)}")
+        with _translated():
+            host_config = self.api.create_host_config(mounts=[_api_mount(m) for m in mounts] or None)
+        container = self._call(self.api.create_container, image, command=command, entrypoint=entrypoint,
+                               host_config=host_config, detach=True)["Id"]
+        try:
+            self._run_to_end(container, log, what, cancel)
+            committed = self._call(self.api.commit, container, repository=repository, tag=tag,
+                                   changes=[*restore, *changes])
+        finally:
+            self._discard_container(container)
+        log.flush()
+        return committed["Id"]
+
+    def run_for_file(self, image: str, command: list[str], path: str, destination: Path, *, log: IO[str],
+                     what: str, cancel: threading.Event | None = None, platform: str | None = None) -> None:
+        """Run `command` in a throw-away container, then copy the file `path` it made to `destination`.
+
+        The file comes back through the engine's API, not a bind mount: that works the same with
+        a remote engine, Docker Desktop's VM, and host paths with drive letters or spaces.
+        """
+        container = self._call(lambda: self.api.create_container_from_config(
+            self.api.create_container_config(image, command=command, detach=True), platform=platform))["Id"]
+        try:
+            self._run_to_end(container, log, what, cancel)
+            chunks, _ = self._call(self.api.get_archive, container, path)
+            with tempfile.TemporaryFile() as outer:
+                for chunk in _translated_stream(chunks):
+                    outer.write(chunk)
+                outer.seek(0)
+                with tarfile.open(fileobj=outer, mode="r|") as tar:
+                    member = next(iter(tar))
+                    source = tar.extractfile(member)
+                    assert source is not None, f"{path} in the container is not a file"
+                    with open(destination, "wb") as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+        finally:
+            self._discard_container(container)
+        log.flush()
+
+    def _run_to_end(self, container: str, log: IO[str], what: str, cancel: threading.Event | None) -> None:
+        """Start a created container, stream its output to `log`, and wait; a non-zero exit is BuildFailed."""
+        stop_watching = threading.Event()
+
+        def kill_on_cancel() -> None:
+            while cancel is not None and not stop_watching.wait(0.1):
+                if cancel.is_set():
+                    with contextlib.suppress(EnvctlError):  # gone already, or the engine is
+                        self._call(self.api.kill, container)
+                    return
+
+        try:
+            self._call(self.api.start, container)
+            threading.Thread(target=kill_on_cancel, name="envctl-step-cancel", daemon=True).start()
+            tail: deque[str] = deque(maxlen=25)
+            for chunk in _translated_stream(self._call(self.api.logs, container, stream=True, follow=True)):
+                text = chunk.decode(errors="replace")
+                log.write(text)
+                tail.extend(line.rstrip() for line in text.splitlines() if line.strip())
+            code = self._call(self.api.wait, container)["StatusCode"]
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"building {what} was cancelled")
+            if code != 0:
+                raise _build_failed(what, "", [*tail, f"the step exited with code {code}"], log)
+        finally:
+            stop_watching.set()
+
+    def commit_files(self, image: str, files: dict[str, bytes], repository: str, tag: str,
+                     changes: list[str]) -> str:
+        """A new image: `image` plus `files` (absolute paths), with Dockerfile-style `changes`.
+
+        One container create and one commit: much cheaper than a build on slow storage drivers.
+        """
+        original_cmd = (self.inspect_image(image).get("Config") or {}).get("Cmd")
+        if original_cmd:  # the commit would otherwise keep the placeholder command below
+            changes = [f"CMD {json.dumps(original_cmd)}", *changes]
+        container = self._call(self.api.create_container, image, command=["true"])
+        try:
+            archive = in_memory_tar({path.lstrip("/"): data for path, data in files.items()})
+            self._call(self.api.put_archive, container["Id"], "/", archive.getvalue())
+            committed = self._call(self.api.commit, container["Id"], repository=repository, tag=tag,
+                                   changes=changes)
+        finally:
+            self._discard_container(container["Id"])
+        return committed["Id"]
+
+    def _discard_container(self, container_id: str) -> None:
+        """Remove a build's helper container; a failure here must not hide the build's own outcome."""
+        with contextlib.suppress(EnvctlError):
+            self._call(self.api.remove_container, container_id, force=True, v=True)
+
+    # -- networks and volumes ------------------------------------------------------------
+
+    def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                       options: dict[str, str] | None = None, internal: bool = False) -> str:
+        existing = self._call(self.api.networks, names=[name])
+        for net in existing:
+            if net["Name"] == name:
+                return net["Id"]
+
+        def pool_exhausted(exc: docker.errors.APIError) -> EnvctlError | None:
+            if POOL_EXHAUSTED not in str(exc):
+                return None
+            return EnvctlError(
+                "Docker has no free address range for another network (its default address pool is used up)",
+                fix="remove stale runs ('envctl gc', 'docker network prune'), or give dockerd more room "
+                "with 'default-address-pools' in /etc/docker/daemon.json",
+            )
+
+        with _translated(explain=pool_exhausted):
+            return self.api.create_network(name, driver=driver or "bridge", labels=labels, options=options or None,
+                                           internal=internal, check_duplicate=True)["Id"]
+
+    def networks(self, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The networks with all of `labels` (every network without)."""
+        filters = {"label": label_filter(labels)} if labels else None
+        return self._call(self.api.networks, filters=filters)
+
+    def remove_network(self, network_id: str) -> None:
+        with _translated(f"cannot remove network {network_id[:12]}"):
+            _removed_after_momentary_refusals(self.api.remove_network, network_id)
+
+    def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                      options: dict[str, str] | None = None) -> None:
+        self._call(self.api.create_volume, name=name, labels=labels, driver=driver, driver_opts=options or None)
+
+    def volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.volumes, filters={"label": label_filter(labels)}).get("Volumes") or []
+
+    def remove_volume(self, name: str) -> None:
+        with _translated(f"cannot remove volume {name}"):
+            _removed_after_momentary_refusals(self.api.remove_volume, name, force=True)
+
+    # -- containers ----------------------------------------------------------------------
+
+    def create_container(self, spec: ContainerSpec) -> str:
+        """Create the container, joined to all its networks (not started)."""
+        what = f"cannot create the container for '{spec.alias}'"
+        with _translated(what):
+            host_config = self.api.create_host_config(
+                port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
+                mounts=[_api_mount(m) for m in spec.mounts] or None,
+                init=spec.init,
+                network_mode=spec.network,
+                extra_hosts={"host.docker.internal": "host-gateway", **spec.extra_hosts},
+                mem_limit=spec.mem_limit, memswap_limit=spec.mem_limit,
+                **spec.host_options,
+            )
+            networking = self.api.create_networking_config(
+                {spec.network: self.api.create_endpoint_config(aliases=[spec.alias, *spec.aliases])}
+            )
+            exposed = [_port_key(p) for p in dict.fromkeys([*spec.ports, *spec.exposed])]
+            config = self.api.create_container_config(
+                spec.image, command=spec.command, entrypoint=spec.entrypoint,
+                environment=spec.environment, labels={**spec.user_labels, **spec.labels}, ports=exposed,
+                working_dir=spec.working_dir, user=spec.user, healthcheck=spec.healthcheck,
+                host_config=host_config, networking_config=networking, stop_timeout=spec.stop_timeout,
+                stop_signal=spec.stop_signal, stdin_open=spec.open_stdin or spec.stdin_open, tty=spec.tty,
+                hostname=spec.hostname, domainname=spec.domainname, detach=True,
+            )
+            config["StdinOnce"] = spec.open_stdin  # the SDK only sets it for attached runs
+            created = self.api.create_container_from_config(config, name=spec.name)["Id"]
+        try:  # the engine (API < 1.44) joins one network at creation; the others before the start
+            with _translated(what):
+                for network, aliases in spec.other_networks.items():
+                    self.api.connect_container_to_network(created, network, aliases=aliases)
+        except EnvctlError:
+            self._discard_container(created)
+            raise
+        return created
+
+    def start(self, container_id: str, what: str) -> None:
+        def port_taken(exc: docker.errors.APIError) -> EnvctlError | None:
+            text = _short(exc)
+            if "port is already allocated" in text or "address already in use" in text:
+                return EnvctlError(f"cannot start '{what}': {text}", fix="free that host port or change it in envctl.yaml")
+            return None
+
+        with _translated(f"cannot start '{what}'", explain=port_taken):
+            self.api.start(container_id)
+
+    def release(self, container_id: str, word: bytes = b"go\n") -> None:
+        """Write `word` to a container's stdin and let go of it (which closes a StdinOnce stdin)."""
+        with _translated("cannot attach to the container"):
+            response = self.api.attach_socket(container_id, params={"stdin": 1, "stream": 1})
+            sock = getattr(response, "_sock", response)  # the SDK wraps the raw socket
+            try:
+                sock.sendall(word)
+                sock.shutdown(socket.SHUT_WR)
+            finally:
+                response.close()
+                sock.close()
+
+    def containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        listed = self._call(self.api.containers, all=True, filters={"label": label_filter(labels)})
+        ids = [item["Id"] for item in listed]
+        if len(ids) > 1:  # one round trip each: in parallel, as `down` and `status` wait on them
+            with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
+                found = list(pool.map(self.container_state, ids))
+        else:
+            found = [self.container_state(i) for i in ids]
+        return [state for state in found if state is not None]
+
+    def exited_containers(self, labels: dict[str, str]) -> list[ContainerState]:
+        """Containers of `labels` that have stopped: one cheap call when none has."""
+        listed = self._call(self.api.containers, all=True,
+                            filters={"label": label_filter(labels), "status": ["exited", "dead"]})
+        return [s for s in (self.container_state(c["Id"]) for c in listed) if s is not None]
+
+    def container_state(self, container_id: str) -> ContainerState | None:
+        with _translated():
+            try:
+                info = self.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+        state = info["State"]
+        labels = info["Config"].get("Labels") or {}
+        ports: dict[int, int] = {}
+        for key, bindings in (info["NetworkSettings"].get("Ports") or {}).items():
+            number, _, proto = key.partition("/")
+            if bindings and proto == "tcp":
+                ports[int(number)] = int(bindings[0]["HostPort"])
+        return ContainerState(
+            id=info["Id"], name=info["Name"].lstrip("/"), service=labels.get(SERVICE, ""),
+            run=labels.get(RUN, ""), status=state["Status"],
+            exit_code=state.get("ExitCode") if state["Status"] in ("exited", "dead") else None,
+            oom_killed=bool(state.get("OOMKilled")), health=(state.get("Health") or {}).get("Status"),
+            ports=ports, image_id=info["Image"], labels=labels,
+        )
+
+    def inspect_container(self, container_id: str) -> dict[str, Any]:
+        return self._call(self.api.inspect_container, container_id)
+
+    def remove_container(self, container_id: str, grace: int = 2) -> None:
+        """Stop (SIGTERM, then SIGKILL after `grace` seconds) and remove with anonymous volumes.
+
+        A removal already in progress counts as done; one the engine refuses for a moment is retried.
+        """
+        with _translated():
+            try:
+                self.api.stop(container_id, timeout=grace)
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError:
+                pass  # removing with force below still takes it away
+        with _translated(f"cannot remove container {container_id[:12]}"):
+            try:
+                _removed_after_momentary_refusals(self.api.remove_container, container_id, v=True, force=True)
+            except docker.errors.APIError as exc:
+                if "already in progress" not in str(exc):
+                    raise
+
+    def logs(self, container_id: str, *, tail: int | str = "all", follow: bool = False,
+             timestamps: bool = False) -> bytes | Iterator[bytes]:
+        with _translated():
+            try:
+                output = self.api.logs(container_id, stdout=True, stderr=True, tail=tail, follow=follow,
+                                       stream=follow, timestamps=timestamps)
+            except docker.errors.NotFound:
+                return b"" if not follow else iter(())
+        return _translated_stream(output) if follow else output
+
+    def exec(self, container_id: str, command: list[str], *, stream: bool = False) -> tuple[int | None, Any]:
+        """Run `command` in the container; returns (exit code, output). Streams when asked."""
+        with _translated("cannot run the command in the container"):
+            exec_id = self.api.exec_create(container_id, command, stdout=True, stderr=True)["Id"]
+            output = self.api.exec_start(exec_id, stream=stream)
+            if stream:
+                return None, (exec_id, _translated_stream(output))
+            return self.api.exec_inspect(exec_id)["ExitCode"], output
+
+    def exec_exit_code(self, exec_id: str) -> int | None:
+        return self._call(self.api.exec_inspect, exec_id)["ExitCode"]
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with _translated():
+            return fn(*args, **kwargs)
+
+
+# What the SDK raises when the engine goes away: requests' and urllib3's connection and
+# protocol errors, and the socket's own. Anything else from a call is a bug in envctl.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, ConnectionError, TimeoutError,
+)
+
+
+@contextlib.contextmanager
+def _translated(context: str = "the Docker engine refused a request",
+                explain: Callable[[docker.errors.APIError], EnvctlError | None] | None = None) -> Iterator[None]:
+    """The one translation of the SDK's errors: a refusal becomes an `EnvctlError` (which `explain`
+    may word better), a lost engine `EngineUnavailable`."""
+    try:
+        yield
+    except docker.errors.APIError as exc:
+        explained = explain(exc) if explain is not None else None
+        raise (explained or _translate(exc, context)) from None
+    except docker.errors.InvalidVersion as exc:  # the SDK's own check of the engine's API version
+        raise EnvctlError(f"{context}: {exc}", fix="upgrade the engine to API 1.41 (Docker 20.10) or newer") from None
+    except CONNECTION_ERRORS as exc:
+        raise _unavailable(exc) from None
+
+
+def _api_mount(mount: Mount) -> dict[str, Any]:
+    return mount.as_api()
+
+
+def _refused_for_a_moment(exc: BaseException) -> bool:
+    """A refusal a retry may get past: a conflict (409: another removal or a state change under
+    way) or the engine's own failure (500: e.g. a mount still busy on fuse-overlayfs)."""
+    return (isinstance(exc, docker.errors.APIError) and exc.status_code in (409, 500)
+            and "already in progress" not in str(exc))
+
+
+def _removed_after_momentary_refusals(remove: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """`remove`, retried for a few seconds while the engine refuses it for a moment; absent counts as removed."""
+    for attempt in Retrying(retry=retry_if_exception(_refused_for_a_moment), stop=stop_after_delay(REMOVAL_PATIENCE),
+                            wait=wait_exponential(multiplier=0.1, max=1), reraise=True):
+        with attempt:
+            try:
+                remove(*args, **kwargs)
+            except docker.errors.NotFound:
+                return
+
+
+def _translated_stream(chunks: Iterable[Any]) -> Iterator[Any]:
+    """A streamed answer (logs, exec output), read under the same translation as the call."""
+    with _translated():
+        yield from chunks
+
+
+def engine_location() -> tuple[str, str]:
+    """Where the engine answers, and what said so: $DOCKER_HOST, the docker CLI's context, or the platform's default.
+
+    Docker Desktop sets a context ('desktop-linux') whose socket is under ~/.docker/run on
+    macOS and Linux; Windows engines listen on a named pipe.
+    """
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"], "$DOCKER_HOST"
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+        if context is not None and context.name != "default" and context.Host:
+            return context.Host, f"docker context '{context.name}'"
+    except Exception:  # noqa: BLE001 - a broken context store: fall back to the default, as the SDK does
+        pass
+    if sys.platform == "win32":
+        return "npipe:////./pipe/docker_engine", "the Windows default"
+    desktop = Path.home() / ".docker" / "run" / "docker.sock"
+    if not Path("/var/run/docker.sock").exists() and desktop.exists():
+        return f"unix://{desktop}", "Docker Desktop's socket"
+    return "unix:///var/run/docker.sock", "the default socket"
+
+
+def _follow_registry_stream(call: Callable, verb: str, ref: str, on_layer: LayerProgress | None,
+                            *args: Any, **kwargs: Any) -> str:
+    """Run a streaming pull or push; report layers; raise RegistryError on the stream's error."""
+    digest = ""
+    try:
+        for chunk in call(*args, **kwargs):
+            if "error" in chunk:
+                raise _registry_error(verb, ref, chunk.get("error") or str(chunk.get("errorDetail")))
+            digest = (chunk.get("aux") or {}).get("Digest") or digest
+            if on_layer is not None and chunk.get("id") and chunk.get("status"):
+                on_layer(chunk["id"], chunk["status"])
+    except docker.errors.APIError as exc:  # the engine relays the registry's refusal as its own error
+        raise _registry_error(verb, ref, _short(exc)) from None
+    return digest
+
+
+def _registry_reason(text: str) -> str | None:
+    lowered = text.lower()
+    for reason, phrases in REGISTRY_REASONS:
+        if any(phrase in lowered for phrase in phrases):
+            return reason
+    return None
+
+
+def _registry_error(verb: str, ref: str, text: str) -> RegistryError:
+    reason = _registry_reason(text) or RegistryError.SERVER
+    host = ref.split("/")[0] if "/" in ref and any(c in ref.split("/")[0] for c in ".:") else "Docker Hub"
+    fixes = {
+        RegistryError.NOT_FOUND: f"check the name and tag of {ref} (the registry {host} has no such image)",
+        RegistryError.UNAUTHORIZED: f"log in with 'docker login {host}' (envctl uses the credentials it saves, "
+                                    "credential helpers included; DOCKER_CONFIG points at another config)",
+        RegistryError.UNREACHABLE: f"check that the registry {host} is running and reachable from the Docker engine",
+        RegistryError.SERVER: f"the registry {host} failed; try again, or ask whoever runs it",
+        RegistryError.REFUSED: f"the registry {host} does not accept this; check that it is writable and "
+                               "that your login may push there",
+    }
+    what = {RegistryError.NOT_FOUND: "not found", RegistryError.UNAUTHORIZED: "not authorized",
+            RegistryError.UNREACHABLE: "registry unreachable", RegistryError.SERVER: "registry error",
+            RegistryError.REFUSED: "refused"}[reason]
+    return RegistryError(f"cannot {verb} {ref}: {what} ({text.strip().splitlines()[0][:300] if text.strip() else '-'})",
+                         reason=reason, fix=fixes[reason])
+
+
+def _json_lines(response) -> Iterator[dict[str, Any]]:
+    """The engine's progress stream: one JSON object per line."""
+    for line in response.iter_lines():
+        line = line.strip()
+        if line:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                yield {"stream": line.decode(errors="replace") + "\n"}
+
+
+def _follow_build(response, log: IO[str], what: str) -> str | None:
+    """Copy a build's output to `log`; the image id it ends with, or BuildFailed with its last lines."""
+    tail: deque[str] = deque(maxlen=25)
+    step = ""
+    image_id = None
+    for chunk in _json_lines(response):
+        text = chunk.get("stream") or chunk.get("status") or ""
+        if text:
+            log.write(text)
+            for line in text.splitlines():
+                if line.strip():
+                    tail.append(line.rstrip())
+                if re.match(r"^Step \d+/\d+ :", line):
+                    step = line.strip()
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+        if "error" in chunk:
+            log.write(chunk["error"] + "\n")
+            raise _build_failed(what, step, list(tail) + [chunk["error"].strip()], log)
+    return image_id
+
+
+def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
+    """Shut the response's connection down once `cancel` is set; returns the event that ends the watch.
+
+    Closing is not enough: a thread blocked reading a socket only wakes on shutdown.
+    """
+    done = threading.Event()
+    if cancel is None:
+        return done
+
+    def watch() -> None:
+        while not done.wait(0.1):
+            if cancel.is_set():
+                connection = getattr(response.raw, "connection", None) or getattr(response.raw, "_connection", None)
+                sock = getattr(connection, "sock", None)
+                try:
+                    if sock is not None:
+                        sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+
+    threading.Thread(target=watch, name="envctl-build-cancel", daemon=True).start()
+    return done
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def context_paths(root: str, patterns: list[str], dockerfile: str | None) -> set[str]:
+    """The paths under `root` a build context keeps after `.dockerignore`'s patterns, by the SDK's rules."""
+    return exclude_paths(root, patterns, dockerfile=dockerfile)
+
+
+def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:
+    """A tar of generated files, directories created as needed."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in sorted(files.items()):
+            entry = tarfile.TarInfo(name)
+            entry.size = len(data)
+            entry.mode = 0o644
+            tar.addfile(entry, io.BytesIO(data))
+    buffer.seek(0)
+    return buffer
+
+
+def _port_key(key: str) -> tuple[int, str] | int:
+    number, _, proto = key.partition("/")
+    return (int(number), proto) if proto and proto != "tcp" else int(number)
+
+
+def _short(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    text = explanation if isinstance(explanation, str) and explanation else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _translate(exc: docker.errors.APIError, context: str = "the Docker engine refused a request") -> EnvctlError:
+    return EnvctlError(f"{context}: {_short(exc)}")
+
+
+def _unavailable(exc: BaseException) -> EngineUnavailable:
+    return EngineUnavailable(
+        f"lost the Docker engine: {_short(exc)}",
+        fix="check that dockerd is running ('docker info'); 'envctl status' and 'envctl down' work again once it is back",
+    )
+
+
+def _build_failed(what: str, step: str, tail: Iterable[str], log: IO[str]) -> BuildFailed:
+    log.flush()
+    where = getattr(log, "name", "the build log")
+    lines = "\n".join("    " + line for line in tail)
+    return BuildFailed(
+        f"building {what} failed" + (f" at {step}" if step else "") + f"; the last lines:\n{lines}",
+        fix=f"fix the Dockerfile or the build context; the full log is {where}",
+    )
+

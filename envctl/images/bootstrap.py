@@ -1,0 +1,156 @@
+"""Bootstrapping a base's root filesystem with mmdebstrap: on the host, or in a throw-away container.
+
+Linux hosts with mmdebstrap run it directly. Elsewhere (macOS, Windows, a Linux host
+without it) the same mmdebstrap command runs in a container made from a Debian image: one
+already on the engine (the project's own bootstrapped bases are Debian), or `debian` pulled
+where a registry answers. The tool image is made once per engine and kept; the container
+making a root filesystem is removed after. Both ways give the same files (see
+tests/integration/test_bootstrap.py for what differs and why).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO
+
+from envctl.backend import engine as labels
+from envctl.images import platforms, registry
+from envctl.backend.engine import Engine
+from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, RegistryError
+from envctl.topology import Bootstrap
+
+TOOL_ENV = "ENVCTL_BOOTSTRAP_IMAGE"  # a Debian image to make the tool image from (skips the search)
+TOOL_REPOSITORY = "envctl/bootstrap-tool"
+TOOL_KIND = "bootstrap-tool"
+TOOL_PACKAGES = ("mmdebstrap", "arch-test", "qemu-user-static")  # the last two for other architectures
+PULLED_DEBIAN = "debian:bookworm-slim"
+OUTPUT = "/tmp/rootfs.tar"
+
+
+def mmdebstrap_arguments(spec: Bootstrap, platform: str, output: str) -> list[str]:
+    """mmdebstrap's arguments (after the program's name), the same on the host and in a container."""
+    arguments = [f"--variant={spec.variant}", "--format=tar", f"--architectures={platforms.debian_architecture(platform)}"]
+    if spec.packages:
+        arguments.append("--include=" + ",".join(spec.packages))
+    arguments += [spec.suite, output]
+    if spec.mirror:
+        arguments.append(spec.mirror)
+    return arguments
+
+
+def where_it_runs() -> str:
+    """'host' where mmdebstrap is on PATH of a Linux host, else 'container'."""
+    return "host" if sys.platform.startswith("linux") and shutil.which("mmdebstrap") else "container"
+
+
+def bootstrap(engine: Engine, spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: str,
+              cancel: threading.Event) -> str:
+    """Write the root filesystem `spec` describes for `platform` to `tarball`; returns where it ran."""
+    where = where_it_runs()
+    if where == "host":
+        command = [shutil.which("mmdebstrap") or "mmdebstrap", *mmdebstrap_arguments(spec, platform, str(tarball))]
+        returncode = run_cancellable(command, log, cancel)
+        if returncode is None:
+            raise Cancelled(f"bootstrapping {what} was cancelled")
+        if returncode != 0:
+            log.flush()
+            tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-12:]
+            raise BuildFailed(f"bootstrapping {what} failed; the last lines:\n" + "\n".join("    " + line for line in tail))
+        return where
+    tool = tool_image(engine, log, cancel)
+    log.write(f"envctl: mmdebstrap is not on this host; running it in a container of {tool}\n")
+    log.flush()
+    engine.run_for_file(tool, ["mmdebstrap", *mmdebstrap_arguments(spec, platform, OUTPUT)], OUTPUT, tarball,
+                        log=log, what=what, cancel=cancel)
+    return where
+
+
+# -- the tool image ----------------------------------------------------------------------------
+
+def tool_image(engine: Engine, log: IO[str], cancel: threading.Event) -> str:
+    """The image with mmdebstrap in it, made (once per source image) from a Debian image."""
+    source = _debian_image(engine, log)
+    source_id = engine.image_id(source) or source
+    tag = hashlib.sha256(f"{source_id} {' '.join(TOOL_PACKAGES)}".encode()).hexdigest()[:16]
+    ref = f"{TOOL_REPOSITORY}:{tag}"
+    if engine.image_id(ref) is not None:
+        return ref
+    log.write(f"envctl: making the bootstrap tool image {ref} from {source}\n")
+    install = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "
+               + " ".join(TOOL_PACKAGES) + " && apt-get clean && rm -rf /var/lib/apt/lists/*")
+    label = "LABEL " + " ".join(f'"{k}"="{v}"' for k, v in
+                                ((labels.MANAGED, "true"), (labels.IMAGE_KIND, TOOL_KIND)))
+    engine.run_step(source, ["/bin/sh", "-c", install], mounts=[], changes=[label], log=log,
+                    what=f"the bootstrap tool image (from {source})", cancel=cancel,
+                    repository=TOOL_REPOSITORY, tag=tag)
+    return ref
+
+
+def _debian_image(engine: Engine, log: IO[str]) -> str:
+    """A Debian image of the engine's own platform: $ENVCTL_BOOTSTRAP_IMAGE, one on the engine, or pulled."""
+    chosen = os.environ.get(TOOL_ENV)
+    if chosen:
+        registry.ensure_pulled(engine, chosen, "missing", lambda line: log.write(line + "\n"), what=f"${TOOL_ENV}")
+        return chosen
+    found = debian_on_engine(engine)
+    if found:
+        return found
+    try:
+        registry.pull(engine, PULLED_DEBIAN, lambda line: log.write(line + "\n"), attempts=2)
+    except RegistryError as exc:
+        raise BootstrapToolMissing(
+            "mmdebstrap is not on this host, and there is no Debian image on the Docker engine to run it in "
+            f"(pulling {PULLED_DEBIAN} failed: {exc.message})",
+            fix=f"make one available: 'docker pull {PULLED_DEBIAN}' where a registry answers (or 'docker load' "
+            f"one), or name any Debian image on the engine with {TOOL_ENV}=NAME; on Debian or Ubuntu, "
+            "'sudo apt-get install mmdebstrap' also does") from None
+    return PULLED_DEBIAN
+
+
+def debian_on_engine(engine: Engine) -> str | None:
+    """A Debian image of the engine's own platform already on the engine, if there is one."""
+    native = platforms.of_engine(engine.version())
+    for ref in _debian_candidates(engine):
+        if platforms.of_image(engine.inspect_image(ref)) == native:
+            return ref
+    return None
+
+
+def _debian_candidates(engine: Engine) -> list[str]:
+    """Debian images the engine has: envctl's own root filesystems first (bootstraps of Debian), then debian:*."""
+    refs: list[str] = []
+    for image in [*engine.images({labels.IMAGE_KIND: "rootfs"}), *engine.images_named("debian")]:
+        refs += [t for t in image.get("RepoTags") or [] if t != "<none>:<none>"]
+    return list(dict.fromkeys(refs))
+
+
+# -- on the host --------------------------------------------------------------------------------
+
+def run_cancellable(command: list[str], log: IO[str], cancel: threading.Event) -> int | None:
+    """Run `command` (in its own process group) to the end; None if `cancel` stopped it first."""
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    while True:
+        try:
+            return process.wait(timeout=0.2)
+        except subprocess.TimeoutExpired:
+            pass
+        if cancel.is_set():
+            # mmdebstrap runs apt and dpkg below it: stop the whole group, then make sure.
+            for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 30)):
+                try:
+                    os.killpg(process.pid, sig)
+                    process.wait(timeout=grace)
+                    return None
+                except ProcessLookupError:
+                    return None
+                except subprocess.TimeoutExpired:
+                    continue
+            return None
+

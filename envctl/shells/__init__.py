@@ -1,0 +1,1 @@
+"""The three ways people reach envctl: the `envctl` command, `envctl ci`, the pytest plugin."""

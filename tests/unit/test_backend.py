@@ -1,0 +1,32 @@
+"""The backend seam: the local engine implements it, with the same signatures, and the runtime asks nothing else."""
+import ast
+import inspect
+from pathlib import Path
+
+from envctl.backend.base import Backend
+from envctl.backend.engine import Engine
+
+SEAM = [name for name, member in vars(Backend).items() if inspect.isfunction(member) and not name.startswith("_")]
+
+
+def test_the_local_engine_implements_every_method_of_the_seam_as_declared() -> None:
+    assert len(SEAM) >= 15
+    for name in SEAM:
+        declared, implemented = inspect.signature(getattr(Backend, name)), inspect.signature(getattr(Engine, name))
+        assert list(declared.parameters) == list(implemented.parameters), name
+        assert [p.kind for p in declared.parameters.values()] == [p.kind for p in implemented.parameters.values()], name
+
+
+def test_starting_waiting_and_inspecting_a_run_ask_the_backend_only_for_the_seam() -> None:
+    """Calls on an `engine` in the runtime's container code are the seam's: a second backend needs no more."""
+    runtime = Path(__file__).parents[2] / "envctl" / "runtime"
+    used: dict[str, set[str]] = {}
+    for module in ("readiness.py", "run.py", "launch.py", "diagnostics.py"):
+        for node in ast.walk(ast.parse((runtime / module).read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "engine":
+                used.setdefault(node.attr, set()).add(module)
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "engine" and isinstance(node.value.value, ast.Name)):
+                used.setdefault(node.attr, set()).add(module)
+    beyond = {name: sorted(where) for name, where in used.items() if name not in SEAM}
+    assert beyond == {}, "runtime code calls engine methods outside envctl.backend.base.Backend"
