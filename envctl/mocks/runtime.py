@@ -50,9 +50,20 @@ def as_service(topology: Topology, mock: Mock, image: str, mode: str = "replay")
         ports=(PortSpec(MOCK_PORT),),
         probe=Probe(kind="http", port=MOCK_PORT, path="/__envctl/health", timeout=60.0, interval=0.25),
         volumes=(Mount(kind="bind", target=MOUNT_POINT, source=str(directory), read_only=mode == "replay"),),
-        user=f"{os.getuid()}:{os.getgid()}",
+        user=recording_user(),
         stop_grace_period=1.0,
     )
+
+
+def recording_user() -> str | None:
+    """Who the mock runs as, so recordings in the bind mount belong to the user who ran `up`.
+
+    On Linux that is the host's uid:gid (root in the container would leave root-owned cassettes
+    in the checkout). Docker Desktop (macOS, Windows) maps a bind mount's files to the host user
+    whatever the container's user is, and Windows has no uid: the image's user is kept there."""
+    if not hasattr(os, "getuid"):
+        return None
+    return f"{os.getuid()}:{os.getgid()}"
 
 
 def with_mocks(topology: Topology, images: dict[str, str] | None = None,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from dataclasses import dataclass, field
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+from envctl import processes
 from envctl.errors import Cancelled, EnvctlError, StartupFailed, Terminated
 from envctl.progress import Event, Progress, silent
 from envctl.project import Project, Teardown
@@ -120,7 +120,7 @@ def _tear_down(project: Project, artifacts_dir: Path | None, progress: Progress,
 
 def _run_command(command: Sequence[str], env: dict[str, str]) -> int:
     try:
-        child = subprocess.Popen(list(command), env=env, start_new_session=True)
+        child = subprocess.Popen(list(command), env=env, **processes.group_options())
     except OSError as exc:
         raise EnvctlError(f"cannot run {command[0]}: {exc.strerror}", fix="check the command after '--'") from None
     try:
@@ -128,15 +128,7 @@ def _run_command(command: Sequence[str], env: dict[str, str]) -> int:
     except KeyboardInterrupt as exc:
         # Pass the stop on to the command's whole process group, give it time to finish its
         # own clean-up, then make sure it is gone before the stack is torn down.
-        sig = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-        try:
-            os.killpg(child.pid, sig)
-            child.wait(CHILD_GRACE_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-        except ProcessLookupError:
-            pass
+        processes.stop_group(child, isinstance(exc, Terminated), CHILD_GRACE_SECONDS)
         raise
 
 

@@ -16,7 +16,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from envctl import bugs
+from envctl import bugs, processes
 from envctl.errors import EnvctlError, Terminated
 from envctl.project import (BUILD_PARALLELISM, describe_plan, ALLOW_ENV, CACHE_ENV, COMPOSE_PLATFORM_ENV, OPT_INS, PLATFORM_ENV, REGISTRY_ENV,
                             DriftReport, HeaderSyntaxError, MockReport, Project, Pushed, SentRequest, ServiceStatus,
@@ -626,20 +626,21 @@ def _force_on_second_signal() -> None:
 
 def _on_signal(signum: int, frame: object) -> None:
     _signals.append(signum)
-    code = 143 if signum == signal.SIGTERM else 130
+    terminating = signum in processes.terminating_signals()
+    code = 143 if terminating else 130
     if len(_signals) > 1 and _forcible:
         # The user insists: stop now. The run's reaper sees this process die and removes the rest.
         os.write(2, b"envctl: stopping at once; the reaper removes what is left of the run\n")
         os._exit(code)
-    if signum == signal.SIGTERM:
+    if terminating:
         raise Terminated()
     raise KeyboardInterrupt()
 
 
 def run() -> None:
     """Console-script entry point: errors for people, exit codes for machines."""
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    for signum in (*processes.terminating_signals(), signal.SIGINT):
+        signal.signal(signum, _on_signal)
     global _raw_stdout
     _raw_stdout = sys.stdout
     sys.stdout = secrets.MaskingWriter(sys.stdout, masker)
@@ -647,7 +648,7 @@ def run() -> None:
     try:
         main.main(standalone_mode=False, prog_name="envctl")
     except click.exceptions.Abort:
-        terminated = signal.SIGTERM in _signals
+        terminated = any(s in _signals for s in processes.terminating_signals())
         print(f"envctl: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
         sys.exit(143 if terminated else 130)
     except click.ClickException as exc:

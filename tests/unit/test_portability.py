@@ -37,3 +37,39 @@ def test_the_unit_suite_passes_without_proc_and_without_an_engine(tmp_path: Path
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DOCKER_HOST": f"unix://{tmp_path}/no-engine.sock"},
     )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_mock_recordings_belong_to_the_host_user_where_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from envctl.mocks.runtime import recording_user
+
+    assert recording_user() == f"{os.getuid()}:{os.getgid()}"
+    monkeypatch.delattr(os, "getuid")  # native Windows: Docker Desktop maps the files to the user
+    assert recording_user() is None
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("data:/var/lib/data", ["data", "/var/lib/data"]),
+    ("./src:/app:ro", ["./src", "/app", "ro"]),
+    ("/tmp", ["/tmp"]),
+    (r"C:\Users\me\app:/app", [r"C:\Users\me\app", "/app"]),
+    ("C:/Users/me/My App:/app:ro", ["C:/Users/me/My App", "/app", "ro"]),
+    (r"d:\data:/data", [r"d:\data", "/data"]),
+])
+def test_a_short_volume_keeps_a_windows_drive_with_its_path(text: str, parts: list[str]) -> None:
+    from envctl.topology.sections.volumes import split_short_syntax
+
+    assert split_short_syntax(text) == parts
+
+
+def test_a_windows_bind_source_on_a_posix_host_is_one_clear_error(tmp_path: Path) -> None:
+    from envctl.errors import EnvctlError
+    from envctl.topology import load_topology
+
+    (tmp_path / "envctl.yaml").write_text("name: win\nservices:\n  web:\n    image: busybox\n"
+                                          "    volumes: ['C:\\Users\\me\\app:/app']\n")
+    with pytest.raises(EnvctlError) as caught:
+        load_topology(tmp_path / "envctl.yaml")
+    assert "is a Windows path" in str(caught.value) and "envctl.yaml" in str(caught.value)
+    assert "/mnt/c/work" in str(caught.value)

@@ -4,7 +4,9 @@ The top-level `volumes:` (named volumes and their options) is `compose_keys.volu
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 from typing import Any
 
 from envctl.topology import compose_keys
@@ -13,6 +15,9 @@ from envctl.topology.readers import Reader, kind_of
 from envctl.topology.source import KeyPath
 
 VOLUME_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# One field of SOURCE:TARGET:MODE; a Windows drive (C:\ or C:/) belongs to its path, as in Compose.
+SHORT_FIELD_RE = re.compile(r"[A-Za-z]:[\\/][^:]*|[^:]*")
+WINDOWS_PATH_RE = re.compile(r"^([A-Za-z]:[\\/]|\\\\)")  # C:\dir, C:/dir or \\server\share
 
 
 def volumes(reader: Reader, raw: Any, path: KeyPath) -> tuple[Mount, ...] | None:
@@ -39,10 +44,10 @@ def mount(reader: Reader, item: Any, path: KeyPath) -> Mount | None:
         reader.problem(path, f"the target {target!r} is not an absolute path", "write the path inside the container, from '/'")
         return None
     if kind == "bind":
-        resolved = reader.host_path(source or "", path)
+        resolved = _bind_source(reader, source or "", path)
         if resolved is None:
             return None
-        source = str(resolved)
+        source = resolved
     elif kind == "volume" and not VOLUME_NAME_RE.match(source or ""):
         reader.problem(path, f"{source!r} is not a valid volume name", "use letters, digits, '_', '.' and '-'")
         return None
@@ -50,6 +55,18 @@ def mount(reader: Reader, item: Any, path: KeyPath) -> Mount | None:
         reader.problem(path + ("type",), f"unknown volume type {kind!r}", "use volume, bind or tmpfs")
         return None
     return Mount(kind=kind, source=source, target=target, **options)
+
+
+def _bind_source(reader: Reader, source: str, path: KeyPath) -> str | None:
+    """A bind mount's source as an absolute host path; a Windows path only where envctl runs on Windows."""
+    if WINDOWS_PATH_RE.match(source):
+        if os.name == "nt":
+            return source
+        reader.problem(path, f"{source!r} is a Windows path, and envctl runs on {sys.platform} here",
+                       "write a path of this host (under WSL, C:\\work is /mnt/c/work)")
+        return None
+    resolved = reader.host_path(source, path)
+    return None if resolved is None else str(resolved)
 
 
 def _long_syntax(reader: Reader, item: dict, path: KeyPath) -> tuple[Any, str | None, Any, dict | None] | None:
@@ -72,7 +89,7 @@ def _short_syntax(reader: Reader, item: Any, path: KeyPath) -> tuple[str, str | 
     text = reader.string(item, path)
     if text is None:
         return None
-    parts = text.split(":")
+    parts = split_short_syntax(text)
     if len(parts) > 3:
         reader.problem(path, f"{text!r} is not a volume", 'write "NAME:/path", "./dir:/path" or "/path", with ":ro" to mount read-only')
         return None
@@ -83,5 +100,18 @@ def _short_syntax(reader: Reader, item: Any, path: KeyPath) -> tuple[str, str | 
     source, target = (parts[0], parts[1]) if len(parts) >= 2 else (None, parts[0])
     options = compose_keys.short_volume_modes(reader, text, mode, path)
     kind = "anonymous" if source is None else (
-        "bind" if source.startswith((".", "/", "~")) else "volume")
+        "bind" if source.startswith((".", "/", "~")) or WINDOWS_PATH_RE.match(source) else "volume")
     return kind, source, target, options
+
+
+def split_short_syntax(text: str) -> list[str]:
+    """`SOURCE:TARGET:MODE` split at its colons, except the one of a Windows drive letter."""
+    parts: list[str] = []
+    position = 0
+    while True:
+        field = SHORT_FIELD_RE.match(text, position)
+        assert field is not None  # the second alternative matches anywhere, if only the empty string
+        parts.append(field.group())
+        if field.end() >= len(text):
+            return parts
+        position = field.end() + 1  # past the colon
