@@ -237,8 +237,9 @@ class Engine:
     def tag(self, image: str, repository: str, tag: str) -> None:
         self._call(self.api.tag, image, repository, tag)
 
-    def pull(self, repository: str, pin: str, on_layer: LayerProgress | None = None) -> str:
-        """Pull `repository` at `pin` (a tag or a digest); returns the image id.
+    def pull(self, repository: str, pin: str, on_layer: LayerProgress | None = None,
+             platform: str | None = None) -> str:
+        """Pull `repository` at `pin` (a tag or a digest), for `platform` if given; returns the image id.
 
         Credentials come from the Docker config (what `docker login` wrote, credential
         helpers included): the SDK sends them. `on_layer(layer, status)` hears each layer's
@@ -247,7 +248,8 @@ class Engine:
         ref = f"{repository}@{pin}" if pin.startswith("sha256:") else f"{repository}:{pin}"
 
         def pull() -> None:
-            _follow_registry_stream(self.api.pull, "pull", ref, on_layer, repository, tag=pin, stream=True, decode=True)
+            _follow_registry_stream(self.api.pull, "pull", ref, on_layer, repository, tag=pin, stream=True, decode=True,
+                                    **({"platform": platform} if platform else {}))
 
         self._call(pull)
         return self.image_id(ref) or ref

@@ -48,6 +48,14 @@ class ImageTarget:
     kind: str  # "base", "service", "mock", or "image" (a service's `image:`, pulled)
     repository: str
     parent: str | None  # key of the base it builds on
+    platform: str | None = None  # a service's `platform:` (and its bases'); None: the run's
+
+    @property
+    def subject(self) -> str:
+        """How progress and the timeline name it: 'web', 'base:python', 'base:python@linux/arm64'."""
+        if self.kind != "base":
+            return self.name
+        return f"base:{self.name}" + (f"@{self.platform}" if self.platform else "")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,11 @@ def host_ca_bundle() -> Path | None:
     return None
 
 
+def base_key(name: str, platform: str | None = None) -> str:
+    """The target of base `name` made for `platform` (None: the run's platform)."""
+    return f"base:{name}" + (f"@{platform}" if platform else "")
+
+
 def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dict[str, ImageTarget]:
     """The images needed by the services and mocks `names` (all by default), bases included."""
     wanted: set[str] = set()
@@ -96,7 +109,7 @@ def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dic
         if service.build is not None:
             wanted.add(f"service:{name}")
         if service.base is not None:
-            wanted.add(f"base:{service.base}")
+            wanted.add(base_key(service.base, service.platform))
     everything = {**_all_targets(topology), **_pulled_targets(topology)}
     edges = {key: [t.parent] if t.parent else [] for key, t in everything.items()}
     return {k: t for k, t in everything.items() if k in closure(wanted, edges)}
@@ -104,23 +117,26 @@ def image_targets(topology: Topology, names: Iterable[str] | None = None) -> dic
 
 def _pulled_targets(topology: Topology) -> dict[str, ImageTarget]:
     """Services that run a registry's image: pulled as their pull_policy says, never built or pruned."""
-    return {f"image:{name}": ImageTarget(f"image:{name}", name, "image", service.image, None)
+    return {f"image:{name}": ImageTarget(f"image:{name}", name, "image", service.image, None, service.platform)
             for name, service in topology.services.items() if service.image is not None and service.build is None}
 
 
 def _all_targets(topology: Topology) -> dict[str, ImageTarget]:
     targets = {}
-    for name, base in topology.bases.items():
-        parent = f"base:{base.parent}" if base.parent else None
-        targets[f"base:{name}"] = ImageTarget(f"base:{name}", name, "base", f"{topology.name}/base-{name}", parent)
+    for platform in {None, *(s.platform for s in topology.services.values())}:
+        for name, base in topology.bases.items():
+            parent = base_key(base.parent, platform) if base.parent else None
+            key = base_key(name, platform)
+            targets[key] = ImageTarget(key, name, "base", f"{topology.name}/base-{name}", parent, platform)
     for name, service in topology.services.items():
         if service.build is not None:
-            parent = f"base:{service.base}" if service.base else None
-            targets[f"service:{name}"] = ImageTarget(f"service:{name}", name, "service", f"{topology.name}/{name}", parent)
+            parent = base_key(service.base, service.platform) if service.base else None
+            targets[f"service:{name}"] = ImageTarget(f"service:{name}", name, "service", f"{topology.name}/{name}",
+                                                     parent, service.platform)
     for name in topology.mocks:
         key = mock_image_key(topology, name)
         base = key.split(":", 1)[1]
-        targets[key] = ImageTarget(key, f"mock-{base}", "mock", f"{topology.name}/mock-{base}", f"base:{base}")
+        targets[key] = ImageTarget(key, f"mock-{base}", "mock", f"{topology.name}/mock-{base}", base_key(base))
     return targets
 
 
@@ -132,7 +148,7 @@ def service_image_key(topology: Topology, name: str) -> str:
     if service.build is not None:
         return f"service:{name}"
     if service.base is not None:
-        return f"base:{service.base}"
+        return base_key(service.base, service.platform)
     return f"image:{name}"
 
 
@@ -182,8 +198,12 @@ class ImageBuilder:
         """What every image is made for (--platform, $ENVCTL_PLATFORM, or the engine's): part of every hash."""
         return platforms.chosen(self._platform_flag, self.engine_platform)
 
-    def _hash(self, payload: dict) -> str:
-        return _hash({"platform": self.platform, **payload})
+    def _platform_of(self, target: ImageTarget) -> str:
+        """What `target` is made for: its service's `platform:`, else the run's."""
+        return target.platform or self.platform
+
+    def _hash(self, target: ImageTarget, payload: dict) -> str:
+        return _hash({"platform": self._platform_of(target), **payload})
 
     # -- the public part -----------------------------------------------------------------
 
@@ -284,19 +304,21 @@ class ImageBuilder:
         return self._pulled(target, target.repository, self.topology.services[target.name].pull_policy)
 
     def _pulled(self, target: ImageTarget, ref: str, policy: str) -> ResolvedImage:
-        """A registry's image, pulled if `policy` says so (emitting 'pull' and 'pulled')."""
-        what = _what(target)
+        """A registry's image for the target's platform, pulled if `policy` says so (emitting 'pull' and 'pulled')."""
+        what, platform = _what(target), self._platform_of(target)
         registry.image_reference(ref, what)
         if policy != "always":
             image_id = self.engine.image_id(ref)
-            if image_id is not None:
-                platforms.check_image(self.engine.inspect_image(ref), self.platform, f"the {what}'s image {ref}")
+            # One made for another platform is pulled again for this one, as Compose does.
+            if image_id is not None and (policy == "never" or platforms.of_image(self.engine.inspect_image(ref)) == platform):
+                platforms.check_image(self.engine.inspect_image(ref), platform, f"the {what}'s image {ref}")
                 return ResolvedImage(target.key, ref, image_id, built=False)
+            policy = "always" if image_id is not None and policy != "never" else policy
         if policy != "never":  # 'never' only says the image is missing
             self._emit(target, "pull", ref)
         image_id = registry.ensure_pulled(self.engine, ref, policy, lambda line: self._emit(target, "pull", f"{ref}: {line}"),
-                                          what=what)
-        platforms.check_image(self.engine.inspect_image(ref), self.platform, f"the {what}'s image {ref}")
+                                          what=what, platform=platform)
+        platforms.check_image(self.engine.inspect_image(ref), platform, f"the {what}'s image {ref}")
         self._emit(target, "pulled", ref)
         return ResolvedImage(target.key, ref, image_id, built=False, pulled=True)
 
@@ -333,7 +355,7 @@ class ImageBuilder:
 
     def _bootstrap_ref(self, target: ImageTarget, base: Base) -> str:
         assert base.bootstrap is not None
-        return f"{target.repository}-rootfs:" + self._hash({"bootstrap": asdict(base.bootstrap)})
+        return f"{target.repository}-rootfs:" + self._hash(target, {"bootstrap": asdict(base.bootstrap)})
 
     def _bootstrap(self, target: ImageTarget, base: Base) -> ResolvedImage:
         ref = self._bootstrap_ref(target, base)
@@ -344,33 +366,33 @@ class ImageBuilder:
         cached = self._from_cache(target, ref)
         if cached is not None:
             return cached
-        spec = base.bootstrap
+        spec, platform = base.bootstrap, self._platform_of(target)
         assert spec is not None
-        self._emit(target, "bootstrap", f"{spec.distro} {spec.suite} for {self.platform} with {len(spec.packages)} packages"
+        self._emit(target, "bootstrap", f"{spec.distro} {spec.suite} for {platform} with {len(spec.packages)} packages"
                    + ("" if bootstrap.where_it_runs() == "host" else ", in a container (mmdebstrap is not on this host)"))
         self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"base-{target.name}.log"
-        what = f"base '{target.name}' ({spec.distro} {spec.suite}, {self.platform})"
+        what = f"base '{target.name}' ({spec.distro} {spec.suite}, {platform})"
         with tempfile.TemporaryDirectory(prefix="envctl-bootstrap-") as tmp:
             tarball = Path(tmp) / "rootfs.tar"
             fix = "check the suite, package names and the mirror"
-            with open(log_path, "w") as log, self._explained(what, log_path, fix):
-                bootstrap.bootstrap(self.engine, spec, self.platform, tarball, log, what, self._cancel)
+            with open(log_path, "w") as log, self._explained(what, platform, log_path, fix):
+                bootstrap.bootstrap(self.engine, spec, platform, tarball, log, what, self._cancel)
             repository, tag = ref.split(":")
             self._emit(target, "import", ref)
-            image_id = self.engine.load_rootfs(tarball, repository, tag, self._rootfs_config(target, tag), self.platform)
+            image_id = self.engine.load_rootfs(tarball, repository, tag, self._rootfs_config(target, tag), platform)
         self._emit(target, "built", ref)
         self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     @contextmanager
-    def _explained(self, what: str, log_path: Path, fix: str | None = None):
+    def _explained(self, what: str, platform: str, log_path: Path, fix: str | None = None):
         """A failed bootstrap or build says how to fix it: `fix` (else the build's own), or emulation."""
         try:
             yield
         except BuildFailed as exc:
             log_text = log_path.read_text(errors="replace").lower() if log_path.is_file() else ""
-            hint = platforms.emulation_hint(self.platform, self.engine_platform)
+            hint = platforms.emulation_hint(platform, self.engine_platform)
             if hint and any(sign in log_text for sign in ("exec format error", "arch-test", "qemu")):
                 raise BuildFailed(exc.message, fix=f"{hint}; the full log is {log_path}") from None
             if fix is None:
@@ -387,7 +409,7 @@ class ImageBuilder:
         if bundle is None:
             return ResolvedImage(target.key, raw.ref, raw.id, raw.built)
         data = bundle.read_bytes()
-        ref = _ca_layer_ref(target, raw.id, data, self.platform)
+        ref = _ca_layer_ref(target, raw.id, data, self._platform_of(target))
         image_id = self.engine.image_id(ref)
         if image_id is not None:
             self._to_cache(target, ref, built=False)
@@ -410,7 +432,7 @@ class ImageBuilder:
     def _service_ref(self, target: ImageTarget, context: BuildContext, args: dict[str, str], parent_id: str | None) -> str:
         digest = context.digest()
         options = self._build_options(target)
-        return f"{target.repository}:" + self._hash({"context": digest, "args": args, "parent": parent_id,
+        return f"{target.repository}:" + self._hash(target, {"context": digest, "args": args, "parent": parent_id,
                                                      **({"options": options} if options else {})})
 
     def _build_options(self, target: ImageTarget) -> dict[str, Any]:
@@ -464,10 +486,10 @@ class ImageBuilder:
             else:
                 archive, dockerfile = context.archive((label,))
                 with archive:
-                    with self._explained(what, self.logs / log_name):
+                    with self._explained(what, self._platform_of(target), self.logs / log_name):
                         image_id = self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs,
                                                      log=log, what=what, cancel=self._cancel,
-                                                     options={**self._build_options(target), "platform": self.platform})
+                                                     options={**self._build_options(target), "platform": self._platform_of(target)})
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
         self._to_cache(target, ref, built=True)
@@ -506,7 +528,7 @@ class ImageBuilder:
 
     def _labels(self, target: ImageTarget, kind: str, input_hash: str) -> dict[str, str]:
         out = {labels.MANAGED: "true", labels.PROJECT: self.topology.name, labels.IMAGE_KIND: kind,
-               "envctl.name": target.name, labels.PLATFORM: self.platform}
+               "envctl.name": target.name, labels.PLATFORM: self._platform_of(target)}
         if input_hash:
             out[labels.INPUT_HASH] = input_hash
         if self.commit:
@@ -514,7 +536,7 @@ class ImageBuilder:
         return out
 
     def _emit(self, target: ImageTarget, phase: str, detail: str = "") -> None:
-        self.progress(Event(target.name if target.kind != "base" else f"base:{target.name}", phase, detail))
+        self.progress(Event(target.subject, phase, detail))
 
     # -- for `images --prune` ------------------------------------------------------------
 
@@ -543,7 +565,7 @@ class ImageBuilder:
             return None
         if bundle is None:
             return raw_ref
-        return _ca_layer_ref(target, raw_id, bundle.read_bytes(), self.platform)
+        return _ca_layer_ref(target, raw_id, bundle.read_bytes(), self._platform_of(target))
 
 
 @contextmanager

@@ -8,18 +8,11 @@ from __future__ import annotations
 import os
 
 from envctl.errors import EnvctlError
+from envctl.topology import platformnames
 
 PLATFORM_ENV = "ENVCTL_PLATFORM"
 COMPOSE_PLATFORM_ENV = "DOCKER_DEFAULT_PLATFORM"  # what Compose and the docker CLI read
 
-# What engines, uname and Compose files call an architecture -> Docker's (OCI's) name.
-ARCH_ALIASES = {
-    "x86_64": "amd64", "x86-64": "amd64", "amd64": "amd64",
-    "aarch64": "arm64", "arm64": "arm64", "arm64/v8": "arm64", "aarch64/v8": "arm64",
-    "armhf": "arm/v7", "armv7l": "arm/v7", "arm": "arm/v7", "arm/v7": "arm/v7",
-    "i386": "386", "i686": "386", "386": "386",
-    "ppc64le": "ppc64le", "ppc64el": "ppc64le", "s390x": "s390x", "riscv64": "riscv64",
-}
 # Docker's architecture -> Debian's, for mmdebstrap's --architectures.
 DEBIAN_ARCH = {"amd64": "amd64", "arm64": "arm64", "arm/v7": "armhf", "386": "i386",
                "ppc64le": "ppc64el", "s390x": "s390x", "riscv64": "riscv64"}
@@ -35,14 +28,10 @@ class PlatformMismatch(EnvctlError):
 
 def normalize(text: str, where: str = "platform") -> str:
     """'linux/arm64/v8', 'arm64' or 'aarch64' -> 'linux/arm64'; an unknown name is an error naming `where`."""
-    parts = text.strip().lower().split("/")
-    os_name = parts[0] if len(parts) > 1 else "linux"
-    arch = "/".join(parts[1:]) if len(parts) > 1 else parts[0]
-    if os_name != "linux" or arch not in ARCH_ALIASES:
-        raise UnknownPlatform(f"{where}: {text!r} is not a platform envctl can build for",
-                              fix="write linux/amd64 or linux/arm64 (also linux/arm/v7, linux/386, "
-                              "linux/ppc64le, linux/s390x, linux/riscv64)")
-    return f"linux/{ARCH_ALIASES[arch]}"
+    found = platformnames.canonical(text)
+    if found is None:
+        raise UnknownPlatform(f"{where}: {text!r} is not a platform envctl can build for", fix=platformnames.KNOWN)
+    return found
 
 
 def architecture(platform: str) -> str:

@@ -73,13 +73,14 @@ def image_reference(ref: str, what: str = "") -> ImageReference:
                           "'registry.example.com:5000/team/app:1.2'") from None
 
 
-def pull(engine: Engine, ref: str, report: Report, attempts: int = 4, what: str = "") -> str:
-    """Pull `ref`, retrying transient failures (unreachable, 5xx); returns the image id.
+def pull(engine: Engine, ref: str, report: Report, attempts: int = 4, what: str = "",
+         platform: str | None = None) -> str:
+    """Pull `ref` (for `platform`, else the engine's), retrying transient failures (unreachable, 5xx); its id.
 
     `what` names where the name comes from ("service 'db'"), for the error a bad name gets.
     """
     reference = image_reference(ref, what)
-    return _retrying(attempts)(engine.pull, reference.name, reference.pin, _layer_counter(report))
+    return _retrying(attempts)(engine.pull, reference.name, reference.pin, _layer_counter(report), platform)
 
 
 def _retrying(attempts: int) -> Retrying:
@@ -88,7 +89,8 @@ def _retrying(attempts: int) -> Retrying:
                     retry=retry_if_exception(lambda e: isinstance(e, RegistryError) and e.transient), reraise=True)
 
 
-def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report, what: str = "") -> str:
+def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report, what: str = "",
+                  platform: str | None = None) -> str:
     """The image `ref` on the engine as `policy` (Compose's pull_policy) wants it; returns its id."""
     image_reference(ref, what)  # before asking the engine, which would word it worse
     if policy != "always":
@@ -98,7 +100,7 @@ def ensure_pulled(engine: Engine, ref: str, policy: str, report: Report, what: s
         if policy == "never":
             raise EnvctlError(f"image {ref} is not on the engine, and its pull_policy is 'never'",
                               fix=f"pull it first ('envctl pull' or 'docker pull {ref}'), or set 'pull_policy: missing'")
-    return pull(engine, ref, report, what=what)
+    return pull(engine, ref, report, what=what, platform=platform)
 
 
 def from_images(dockerfile: Path, buildargs: dict[str, str]) -> list[str]:

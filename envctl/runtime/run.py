@@ -540,8 +540,7 @@ def _timeline_dependencies(topology: Topology, selected: list[str]) -> dict[str,
     targets = image_targets(topology, selected)
 
     def image(key: str) -> str:  # as the builder names an image's progress events
-        target = targets[key]
-        return timeline_api.IMAGE_NODE + (f"base:{target.name}" if target.kind == "base" else target.name)
+        return timeline_api.IMAGE_NODE + targets[key].subject
 
     dependencies: dict[str, list[str]] = {}
     for name in selected:

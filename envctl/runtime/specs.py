@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from envctl.backend import containeropts
 from envctl.backend import engine as eng
 from envctl.backend.engine import ContainerSpec
+from envctl.images.builder import base_key
 from envctl.planning.wiring import resolve_environment
 from envctl.runtime import state
 from envctl.topology import Service, Topology
@@ -26,7 +27,7 @@ def image_ref(topology: Topology, name: str, refs: Mapping[str, str | None]) -> 
     if service.build is not None:
         return refs[f"service:{name}"]
     if service.base is not None:
-        return refs[f"base:{service.base}"]
+        return refs[base_key(service.base, service.platform)]
     assert service.image is not None
     return service.image
 

@@ -155,6 +155,8 @@ def _service(service: Service) -> dict[str, Any]:
         out["docker_socket"] = True
     if service.pull_policy != "missing":
         out["pull_policy"] = service.pull_policy
+    if service.platform is not None:
+        out["platform"] = service.platform
     out.update(compose_document.service_keys(service))
     return out
 

@@ -252,6 +252,7 @@ class Service:
     mem_limit: int | None = None  # bytes; the container gets no swap beyond it
     docker_socket: bool = False  # the topology explicitly allows mounting the engine's socket
     pull_policy: str = "missing"  # Compose's: always, missing, never, build
+    platform: str | None = None  # 'linux/arm64': its image made for it; None: the run's platform
     container_name: str | None = None  # a name other services reach it by (the real name stays per run)
     hostname: str | None = None
     networks: tuple[NetworkAttachment, ...] = ()  # (): the run's own network only

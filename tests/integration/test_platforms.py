@@ -5,6 +5,7 @@ does on its own; it is skipped, saying why, where the engine cannot.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -102,6 +103,12 @@ def test_arm64_images_beside_amd64_ones_and_one_cache_serving_each_its_own(
             assert image_platform(engine, amd[key].ref) == (native, native)
         assert machine_in(engine, arm["service:store"].ref) == "aarch64"
         assert machine_in(engine, amd["service:store"].ref) == "x86_64"
+        # Compose's per-service `platform:` on a native run: the same arm64 images, found, not rebuilt.
+        mixed = dataclasses.replace(topology, services={
+            **topology.services, "store": dataclasses.replace(topology.services["store"], platform=ARM64)})
+        per_service = ImageBuilder(mixed, engine).ensure(["store"])
+        assert per_service["service:store"].ref == arm["service:store"].ref and not per_service["service:store"].built
+        assert per_service["base:os@linux/arm64"].ref == arm["base:os"].ref
         store_tags = server.tags(f"ci/{PROJECT}/store")
         assert {arm["service:store"].ref.split(":")[1], amd["service:store"].ref.split(":")[1]} <= store_tags
 

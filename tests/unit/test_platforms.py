@@ -97,6 +97,69 @@ def test_the_platform_is_part_of_every_content_hash(monkeypatch: pytest.MonkeyPa
     assert arm._labels(target, "base", "abc")["envctl.platform"] == "linux/arm64"
 
 
+PER_SERVICE = """\
+name: mixed
+bases:
+  os:
+    bootstrap: {distro: debian, suite: bookworm, packages: [python3]}
+  py:
+    dockerfile: py.Dockerfile
+    from: os
+services:
+  web: {build: web, base: py, platform: linux/arm64/v8}
+  api: {build: api, base: py}
+  cache: {image: 'redis:7', platform: amd64}
+"""
+
+
+def _per_service(tmp_path: Path):
+    (tmp_path / "envctl.yaml").write_text(PER_SERVICE)
+    (tmp_path / "py.Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    for name in ("web", "api"):
+        (tmp_path / name).mkdir(exist_ok=True)
+        (tmp_path / name / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n")
+    return load_topology(tmp_path / "envctl.yaml", environ={})
+
+
+def test_a_service_platform_gets_its_own_chain_of_bases(tmp_path: Path) -> None:
+    from envctl.images.builder import service_image_key
+
+    topology = _per_service(tmp_path)
+    assert topology.services["web"].platform == "linux/arm64" and topology.services["api"].platform is None
+    targets = image_targets(topology)
+    assert targets["service:web"].parent == "base:py@linux/arm64" and targets["service:web"].platform == "linux/arm64"
+    assert targets["base:py@linux/arm64"].parent == "base:os@linux/arm64"
+    assert targets["service:api"].parent == "base:py" and targets["base:py"].platform is None
+    assert targets["image:cache"].platform == "linux/amd64"
+    assert set(image_targets(topology, ["api"])) == {"service:api", "base:py", "base:os"}  # no arm64 work for api
+    assert targets["base:os@linux/arm64"].subject == "base:os@linux/arm64"
+    assert service_image_key(topology, "web") == "service:web"
+
+
+def test_a_service_platform_hashes_as_a_run_for_that_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(platforms.PLATFORM_ENV, raising=False)
+    monkeypatch.delenv(platforms.COMPOSE_PLATFORM_ENV, raising=False)
+    topology = _per_service(tmp_path)
+    targets = image_targets(topology)
+    amd_run = ImageBuilder(topology, VersionOnly("amd64"))  # type: ignore[arg-type]
+    arm_run = ImageBuilder(topology, VersionOnly("amd64"), platform="linux/arm64")  # type: ignore[arg-type]
+    base = topology.bases["os"]
+    per_service = amd_run._bootstrap_ref(targets["base:os@linux/arm64"], base)
+    assert per_service != amd_run._bootstrap_ref(targets["base:os"], base)
+    assert per_service == arm_run._bootstrap_ref(targets["base:os"], base)  # one image cache serves both
+    assert amd_run._labels(targets["service:web"], "service", "abc")["envctl.platform"] == "linux/arm64"
+    assert amd_run._labels(targets["service:api"], "service", "abc")["envctl.platform"] == "linux/amd64"
+
+
+def test_an_unknown_service_platform_names_its_line(tmp_path: Path) -> None:
+    from envctl.errors import EnvctlError
+
+    (tmp_path / "envctl.yaml").write_text("name: p\nservices:\n  web:\n    image: busybox\n    platform: windows/amd64\n")
+    with pytest.raises(EnvctlError) as caught:
+        load_topology(tmp_path / "envctl.yaml", environ={})
+    assert "envctl.yaml:5" in str(caught.value) and "services.web.platform" in str(caught.value)
+
+
 def docker_desktop_context(config: Path) -> None:
     """A DOCKER_CONFIG as Docker Desktop leaves it: the 'desktop-linux' context in use."""
     import hashlib
@@ -142,11 +205,11 @@ def test_a_foreign_build_the_engine_cannot_run_says_to_install_emulation(tmp_pat
     builder = ImageBuilder(topology, VersionOnly("amd64"), platform="linux/arm64")  # type: ignore[arg-type]
     log = tmp_path / "base-os.log"
     log.write_text("chroot: failed to run command '/bin/true': Exec format error\n")
-    with pytest.raises(BuildFailed) as caught, builder._explained("base 'os'", log, "check the mirror"):
+    with pytest.raises(BuildFailed) as caught, builder._explained("base 'os'", builder.platform, log, "check the mirror"):
         raise BuildFailed("bootstrapping base 'os' failed")
     assert "qemu-user-static" in (caught.value.fix or "") and str(log) in (caught.value.fix or "")
     log.write_text("E: Unable to locate package pyhton3\n")  # an ordinary mistake keeps its own fix
-    with pytest.raises(BuildFailed) as caught, builder._explained("base 'os'", log, "check the mirror"):
+    with pytest.raises(BuildFailed) as caught, builder._explained("base 'os'", builder.platform, log, "check the mirror"):
         raise BuildFailed("bootstrapping base 'os' failed")
     assert (caught.value.fix or "").startswith("check the mirror")
 
@@ -167,7 +230,7 @@ class NoDebianEngine(VersionOnly):
     def image_id(self, ref: str) -> None:
         return None
 
-    def pull(self, repository: str, pin: str, on_layer=None) -> str:
+    def pull(self, repository: str, pin: str, on_layer=None, platform=None) -> str:
         from envctl.errors import RegistryError
 
         self.pulled.append(f"{repository}:{pin}")

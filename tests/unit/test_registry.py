@@ -132,7 +132,7 @@ class EngineWith:
     def image_id(self, ref: str) -> str | None:
         return f"sha256:{ref}" if ref in self.present else None
 
-    def pull(self, repository: str, pin: str, on_layer) -> str:
+    def pull(self, repository: str, pin: str, on_layer, platform=None) -> str:
         self.pulled.append((repository, pin))
         return f"sha256:{repository}:{pin}"
 

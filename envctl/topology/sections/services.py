@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from envctl.topology import compose_keys
+from envctl.topology import compose_keys, platformnames
 from envctl.topology.model import CONDITIONS, PULL_POLICIES, READY, STARTED, Build, Dependency, Service
 from envctl.topology.readers import Reader, key_fix, kind_of
 from envctl.topology.sections.environment import environment
@@ -21,7 +21,7 @@ from envctl.topology.source import KeyPath
 SERVICE_KEYS = (
     "image", "build", "base", "command", "entrypoint", "environment", "env_file", "ports",
     "depends_on", "healthcheck", "volumes", "working_dir", "user", "init", "profiles", "probe",
-    "stop_grace_period", "stop_signal", "mem_limit", "docker_socket", "pull_policy",
+    "stop_grace_period", "stop_signal", "mem_limit", "docker_socket", "pull_policy", "platform",
     *compose_keys.SERVICE_KEYS, *compose_keys.REFUSED,
 )
 BUILD_KEYS = ("context", "dockerfile", "args", "secrets", "ssh", "target", "labels", "cache_from")
@@ -99,7 +99,7 @@ def _how_it_runs(reader: Reader, body: dict, path: KeyPath, raw: Any, fields: _F
 
 
 def _settings(reader: Reader, body: dict, path: KeyPath, fields: _Fields) -> None:
-    """working_dir, user, init, profiles, stop_signal, stop_grace_period, mem_limit, docker_socket, pull_policy."""
+    """working_dir, user, init, profiles, stop_signal, stop_grace_period, mem_limit, docker_socket, pull_policy, platform."""
     for key in ("working_dir", "user"):
         if key in body:
             fields.put(key, reader.string(body[key], path + (key,)))
@@ -117,6 +117,8 @@ def _settings(reader: Reader, body: dict, path: KeyPath, fields: _Fields) -> Non
         fields.put("docker_socket", reader.boolean(body["docker_socket"], path + ("docker_socket",)))
     if "pull_policy" in body:
         fields.put("pull_policy", pull_policy(reader, body["pull_policy"], path + ("pull_policy",), body))
+    if "platform" in body:
+        fields.put("platform", platform(reader, body["platform"], path + ("platform",)))
 
 
 def _engine_socket(reader: Reader, name: str, raw: Any, path: KeyPath, fields: _Fields) -> None:
@@ -216,6 +218,17 @@ def depends_on(reader: Reader, raw: Any, path: KeyPath) -> tuple[Dependency, ...
         return tuple(deps)
     reader.problem(path, f"depends_on must be a list or a mapping, not {kind_of(raw)}", "write depends_on: [db, cache]")
     return None
+
+
+def platform(reader: Reader, raw: Any, path: KeyPath) -> str | None:
+    """Compose's per-service `platform:` ('linux/arm64'), in Docker's spelling."""
+    text = reader.string(raw, path)
+    if text is None:
+        return None
+    found = platformnames.canonical(text)
+    if found is None:
+        reader.problem(path, f"{text!r} is not a platform envctl can build for", platformnames.KNOWN)
+    return found
 
 
 def pull_policy(reader: Reader, raw: Any, path: KeyPath, body: dict) -> str | None:
