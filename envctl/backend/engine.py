@@ -47,6 +47,8 @@ REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale
 PLATFORM = "envctl.platform"  # linux/amd64, linux/arm64: what an image was made for
 
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
+EPHEMERAL_PORT_RETRIES = 3  # starts again when a port the engine chose was taken meanwhile
+PORT_IN_USE_RE = re.compile(r":(\d+): bind: address already in use")
 REMOVAL_PATIENCE = 5.0  # seconds a removal is retried while the engine refuses it for a moment
 
 LayerProgress = Callable[[str, str], None]  # (layer id, status) during a pull or push
@@ -541,10 +543,23 @@ class Engine:
         return created
 
     def start(self, container_id: str, what: str) -> None:
+        """Start a created container; a port the engine chose itself, found taken meanwhile, is chosen again."""
+        for attempt in range(EPHEMERAL_PORT_RETRIES + 1):
+            try:
+                return self._start_once(container_id, what)
+            except PortTaken as exc:
+                # Between the engine's choice and its proxy's bind, any process may take the port.
+                bindings = self._call(self.api.inspect_container, container_id)["HostConfig"].get("PortBindings")
+                if attempt == EPHEMERAL_PORT_RETRIES or not engine_chose(exc.port, bindings):
+                    raise
+
+    def _start_once(self, container_id: str, what: str) -> None:
         def port_taken(exc: docker.errors.APIError) -> EnvctlError | None:
             text = _short(exc)
             if "port is already allocated" in text or "address already in use" in text:
-                return EnvctlError(f"cannot start '{what}': {text}", fix="free that host port or change it in envctl.yaml")
+                found = PORT_IN_USE_RE.search(text)
+                return PortTaken(f"cannot start '{what}': {text}", fix="free that host port or change it in envctl.yaml",
+                                 port=int(found.group(1)) if found else None)
             return None
 
         with _translated(f"cannot start '{what}'", explain=port_taken):
@@ -670,6 +685,22 @@ def _translated(context: str = "the Docker engine refused a request",
         raise EnvctlError(f"{context}: {exc}", fix="upgrade the engine to API 1.41 (Docker 20.10) or newer") from None
     except CONNECTION_ERRORS as exc:
         raise _unavailable(exc) from None
+
+
+class PortTaken(EnvctlError):
+    """A host port was in use when the engine went to publish it."""
+
+    def __init__(self, message: str, *, fix: str, port: int | None) -> None:
+        super().__init__(message, fix=fix)
+        self.port = port
+
+
+def engine_chose(port: int | None, bindings: dict[str, Any] | None) -> bool:
+    """Whether host `port` was the engine's own choice (a binding without a port, or a range), not one named."""
+    if port is None:
+        return False
+    host_ports = [str(b.get("HostPort") or "") for binds in (bindings or {}).values() for b in binds or []]
+    return str(port) not in host_ports and any(not p or "-" in p for p in host_ports)
 
 
 def _api_mount(mount: Mount) -> dict[str, Any]:

@@ -80,6 +80,8 @@ def machine_in(engine: Engine, ref: str) -> str:
     return output.decode().strip()
 
 
+# An arm64 bootstrap under emulation: about 2 minutes on a quiet machine, over 10 on a loaded one.
+@pytest.mark.timeout(1800)
 def test_arm64_images_beside_amd64_ones_and_one_cache_serving_each_its_own(
         engine: Engine, stack_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         tool_image_removed_afterwards: None) -> None:

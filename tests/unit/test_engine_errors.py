@@ -100,3 +100,48 @@ def test_a_stream_cut_while_read_is_engine_unavailable() -> None:
     with pytest.raises(EngineUnavailable):
         next(stream)
 
+
+
+class PortRaceSDK:
+    """An engine whose proxy finds the port it chose taken `taken` times, then starts the container."""
+
+    def __init__(self, taken: int, bindings: dict) -> None:
+        self.taken, self.bindings, self.starts = taken, bindings, 0
+
+    def start(self, container_id: str) -> None:
+        self.starts += 1
+        if self.starts <= self.taken:
+            port = 32776 + self.starts
+            raise docker.errors.APIError("500 Server Error", explanation=(
+                "driver failed programming external connectivity on endpoint e: Error starting userland "
+                f"proxy: listen tcp4 0.0.0.0:{port}: bind: address already in use"))
+
+    def inspect_container(self, container_id: str) -> dict:
+        return {"HostConfig": {"PortBindings": self.bindings}}
+
+
+def _racing(taken: int, bindings: dict) -> tuple[Engine, PortRaceSDK]:
+    sdk = PortRaceSDK(taken, bindings)
+    engine = Engine.__new__(Engine)
+    engine.client = engine.api = sdk  # type: ignore[assignment]
+    return engine, sdk
+
+
+def test_a_port_the_engine_chose_and_found_taken_is_chosen_again() -> None:
+    engine, sdk = _racing(2, {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}]})
+    engine.start("c", "web")
+    assert sdk.starts == 3
+
+
+def test_a_port_the_topology_names_is_not_retried_and_names_the_fix() -> None:
+    engine, sdk = _racing(1, {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": "32777"}]})
+    with pytest.raises(EnvctlError) as caught:
+        engine.start("c", "web")
+    assert sdk.starts == 1 and "free that host port" in (caught.value.fix or "")
+
+
+def test_the_engine_is_not_asked_forever() -> None:
+    engine, sdk = _racing(10, {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": ""}]})
+    with pytest.raises(EnvctlError, match="address already in use"):
+        engine.start("c", "web")
+    assert sdk.starts == 4
