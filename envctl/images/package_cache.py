@@ -207,8 +207,8 @@ def publish(session: Session) -> None:
     """Add the .debs the bootstrap used that the cache lacks: digest first, then the file, each by rename."""
     have = set(session.reused)
     for deb in sorted(session.outbox.glob("*.deb")):
-        if deb.name in have or not deb.is_file():
-            continue
+        if deb.name in have or not deb.is_file() or (session.cache.debs / deb.name).exists():
+            continue  # another bootstrap (at the same time) added it already
         _replace_text(session.cache.debs / (deb.name + DIGEST_SUFFIX), sha256(deb) + "\n")
         os.replace(deb, session.cache.debs / deb.name)  # outbox and debs/ share a file system: a rename
         session.published.append(deb.name)
