@@ -154,3 +154,13 @@ def test_prune_empties_the_cache(tmp_path: Path) -> None:
         _bootstrap_downloads(session, {"a_1_all.deb": b"aaa"})
     assert pc.prune(cache) == (1, 3)
     assert cache.size() == (0, 0) and cache.debs.is_dir()
+
+
+def test_two_bootstraps_at_once_each_add_only_what_the_other_did_not(tmp_path: Path) -> None:
+    cache = _cache(tmp_path)
+    with pc.session_for(cache, pytest.fail) as first, pc.session_for(cache, pytest.fail) as second:
+        _bootstrap_downloads(first, {"a_1_all.deb": b"a", "b_1_all.deb": b"b"})
+        _bootstrap_downloads(second, {"a_1_all.deb": b"a", "c_1_all.deb": b"c"})
+    # `second` leaves its block first: it adds a and c; `first` then adds only b
+    assert second.published == ["a_1_all.deb", "c_1_all.deb"] and first.published == ["b_1_all.deb"]
+    assert cache.size() == (3, 3) and len(list(cache.runs.iterdir())) == 0
