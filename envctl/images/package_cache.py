@@ -19,12 +19,14 @@ bootstrap downloads as if there were no cache; it never fails a run.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shlex
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,6 +36,7 @@ ENV = "ENVCTL_PACKAGE_CACHE"
 OFF_WORDS = frozenset({"off", "0", "no", "false", "none", "disabled"})
 ARCHIVES = "/var/cache/apt/archives"
 DIGEST_SUFFIX = ".sha256"
+ABANDONED_AFTER = 24 * 3600  # seconds; no bootstrap takes that long
 
 Warn = Callable[[str], None]
 _warned: set[str] = set()  # one warning per cache and problem in a process, however many bootstraps
@@ -191,8 +194,17 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
+def _remove_abandoned_runs(cache: PackageCache) -> None:
+    """Work directories of bootstraps killed midway (SIGKILL) a day ago or more: nobody uses them now."""
+    for work in cache.runs.glob("bootstrap-*"):
+        with contextlib.suppress(OSError):
+            if time.time() - work.stat().st_mtime > ABANDONED_AFTER:
+                shutil.rmtree(work, ignore_errors=True)
+
+
 def begin(cache: PackageCache) -> Session:
     """A session whose inbox holds every verified cached .deb."""
+    _remove_abandoned_runs(cache)
     work = Path(tempfile.mkdtemp(prefix="bootstrap-", dir=cache.runs))
     session = Session(cache, work)
     session.inbox.mkdir()

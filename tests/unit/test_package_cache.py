@@ -164,3 +164,14 @@ def test_two_bootstraps_at_once_each_add_only_what_the_other_did_not(tmp_path: P
     # `second` leaves its block first: it adds a and c; `first` then adds only b
     assert second.published == ["a_1_all.deb", "c_1_all.deb"] and first.published == ["b_1_all.deb"]
     assert cache.size() == (3, 3) and len(list(cache.runs.iterdir())) == 0
+
+
+def test_a_killed_bootstraps_work_directory_goes_a_day_later(tmp_path: Path) -> None:
+    cache = _cache(tmp_path)
+    old, recent = cache.runs / "bootstrap-old", cache.runs / "bootstrap-recent"
+    for work in (old, recent):
+        (work / "in").mkdir(parents=True)
+    os.utime(old, (0, 0))
+    with pc.session_for(cache, pytest.fail):
+        pass
+    assert not old.exists() and recent.exists()
