@@ -6,7 +6,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from envctl.images import bootstrap, platforms
+from envctl.images import bootstrap, package_cache, platforms
 from envctl.backend import engine as eng
 from envctl.runtime import gc as gc_api
 from envctl.runtime import run as run_api
@@ -126,10 +126,25 @@ def _host_findings(topology: Topology | None) -> list[Finding]:
     out.append(Finding("host CA bundle", "ok" if bundle else "warn",
                        f"{bundle} (bases trust it)" if bundle else "none found",
                        "" if bundle else "behind a TLS-intercepting proxy, set ENVCTL_CA_BUNDLE to its CA bundle"))
+    out.append(_package_cache_finding())
     dot = shutil.which("dot")
     out.append(Finding("graphviz", "ok" if dot else "warn", dot or "dot is not installed (envctl graph falls back to text)",
                        "" if dot else "apt-get install graphviz"))
     return out
+
+
+def _package_cache_finding() -> Finding:
+    """Where bootstraps keep the packages they download, and how much it holds."""
+    root = package_cache.cache_root()
+    if root is None:
+        return Finding("package cache", "ok", f"off (${package_cache.ENV}); every bootstrap downloads its packages")
+    problem = package_cache.unusable_reason(root)
+    if problem:
+        return Finding("package cache", "warn", f"{root} is not used: {problem}",
+                       f"fix it, or set {package_cache.ENV}=DIR for another place ({package_cache.ENV}=off turns it off)")
+    count, size = package_cache.PackageCache(root).size()
+    return Finding("package cache", "ok", f"{root}: {count} packages, {size / 1e6:.0f} MB "
+                   f"(reused by bootstraps on this host; 'envctl gc --package-cache' empties it)")
 
 
 def _topology_findings(topology: Topology, engine: Engine) -> list[Finding]:

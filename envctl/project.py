@@ -34,6 +34,7 @@ from envctl.backend import engine as eng
 from envctl.backend.engine import Engine
 from envctl.errors import EnvctlError, NoRun, TeardownIncomplete
 from envctl.images import builder as image_api
+from envctl.images import package_cache
 from envctl.images import registry as registry_api
 from envctl.images.builder import BUILD_PARALLELISM, ImageRow, ResolvedImage
 from envctl.images.platforms import COMPOSE_PLATFORM_ENV, PLATFORM_ENV
@@ -551,6 +552,16 @@ class Project:
         runs nobody owns are kept. `dry_run` only says what would go."""
         removed, kept = gc_api.collect(engine or Engine.connect(), dry_run=dry_run)
         return GarbageCollection(removed, kept)
+
+    @staticmethod
+    def prune_package_cache(*, dry_run: bool = False) -> tuple[Path | None, int, int]:
+        """Empty this user's package cache (bootstraps download again): (its place, .debs, bytes)."""
+        root = package_cache.cache_root()
+        if root is None or not root.is_dir():
+            return root, 0, 0
+        cache = package_cache.PackageCache(root)
+        count, size = cache.size() if dry_run else package_cache.prune(cache)
+        return root, count, size
 
 
 # -- a run shared by processes ------------------------------------------------------------

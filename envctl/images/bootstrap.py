@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from envctl.backend import engine as labels
-from envctl.images import platforms, registry
+from envctl.images import package_cache, platforms, registry
 from envctl.backend.engine import Engine
 from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, RegistryError
 from envctl.topology import Bootstrap
@@ -50,25 +50,49 @@ def where_it_runs() -> str:
 
 
 def bootstrap(engine: Engine, spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: str,
-              cancel: threading.Event) -> str:
-    """Write the root filesystem `spec` describes for `platform` to `tarball`; returns where it ran."""
+              cancel: threading.Event, warn: package_cache.Warn | None = None) -> str:
+    """Write the root filesystem `spec` describes for `platform` to `tarball`; returns where it ran.
+
+    On the host, packages come from and go to the per-user package cache (see package_cache).
+    """
     where = where_it_runs()
     if where == "host":
-        command = [shutil.which("mmdebstrap") or "mmdebstrap", *mmdebstrap_arguments(spec, platform, str(tarball))]
-        returncode = run_cancellable(command, log, cancel)
-        if returncode is None:
-            raise Cancelled(f"bootstrapping {what} was cancelled")
-        if returncode != 0:
-            log.flush()
-            tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-12:]
-            raise BuildFailed(f"bootstrapping {what} failed; the last lines:\n" + "\n".join("    " + line for line in tail))
+        _on_host(spec, platform, tarball, log, what, cancel, warn or _log_warning(log))
         return where
     tool = tool_image(engine, log, cancel)
-    log.write(f"envctl: mmdebstrap is not on this host; running it in a container of {tool}\n")
+    log.write(f"envctl: mmdebstrap is not on this host; running it in a container of {tool} "
+              "(without the package cache)\n")
     log.flush()
     engine.run_for_file(tool, ["mmdebstrap", *mmdebstrap_arguments(spec, platform, OUTPUT)], OUTPUT, tarball,
                         log=log, what=what, cancel=cancel)
     return where
+
+
+def _on_host(spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: str, cancel: threading.Event,
+             warn: package_cache.Warn) -> None:
+    cache = package_cache.open_cache(warn)
+    with package_cache.session_for(cache, warn) as session:
+        hooks = package_cache.mmdebstrap_hooks(str(session.inbox), str(session.outbox)) if session else []
+        command = [shutil.which("mmdebstrap") or "mmdebstrap", *hooks, *mmdebstrap_arguments(spec, platform, str(tarball))]
+        if session is not None:
+            log.write(f"envctl: {len(session.reused)} packages from the package cache {session.cache.root}\n")
+            log.flush()
+        returncode = run_cancellable(command, log, cancel)
+        if returncode is None:
+            raise Cancelled(f"bootstrapping {what} was cancelled")
+        log.flush()
+        log_lines = Path(log.name).read_text(errors="replace").strip().splitlines()
+        if returncode != 0:
+            raise BuildFailed(f"bootstrapping {what} failed; the last lines:\n" + "\n".join("    " + line for line in log_lines[-12:]))
+        if session is not None and package_cache.GIVE_BACK_FAILED in log_lines:
+            session.outbox_whole = False
+            package_cache.warn_once(session.cache.root, "copying packages into it failed (is its disk full?)", warn)
+    if session is not None:
+        log.write(f"envctl: {len(session.published)} packages added to the package cache\n")
+
+
+def _log_warning(log: IO[str]) -> package_cache.Warn:
+    return lambda message: log.write(f"envctl: warning: {message}\n")
 
 
 # -- the tool image ----------------------------------------------------------------------------

@@ -377,7 +377,8 @@ class ImageBuilder:
             tarball = Path(tmp) / "rootfs.tar"
             fix = "check the suite, package names and the mirror"
             with open(log_path, "w") as log, self._explained(what, platform, log_path, fix):
-                bootstrap.bootstrap(self.engine, spec, platform, tarball, log, what, self._cancel)
+                bootstrap.bootstrap(self.engine, spec, platform, tarball, log, what, self._cancel,
+                                    warn=lambda message: self.progress(Event("", "warning", message)))
             repository, tag = ref.split(":")
             self._emit(target, "import", ref)
             image_id = self.engine.load_rootfs(tarball, repository, tag, self._rootfs_config(target, tag), platform)

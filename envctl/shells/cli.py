@@ -241,12 +241,17 @@ def _raise_last(errors: list[EnvctlError]) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only say what would be removed.")
+@click.option("--package-cache", is_flag=True, help="Also empty this user's package cache (bootstraps download again).")
 @click.pass_obj
-def gc(c: Context, dry_run: bool) -> None:
+def gc(c: Context, dry_run: bool, package_cache: bool) -> None:
     """Remove every run on the engine whose owner has died or whose --ttl has passed (any project).
 
     Runs nobody owns (a plain 'envctl up') are kept: 'envctl down' removes those.
     """
+    if package_cache:
+        root, count, size = Project.prune_package_cache(dry_run=dry_run)
+        out.print(f"{'would empty' if dry_run else 'emptied'} the package cache {root}: {count} packages, {size / 1e6:.0f} MB"
+                  if root else "the package cache is off")
     collected = Project.gc(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for found, reason in collected.removed:
