@@ -45,8 +45,9 @@ class Backend(Protocol):
 
     # -- making and starting ---------------------------------------------------------
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
-                       options: dict[str, str] | None = None, internal: bool = False) -> str:
-        """Create (or adopt, when it carries the same labels) a network; its id."""
+                       options: dict[str, str] | None = None, internal: bool = False,
+                       attachable: bool | None = None) -> str:
+        """Create (or adopt, when it carries the same labels) a network; its id (`attachable`: an overlay's)."""
 
     def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
                       options: dict[str, str] | None = None) -> None:

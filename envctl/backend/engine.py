@@ -202,6 +202,19 @@ class Engine:
             ) from None
         return cls(client)
 
+    @classmethod
+    def at(cls, url: str, timeout: int = 60) -> "Engine":
+        """The engine answering at `url` (another engine than $DOCKER_HOST's: a cluster node, a lab's)."""
+        try:
+            client = docker.DockerClient(base_url=url, timeout=timeout)
+            if client.api.base_url.startswith("http+docker://"):
+                client.api.trust_env = False
+            client.ping()
+        except (docker.errors.DockerException, *CONNECTION_ERRORS) as exc:
+            raise EngineUnavailable(f"cannot reach the Docker engine at {url}: {_short(exc)}",
+                                    fix="check that the engine runs and that the address is right") from None
+        return cls(client)
+
     def version(self) -> dict[str, Any]:
         return self._call(self.api.version)
 
@@ -461,7 +474,8 @@ class Engine:
     # -- networks and volumes ------------------------------------------------------------
 
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
-                       options: dict[str, str] | None = None, internal: bool = False) -> str:
+                       options: dict[str, str] | None = None, internal: bool = False,
+                       attachable: bool | None = None) -> str:
         existing = self._call(self.api.networks, names=[name])
         for net in existing:
             if net["Name"] == name:
@@ -478,7 +492,7 @@ class Engine:
 
         with _translated(explain=pool_exhausted):
             return self.api.create_network(name, driver=driver or "bridge", labels=labels, options=options or None,
-                                           internal=internal, check_duplicate=True)["Id"]
+                                           internal=internal, check_duplicate=True, attachable=attachable)["Id"]
 
     def networks(self, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """The networks with all of `labels` (every network without)."""
@@ -641,9 +655,136 @@ class Engine:
     def exec_exit_code(self, exec_id: str) -> int | None:
         return self._call(self.api.exec_inspect, exec_id)["ExitCode"]
 
+    # -- swarm: the cluster, its nodes, services and their tasks ---------------------------
+
+    def swarm_init(self, advertise: str, listen: str, heartbeat: float = 5.0) -> str:
+        """Make this engine a swarm's first manager; returns the workers' join token."""
+        with _translated("cannot make the engine a swarm manager"):
+            spec = self.api.create_swarm_spec(dispatcher_heartbeat_period=int(heartbeat * 1e9))
+            self.api.init_swarm(advertise_addr=advertise, listen_addr=listen, swarm_spec=spec)
+            return self.api.inspect_swarm()["JoinTokens"]["Worker"]
+
+    def swarm_join(self, manager: str, token: str, advertise: str, listen: str) -> None:
+        self._call(self.api.join_swarm, [manager], token, listen_addr=listen, advertise_addr=advertise)
+
+    def swarm_state(self) -> dict[str, Any]:
+        """The engine's swarm membership: LocalNodeState ('active', 'inactive'), ControlAvailable (a manager)."""
+        return self.info().get("Swarm") or {}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._call(self.api.nodes)
+
+    def create_service(self, spec: ServiceSpec) -> str:
+        """Create a swarm service from `spec`; its id."""
+        with _translated(f"cannot create the service for '{spec.alias}'"):
+            return self.api.create_service(_task_template(spec), name=spec.name, labels=spec.labels,
+                                           mode=docker.types.ServiceMode("replicated", replicas=spec.replicas),
+                                           endpoint_spec=_endpoint_spec(spec))["ID"]
+
+    def scale_service(self, service_id: str, replicas: int) -> None:
+        with _translated(f"cannot scale service {service_id[:12]}"):
+            version = self.api.inspect_service(service_id)["Version"]["Index"]
+            self.api.update_service(service_id, version, mode=docker.types.ServiceMode("replicated", replicas=replicas),
+                                    fetch_current_spec=True)
+
+    def services(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.services, filters={"label": label_filter(labels)})
+
+    def inspect_service(self, service_id: str) -> dict[str, Any] | None:
+        with _translated():
+            try:
+                return self.api.inspect_service(service_id)
+            except docker.errors.NotFound:
+                return None
+
+    def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
+        return self._call(self.api.tasks, filters={"service": service_id})
+
+    def remove_service(self, service_id: str) -> None:
+        with _translated(f"cannot remove service {service_id[:12]}"):
+            try:
+                self.api.remove_service(service_id)
+            except docker.errors.NotFound:
+                pass
+
+    def service_logs(self, service_id: str, *, tail: int | str = "all", follow: bool = False,
+                     timestamps: bool = False) -> bytes | Iterator[bytes]:
+        with _translated():
+            try:
+                output = self.api.service_logs(service_id, stdout=True, stderr=True, tail=tail, follow=follow,
+                                               timestamps=timestamps)
+            except docker.errors.NotFound:
+                return b"" if not follow else iter(())
+        return _translated_stream(output) if follow else b"".join(_translated_stream(output))
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with _translated():
             return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    target: int
+    published: int | None  # None: the node picks one (host mode)
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One swarm service, in envctl's terms: a container's spec plus how the swarm runs it."""
+
+    container: ContainerSpec
+    replicas: int = 0  # created at 0; `start` scales it up (Swarm itself has no order)
+    restart: str = "none"  # none, on-failure, any
+    endpoint_mode: str = "dnsrr"  # vip needs IPVS in the nodes' kernels
+    publish_mode: str = "host"  # ingress needs IPVS too
+    ports: tuple[ServicePort, ...] = ()
+    max_per_node: int = 0
+    volume_labels: dict[str, str] = field(default_factory=dict)  # on the volumes the nodes create for it
+
+    @property
+    def name(self) -> str:
+        return self.container.name
+
+    @property
+    def alias(self) -> str:
+        return self.container.alias
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.container.labels
+
+
+def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
+    c = spec.container
+    mounts = [_service_mount(m, spec.volume_labels) for m in c.mounts]
+    container = docker.types.ContainerSpec(
+        c.image, command=c.entrypoint, args=c.command, hostname=c.hostname, env=c.environment or None,
+        workdir=c.working_dir, user=c.user, labels={**c.user_labels, **c.labels}, mounts=mounts or None,
+        stop_grace_period=int(c.stop_timeout * 1e9), stop_signal=c.stop_signal, init=c.init,
+        healthcheck=docker.types.Healthcheck(**c.healthcheck) if c.healthcheck else None,
+        hosts=c.extra_hosts or None)
+    networks = [docker.types.NetworkAttachmentConfig(c.network, aliases=[c.alias, *c.aliases])]
+    networks += [docker.types.NetworkAttachmentConfig(n, aliases=a) for n, a in c.other_networks.items()]
+    return docker.types.TaskTemplate(
+        container, networks=networks,
+        restart_policy=docker.types.RestartPolicy(condition=spec.restart, delay=0),
+        resources=docker.types.Resources(mem_limit=c.mem_limit) if c.mem_limit else None,
+        placement=docker.types.Placement(maxreplicas=spec.max_per_node) if spec.max_per_node else None)
+
+
+def _service_mount(mount: Mount, volume_labels: dict[str, str]) -> dict[str, Any]:
+    api = mount.as_api()
+    if mount.type == "volume":
+        options = api.setdefault("VolumeOptions", {})
+        options["Labels"] = {**(options.get("Labels") or {}), **volume_labels}
+    return api
+
+
+def _endpoint_spec(spec: ServiceSpec) -> dict[str, Any]:
+    ports = [{"Protocol": p.protocol, "TargetPort": p.target, "PublishMode": spec.publish_mode,
+              **({"PublishedPort": p.published} if p.published else {})} for p in spec.ports]
+    return {"Mode": spec.endpoint_mode, "Ports": ports}
 
 
 # What the SDK raises when the engine goes away: requests' and urllib3's connection and
