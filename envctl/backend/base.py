@@ -14,12 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from envctl.backend.engine import ContainerSpec, ContainerState
+from envctl.backend.engine import ContainerSpec, ContainerState, Engine
 
 
 @runtime_checkable
 class Backend(Protocol):
     """Where a run's containers, networks and volumes live; found again by their labels."""
+
+    # -- what it is -------------------------------------------------------------------
+    @property
+    def builder(self) -> Engine:
+        """The local engine images are built on (a cluster pulls them from a registry)."""
+
+    @property
+    def holds_at_gate(self) -> bool:
+        """Whether a container can be held at the start gate (its stdin kept open, then released)."""
 
     # -- what exists ------------------------------------------------------------------
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:

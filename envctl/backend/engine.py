@@ -161,6 +161,11 @@ class ContainerState:
     ports: dict[int, int]  # container port -> published host port (tcp)
     image_id: str
     labels: dict[str, str]
+    # On a cluster: the node it runs on, the address the host dials for its published ports
+    # (None: the port's own, 127.0.0.1 on a local engine), and what the cluster said of it.
+    node: str | None = None
+    address: str | None = None
+    detail: str | None = None
 
     @property
     def running(self) -> bool:
@@ -178,6 +183,15 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api = client.api
+
+    @property
+    def builder(self) -> "Engine":
+        """Images are built here, on the engine that runs them."""
+        return self
+
+    @property
+    def holds_at_gate(self) -> bool:
+        return True
 
     # -- connection ----------------------------------------------------------------------
 
@@ -682,10 +696,20 @@ class Engine:
                                            endpoint_spec=_endpoint_spec(spec))["ID"]
 
     def scale_service(self, service_id: str, replicas: int) -> None:
-        with _translated(f"cannot scale service {service_id[:12]}"):
+        """Set the service's replicas; the swarm may have moved its version on meanwhile, so that is retried."""
+        def out_of_sequence(exc: BaseException) -> bool:
+            return isinstance(exc, docker.errors.APIError) and "out of sequence" in str(exc)
+
+        def scale() -> None:
             version = self.api.inspect_service(service_id)["Version"]["Index"]
             self.api.update_service(service_id, version, mode=docker.types.ServiceMode("replicated", replicas=replicas),
                                     fetch_current_spec=True)
+
+        with _translated(f"cannot scale service {service_id[:12]}"):
+            for attempt in Retrying(retry=retry_if_exception(out_of_sequence), stop=stop_after_delay(REMOVAL_PATIENCE),
+                                    wait=wait_exponential(multiplier=0.05, max=0.5), reraise=True):
+                with attempt:
+                    scale()
 
     def services(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         return self._call(self.api.services, filters={"label": label_filter(labels)})
@@ -741,6 +765,8 @@ class ServiceSpec:
     ports: tuple[ServicePort, ...] = ()
     max_per_node: int = 0
     volume_labels: dict[str, str] = field(default_factory=dict)  # on the volumes the nodes create for it
+    task_labels: dict[str, str] = field(default_factory=dict)  # on its tasks' containers (not the run's own:
+    # those would make each node's engine see the run's containers, and a local `down` remove them)
 
     @property
     def name(self) -> str:
@@ -760,7 +786,7 @@ def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
     mounts = [_service_mount(m, spec.volume_labels) for m in c.mounts]
     container = docker.types.ContainerSpec(
         c.image, command=c.entrypoint, args=c.command, hostname=c.hostname, env=c.environment or None,
-        workdir=c.working_dir, user=c.user, labels={**c.user_labels, **c.labels}, mounts=mounts or None,
+        workdir=c.working_dir, user=c.user, labels={**c.user_labels, **spec.task_labels}, mounts=mounts or None,
         stop_grace_period=int(c.stop_timeout * 1e9), stop_signal=c.stop_signal, init=c.init,
         healthcheck=docker.types.Healthcheck(**c.healthcheck) if c.healthcheck else None,
         hosts=c.extra_hosts or None)
@@ -847,6 +873,11 @@ def engine_location() -> tuple[str, str]:
     """
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"], "$DOCKER_HOST"
+    return local_engine_location()
+
+
+def local_engine_location() -> tuple[str, str]:
+    """Where this machine's own engine answers (the docker CLI's context, or the platform's default)."""
     try:
         from docker.context import ContextAPI
 

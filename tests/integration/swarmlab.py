@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -158,13 +159,19 @@ def up(root: Path = ROOT) -> Lab:
     return lab
 
 
+_recording = threading.Lock()  # the engines start in parallel
+
+
 def _record(root: Path, key: str, value: object) -> None:
     """What teardown must find again, written before it exists (a crash in between still leaves a trail)."""
     path = root / "lab.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record.setdefault(key, [])
-    record[key].append(value)
-    path.write_text(json.dumps(record))
+    with _recording:
+        record = json.loads(path.read_text()) if path.exists() else {}
+        record.setdefault(key, [])
+        record[key].append(value)
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(record))
+        partial.replace(path)
 
 
 def _network_up(root: Path) -> None:

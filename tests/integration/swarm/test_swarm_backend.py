@@ -1,0 +1,109 @@
+"""The swarm backend on the 3-node lab: a stack placed across nodes, traffic between them, nothing left.
+
+The stack's images are built on this machine's engine (a 2 MB busybox base), pushed to the
+lab's registry by content hash, and pulled by the nodes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
+from envctl.runtime import state
+from envctl.topology import load_topology
+
+from .. import swarmlab
+from ..conftest import envctl, remove_images_since
+
+pytestmark = pytest.mark.integration
+
+STACK = Path(__file__).parent / "stack"
+PROJECT = "envctl-swarm-test"
+
+
+@pytest.fixture(scope="module")
+def built_images() -> Iterator[None]:
+    """At the end, remove the images of the test project this module made on the local engine."""
+    local = Engine.connect()
+    before = {image["Id"] for image in local.images({eng.PROJECT: PROJECT})}
+    yield
+    remove_images_since(local, PROJECT, before)
+
+
+BUILD_ON_LAB = "ENVCTL_SWARMLAB_BUILD_ON_LAB"  # "1": build on the lab's manager (no use of this machine's engine)
+
+
+@pytest.fixture
+def lab_env(swarm_lab: swarmlab.Lab, request: pytest.FixtureRequest) -> dict[str, str]:
+    """envctl's environment for the lab: its manager, its registry (as this engine and the nodes reach it)."""
+    env = {"PATH": os.environ["PATH"], "DOCKER_HOST": swarm_lab.manager, "ENVCTL_BACKEND": "swarm",
+           "ENVCTL_REGISTRY": f"{swarm_lab.local_registry}/lab", "ENVCTL_SWARM_REGISTRY": f"{swarm_lab.registry}/lab",
+           "ENVCTL_SWARM_NODES": ",".join(f"{k}={v}" for k, v in swarm_lab.node_hosts().items())}
+    if os.environ.get(BUILD_ON_LAB) == "1":  # for working on the backend while the machine's engine is busy
+        return {**env, "ENVCTL_BUILD_HOST": swarm_lab.manager, "ENVCTL_REGISTRY": f"{swarm_lab.registry}/lab"}
+    request.getfixturevalue("built_images")
+    return env
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Path:
+    target = tmp_path / "stack"
+    shutil.copytree(STACK, target)
+    return target
+
+
+def on_lab(lab: swarmlab.Lab, run: str) -> dict[str, list[str]]:
+    """What of `run` is anywhere on the lab: services, networks, containers and volumes on every node."""
+    labels = {eng.PROJECT: PROJECT, eng.RUN: run}
+    manager = lab.engines[1]
+    left = {"services": [s["Spec"]["Name"] for s in manager.services(labels)],
+            "networks": [n["Name"] for n in manager.networks(labels)]}
+    for index, engine in lab.engines.items():
+        left[f"n{index} containers"] = [c.name for c in engine.containers({})
+                                        if c.labels.get("envctl.swarm-service", "").startswith(f"envctl-{PROJECT}-{run}")]
+        left[f"n{index} volumes"] = [v["Name"] for v in engine.volumes(labels)]
+    return {k: v for k, v in left.items() if v}
+
+
+def current_run(stack: Path) -> str:
+    record = state.read_current(load_topology(stack / "envctl.yaml", environ={}))
+    assert record is not None
+    return record.run
+
+
+def status_rows(stack: Path, env: dict[str, str]) -> dict[str, list[str]]:
+    out = envctl(["status"], stack, {**env, "COLUMNS": "250"}).stdout
+    return {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0] in
+            ("store", "api", "worker")}
+
+
+def test_a_stack_across_nodes_talks_across_them_and_leaves_nothing(swarm_lab: swarmlab.Lab, stack: Path,
+                                                                   lab_env: dict[str, str]) -> None:
+    began = time.monotonic()
+    up = envctl(["up"], stack, lab_env)
+    deployed = time.monotonic() - began
+    run = current_run(stack)
+    assert "endpoint_mode dnsrr" in up.stdout + up.stderr  # it says how it deploys, and why
+    rows = status_rows(stack, lab_env)
+    nodes = {name: row[3] for name, row in rows.items()}
+    assert set(nodes) == {"store", "api", "worker"} and all(n.startswith("envsw-n") for n in nodes.values()), rows
+    assert len(set(nodes.values())) > 1, f"all tasks on one node: {nodes}"
+    # The host reaches the api at its node's address; the api reaches the store over the overlay.
+    address = envctl(["port", "api"], stack, lab_env).stdout.strip()
+    assert address.startswith(swarmlab.SUBNET + "."), address
+    answer = requests.get(f"http://{address}/cgi-bin/who", timeout=10).text.strip()
+    assert answer == f"api {nodes['api']}-api store {nodes['store']}-store", answer
+    logs = envctl(["logs", "worker"], stack, lab_env).stdout
+    assert f"store {nodes['store']}-store" in logs
+    print(f"\nup (build, push, deploy, ready) {deployed:.2f}s; nodes {nodes}")
+    began = time.monotonic()
+    envctl(["down"], stack, lab_env)
+    print(f"down {time.monotonic() - began:.2f}s")
+    assert on_lab(swarm_lab, run) == {}
