@@ -40,7 +40,12 @@ TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
-_RESTART = {"no": "none", "": "none", "on-failure": "on-failure", "always": "any", "unless-stopped": "any"}
+# `restart: no` (the default) is "on-failure" on a swarm: with "none", Swarm would not replace
+# the task of a node that was lost. A job that exits 0 is still done; one that crashes is
+# started again (its earlier failure is in `status`' detail).
+_RESTART = {"no": "on-failure", "": "on-failure", "on-failure": "on-failure", "always": "any",
+            "unless-stopped": "any"}
+NODES_FRESH = 1.0  # seconds the nodes' list (and their states) is trusted
 
 
 def ipvs_missing(proc: Path = IPVS_PROC) -> bool:
@@ -58,6 +63,7 @@ class Task:
     state: str
     node: str | None  # hostname
     address: str | None  # the node's address
+    node_down: bool
     container: str | None  # the container's id on its node
     exit_code: int | None
     error: str
@@ -77,7 +83,8 @@ class SwarmBackend:
         self.pull_registry = pull_registry or registry
         self.node_urls = dict(node_engines or {})
         self._nodes: dict[str, Engine] = {}
-        self._addresses: dict[str, tuple[str, str]] = {}  # node id -> (hostname, address)
+        self._addresses: dict[str, tuple[str, str, bool]] = {}  # node id -> (hostname, address, down)
+        self._nodes_seen = 0.0
         self._pushed: dict[str, str] = {}
         self._push_lock = threading.Lock()
         self._execs: dict[str, Engine] = {}
@@ -132,7 +139,7 @@ class SwarmBackend:
 
     def service_spec(self, spec: ContainerSpec) -> ServiceSpec:
         """`spec` as a swarm service: its image in the registry, dnsrr, host-mode ports, at 0 replicas."""
-        restart = _RESTART.get(str((spec.host_options.get("restart_policy") or {}).get("Name") or ""), "none")
+        restart = _RESTART.get(str((spec.host_options.get("restart_policy") or {}).get("Name") or ""), "on-failure")
         ports = tuple(ServicePort(int(key.partition("/")[0]), host, key.partition("/")[2] or "tcp")
                       for key, (_, host) in spec.ports.items())
         container = dataclasses.replace(
@@ -226,34 +233,39 @@ class SwarmBackend:
         container = spec["TaskTemplate"]["ContainerSpec"]
         task = self._task(service["ID"])
         status, health = _status(task, bool(container.get("Healthcheck")))
+        detail = task.error or (f"its node {task.node} is down" if status == "lost" else None)
         return ContainerState(
             id=service["ID"], name=spec["Name"], service=labels.get(eng.SERVICE, ""), run=labels.get(eng.RUN, ""),
             status=status, exit_code=task.exit_code if status == "exited" else None, oom_killed=False,
             health=health, ports=task.ports if status == "running" else {}, image_id=container.get("Image", ""),
-            labels=labels, node=task.node, address=task.address, detail=task.error or None)
+            labels=labels, node=task.node, address=task.address, detail=detail)
 
     def _task(self, service_id: str) -> Task:
         tasks = self.manager.service_tasks(service_id)
         if not tasks:
-            return Task("created", None, None, None, None, "", {})
+            return Task("created", None, None, False, None, None, "", {})
         # The newest task the swarm wants running, else the newest of all (a finished job's).
         wanted = [t for t in tasks if t.get("DesiredState") == "running"] or tasks
         task = max(wanted, key=lambda t: (t.get("Version") or {}).get("Index", 0))
         status = task.get("Status") or {}
-        node, address = self._node(task.get("NodeID"))
+        node, address, down = self._node(task.get("NodeID"))
         container = status.get("ContainerStatus") or {}
         ports = {p["TargetPort"]: p["PublishedPort"] for p in (status.get("PortStatus") or {}).get("Ports") or []
                  if p.get("Protocol", "tcp") == "tcp" and p.get("PublishedPort")}
-        return Task(status.get("State", "new"), node, address, container.get("ContainerID"),
+        return Task(status.get("State", "new"), node, address, down, container.get("ContainerID"),
                     container.get("ExitCode"), status.get("Err") or "", ports)
 
-    def _node(self, node_id: str | None) -> tuple[str | None, str | None]:
+    def _node(self, node_id: str | None) -> tuple[str | None, str | None, bool]:
+        """The node's hostname, address, and whether the swarm has seen it go down."""
         if not node_id:
-            return None, None  # a pending task has no node yet
-        if node_id not in self._addresses:
+            return None, None, False  # a pending task has no node yet
+        if node_id not in self._addresses or time.monotonic() - self._nodes_seen > NODES_FRESH:
+            self._nodes_seen = time.monotonic()
             for node in self.manager.nodes():
-                self._addresses[node["ID"]] = (node["Description"]["Hostname"], node["Status"].get("Addr"))
-        return self._addresses.get(node_id, (None, None))
+                status = node.get("Status") or {}
+                self._addresses[node["ID"]] = (node["Description"]["Hostname"], status.get("Addr"),
+                                               status.get("State") == "down")
+        return self._addresses.get(node_id, (None, None, False))
 
     def _node_engines(self) -> list[Engine]:
         return [self._node_engine(name) for name in self.node_urls]
@@ -275,6 +287,8 @@ class SwarmBackend:
 
 def _status(task: Task, healthcheck: bool) -> tuple[str, str | None]:
     """The container status and health a task amounts to (a task with a healthcheck is 'starting' until healthy)."""
+    if task.node_down and task.state not in _ENDED:
+        return "lost", None  # its node is down: the swarm replaces it (restart policy permitting)
     if task.state == "running":
         return "running", "healthy" if healthcheck else None
     if task.state == "starting":

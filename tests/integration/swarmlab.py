@@ -100,6 +100,10 @@ class Lab:
         """SIGKILL one node's dockerd (a lost node)."""
         os.kill(_read_pid(self.root / f"n{index}" / "docker.pid"), signal.SIGKILL)
 
+    def restart_engine(self, index: int) -> None:
+        """Start a killed node's engine again on its data root: it rejoins the swarm and stops its orphans."""
+        self.engines[index] = _engine_up(self.root, index)
+
     def containers_on_nodes(self, label: str) -> dict[int, list[str]]:
         """Containers (any state) carrying `label` (KEY=VALUE) on each node's engine."""
         found = {}

@@ -56,6 +56,8 @@ def test_a_service_is_created_stopped_on_dnsrr_with_host_ports_and_its_image_fro
     service = swarm.service_spec(spec)
     assert (service.replicas, service.endpoint_mode, service.publish_mode, service.restart) == (0, "dnsrr", "host",
                                                                                                 "on-failure")
+    plain = swarm.service_spec(ContainerSpec(name="w", image="postgres:16", network="n", alias="w", labels={}))
+    assert plain.restart == "on-failure"  # restart: no would leave a lost node's task unreplaced
     assert service.ports == (ServicePort(8000, None, "tcp"),) and service.max_per_node == 1
     assert service.container.image == "198.18.40.1:5000/lab/shop/api:abc123"
     assert images.pushed == ["127.0.0.1:5001/lab/shop/api:abc123"]
@@ -79,7 +81,11 @@ def test_a_registry_image_is_left_for_the_nodes_to_pull() -> None:
     ("rejected", False, ("exited", None)), ("failed", True, ("exited", None)),
 ])
 def test_a_task_reads_as_a_container(state: str, healthcheck: bool, expected: tuple) -> None:
-    assert _status(Task(state, None, None, None, None, "", {}), healthcheck) == expected
+    assert _status(Task(state, None, None, False, None, None, "", {}), healthcheck) == expected
+
+
+def test_a_task_on_a_lost_node_is_lost() -> None:
+    assert _status(Task("running", "n3", "10.0.0.3", True, None, None, "", {}), False) == ("lost", None)
 
 
 def test_node_engines_are_named_pairs() -> None:

@@ -1,5 +1,5 @@
-# Serves which task answered (its hostname says the node) and a health check.
+# Serves which task answered (its hostname says the node; TAG, which run) and a health check.
 mkdir -p /www
-hostname > /www/who.txt
+echo "$(hostname) $TAG" > /www/who.txt
 echo ok > /www/healthz
 exec httpd -f -p 8000 -h /www
