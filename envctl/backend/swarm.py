@@ -45,6 +45,7 @@ _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 # started again (its earlier failure is in `status`' detail).
 _RESTART = {"no": "on-failure", "": "on-failure", "on-failure": "on-failure", "always": "any",
             "unless-stopped": "any"}
+UNPLACEABLE = "no suitable node"  # how the scheduler says a task cannot be placed (and why, after it)
 NODES_FRESH = 1.0  # seconds the nodes' list (and their states) is trusted
 
 
@@ -287,6 +288,8 @@ class SwarmBackend:
 
 def _status(task: Task, healthcheck: bool) -> tuple[str, str | None]:
     """The container status and health a task amounts to (a task with a healthcheck is 'starting' until healthy)."""
+    if task.state == "pending" and UNPLACEABLE in task.error:
+        return "dead", None  # `up` fails with the swarm's reason rather than wait for its patience to run out
     if task.node_down and task.state not in _ENDED:
         return "lost", None  # its node is down: the swarm replaces it (restart policy permitting)
     if task.state == "running":

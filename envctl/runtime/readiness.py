@@ -70,7 +70,9 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
             if held and _shell_missing(engine, container_id):
                 raise gate.NoShell(service.name)
             oom = " (killed: out of memory)" if container.oom_killed else ""
-            said = f": {container.detail}" if container.detail else ""  # e.g. why a cluster could not run it
+            if container.exit_code is None and container.detail:  # a cluster could not run it, and said why
+                raise NotReady(f"it could not run: {container.detail}")
+            said = f": {container.detail}" if container.detail else ""
             raise NotReady(f"its container exited with code {container.exit_code}{oom}{said}")
 
     probe = readiness_check(engine, service, container_id, current)

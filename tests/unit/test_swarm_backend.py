@@ -84,6 +84,11 @@ def test_a_task_reads_as_a_container(state: str, healthcheck: bool, expected: tu
     assert _status(Task(state, None, None, False, None, None, "", {}), healthcheck) == expected
 
 
+def test_a_task_no_node_can_take_is_dead_with_the_swarm_s_reason() -> None:
+    reason = "no suitable node (scheduling constraints not satisfied on 3 nodes)"
+    assert _status(Task("pending", None, None, False, None, None, reason, {}), False) == ("dead", None)
+
+
 def test_a_task_on_a_lost_node_is_lost() -> None:
     assert _status(Task("running", "n3", "10.0.0.3", True, None, None, "", {}), False) == ("lost", None)
 
