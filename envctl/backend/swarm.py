@@ -18,6 +18,7 @@ The Docker SDK stays in `engine.py`: everything here is envctl's own data.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -199,9 +200,16 @@ class SwarmBackend:
     # -- removing ----------------------------------------------------------------------
 
     def remove_container(self, container_id: str, grace: int = 2) -> None:
-        """Remove the service, then wait until its tasks' containers are gone from the nodes envctl reaches."""
+        """Remove the service, then its tasks' containers from the nodes envctl reaches.
+
+        A node's agent removes a removed service's containers only seconds later (about 8 s in
+        the lab); envctl stops and removes them itself, on the nodes it can reach, and waits."""
         self.manager.remove_service(container_id)
         engines = [self.manager, *self._node_engines()]
+        for engine in engines:
+            for container in engine.containers({SWARM_SERVICE_ID: container_id}):
+                with contextlib.suppress(EnvctlError):  # the agent got there first
+                    engine.remove_container(container.id, grace=grace)
         deadline = time.monotonic() + grace + REMOVAL_PATIENCE
         while any(e.containers({SWARM_SERVICE_ID: container_id}) for e in engines):
             if time.monotonic() > deadline:
@@ -210,15 +218,20 @@ class SwarmBackend:
             time.sleep(0.2)
 
     def remove_network(self, network_id: str) -> None:
-        """Remove the overlay; a node may still hold an endpoint for a moment after its task went."""
+        """Remove the overlay, and wait until the swarm lets go of it.
+
+        The manager may refuse while a node still holds an endpoint, or accept and keep the
+        network until the removed tasks are accounted for: either way, ask again until it is gone."""
         deadline = time.monotonic() + REMOVAL_PATIENCE
-        while True:
+        while any(n["Id"] == network_id for n in self.manager.networks()):
             try:
                 self.manager.remove_network(network_id)
-                return
             except EnvctlError as exc:
-                if "active endpoints" not in str(exc) or time.monotonic() > deadline:
+                if "active endpoints" not in str(exc) and "not found" not in str(exc).lower():
                     raise
+            if time.monotonic() > deadline:
+                raise EnvctlError(f"the swarm kept network {network_id[:12]} for {REMOVAL_PATIENCE:g}s",
+                                  fix="look at 'docker network inspect' on the manager; 'envctl down' again removes it")
             time.sleep(0.2)
 
     def remove_volume(self, name: str) -> None:

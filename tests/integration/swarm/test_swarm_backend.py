@@ -112,6 +112,11 @@ def test_a_stack_across_nodes_talks_across_them_and_leaves_nothing(swarm_lab: sw
         print(f"\ntraffic crossed nodes: api on {nodes['api']} reached the store on {nodes['store']}")
     logs = envctl(["logs", "worker"], stack, lab_env).stdout
     assert f"store {nodes['store']}-store one" in logs
+    # exec reaches the task's container on its node; env gives the host's view: the store's node address
+    assert envctl(["exec", "store", "--", "cat", "/www/who.txt"], stack, lab_env).stdout.strip() == \
+        f"{nodes['store']}-store one"
+    host_env = envctl(["env", "api"], stack, lab_env).stdout
+    assert f"STORE_HOST={swarmlab.SUBNET}.1{nodes['store'][-1]}" in host_env, host_env
     print(f"\nup (build, push, deploy, ready) {deployed:.2f}s; nodes {nodes}")
     began = time.monotonic()
     envctl(["down"], stack, lab_env)
