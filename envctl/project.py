@@ -555,7 +555,7 @@ class Project:
     def gc(engine: Engine | None = None, *, dry_run: bool = False) -> GarbageCollection:
         """Remove every run on the engine (any project) whose owner has died or whose time ran out;
         runs nobody owns are kept. `dry_run` only says what would go."""
-        removed, kept = gc_api.collect(engine or Engine.connect(), dry_run=dry_run)
+        removed, kept = gc_api.collect(engine or backends.connect_for_removal(), dry_run=dry_run)
         return GarbageCollection(removed, kept)
 
 

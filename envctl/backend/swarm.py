@@ -77,12 +77,12 @@ class SwarmBackend:
 
     holds_at_gate = False  # a task's stdin cannot be held and released: services start plainly
 
-    def __init__(self, manager: Engine, images: Engine, registry: RegistryLocation,
+    def __init__(self, manager: Engine, images: Engine, registry: RegistryLocation | None,
                  pull_registry: RegistryLocation | None = None, node_engines: dict[str, str] | None = None) -> None:
         self.manager = manager
         self.builder = images  # the local engine, where envctl builds
         self.registry = registry
-        self.pull_registry = pull_registry or registry
+        self.pull_registry = pull_registry or registry or RegistryLocation("")
         self.node_urls = dict(node_engines or {})
         self._nodes: dict[str, Engine] = {}
         self._addresses: dict[str, tuple[str, str, bool]] = {}  # node id -> (hostname, address, down)
@@ -172,6 +172,10 @@ class SwarmBackend:
         labels = (self.builder.inspect_image(image).get("Config") or {}).get("Labels") or {} if image else {}
         if eng.PROJECT not in labels:
             return ref  # a registry's image: the nodes pull it themselves
+        if self.registry is None:
+            raise EnvctlError(f"the swarm's nodes pull {ref} from a registry, and none is named",
+                              fix="name the registry envctl pushes to: 'registry: HOST[:PORT]/PREFIX' in the "
+                              "topology, or $ENVCTL_REGISTRY")
         repository, _, tag = ref.rpartition(":")
         if "/" in tag or not repository:
             repository, tag = ref, "latest"

@@ -36,17 +36,27 @@ def connect(topology: Topology, flag: str | None = None, registry_flag: str | No
     engine = Engine.connect()
     if choice(topology, flag) == "engine":
         return engine
+    _check_manager(engine)
+    # Without a registry, `status` and `down` still work; pushing an image says what is missing.
+    location = registry.location_setting(registry_flag, registry.REGISTRY_ENV, topology.registry, "registry")
+    pull = registry.location_setting(None, PULL_REGISTRY_ENV, None, "registry")
+    builder = Engine.at(os.environ.get(BUILD_HOST_ENV) or local_engine_location()[0])
+    return SwarmBackend(engine, builder, location, pull, node_engines(os.environ.get(NODES_ENV, "")))
+
+
+def connect_for_removal() -> Backend:
+    """For `gc` (any project's runs, no topology): the backend $ENVCTL_BACKEND names; removing needs no registry."""
+    engine = Engine.connect()
+    if os.environ.get(BACKEND_ENV, "engine") != "swarm":
+        return engine
+    _check_manager(engine)
+    return SwarmBackend(engine, engine, None, None, node_engines(os.environ.get(NODES_ENV, "")))
+
+
+def _check_manager(engine: Engine) -> None:
     swarm = engine.swarm_state()
     if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
         raise EnvctlError("the swarm backend needs a swarm manager, and the engine envctl reaches is not one "
                           f"(swarm state: {swarm.get('LocalNodeState') or 'unknown'})",
                           fix="point DOCKER_HOST (or the docker context) at a manager of the cluster, "
                           "or use '--backend engine'")
-    location = registry.location_setting(registry_flag, registry.REGISTRY_ENV, topology.registry, "registry")
-    if location is None:
-        raise EnvctlError("the swarm backend needs a registry its nodes pull envctl's images from",
-                          fix=f"name one: 'registry: HOST[:PORT]/PREFIX' in {topology.file.name}, "
-                          f"--registry, or ${registry.REGISTRY_ENV}")
-    pull = registry.location_setting(None, PULL_REGISTRY_ENV, None, "registry")
-    builder = Engine.at(os.environ.get(BUILD_HOST_ENV) or local_engine_location()[0])
-    return SwarmBackend(engine, builder, location, pull, node_engines(os.environ.get(NODES_ENV, "")))

@@ -105,3 +105,38 @@ def test_ipvs_is_missing_where_the_kernel_has_no_table(tmp_path) -> None:
     assert ipvs_missing(tmp_path / "vs")
     (tmp_path / "vs").mkdir()
     assert not ipvs_missing(tmp_path / "vs")
+
+
+def test_pushing_without_a_registry_says_which_to_name() -> None:
+    swarm = SwarmBackend(None, LocalImages(), None)  # type: ignore[arg-type]
+    with pytest.raises(EnvctlError, match="none is named") as raised:
+        swarm.pushed("shop/api:abc123")
+    assert "ENVCTL_REGISTRY" in (raised.value.fix or "")
+
+
+def write_topology(tmp_path, backend_line: str):
+    from envctl.topology import load_topology
+
+    (tmp_path / "envctl.yaml").write_text(f"name: shop\n{backend_line}services:\n  api: {{image: 'nginx:1'}}\n")
+    return load_topology(tmp_path / "envctl.yaml", environ={})
+
+
+def test_the_backend_is_the_flag_else_the_environment_else_the_file_else_the_engine(tmp_path, monkeypatch) -> None:
+    from envctl.runtime.backends import BACKEND_ENV, choice
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert choice(write_topology(tmp_path, "")) == "engine"
+    topology = write_topology(tmp_path, "backend: swarm\n")
+    assert choice(topology) == "swarm"
+    monkeypatch.setenv(BACKEND_ENV, "engine")
+    assert choice(topology) == "engine" and choice(topology, "swarm") == "swarm"
+    monkeypatch.setenv(BACKEND_ENV, "k8s")
+    with pytest.raises(EnvctlError, match=r"\$ENVCTL_BACKEND: unknown backend 'k8s'"):
+        choice(topology)
+
+
+def test_an_unknown_backend_in_the_file_is_a_topology_error(tmp_path) -> None:
+    from envctl.errors import TopologyError
+
+    with pytest.raises(TopologyError, match="unknown backend 'nomad'"):
+        write_topology(tmp_path, "backend: nomad\n")
