@@ -5,51 +5,24 @@ lab's registry by content hash, and pulled by the nodes.
 """
 from __future__ import annotations
 
-import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from envctl.backend import engine as eng
-from envctl.backend.engine import Engine
 from envctl.runtime import state
 from envctl.topology import load_topology
 
 from .. import swarmlab
-from ..conftest import envctl, remove_images_since
+from ..conftest import envctl
+from .conftest import PROJECT
 
 pytestmark = pytest.mark.integration
 
 STACK = Path(__file__).parent / "stack"
-PROJECT = "envctl-swarm-test"
-
-
-@pytest.fixture(scope="module")
-def built_images() -> Iterator[None]:
-    """At the end, remove the images of the test project this module made on the local engine."""
-    local = Engine.connect()
-    before = {image["Id"] for image in local.images({eng.PROJECT: PROJECT})}
-    yield
-    remove_images_since(local, PROJECT, before)
-
-
-BUILD_ON_LAB = "ENVCTL_SWARMLAB_BUILD_ON_LAB"  # "1": build on the lab's manager (no use of this machine's engine)
-
-
-@pytest.fixture
-def lab_env(swarm_lab: swarmlab.Lab, request: pytest.FixtureRequest) -> dict[str, str]:
-    """envctl's environment for the lab: its manager, its registry (as this engine and the nodes reach it)."""
-    env = {"PATH": os.environ["PATH"], "DOCKER_HOST": swarm_lab.manager, "ENVCTL_BACKEND": "swarm",
-           "ENVCTL_REGISTRY": f"{swarm_lab.local_registry}/lab", "ENVCTL_SWARM_REGISTRY": f"{swarm_lab.registry}/lab",
-           "ENVCTL_SWARM_NODES": ",".join(f"{k}={v}" for k, v in swarm_lab.node_hosts().items())}
-    if os.environ.get(BUILD_ON_LAB) == "1":  # for working on the backend while the machine's engine is busy
-        return {**env, "ENVCTL_BUILD_HOST": swarm_lab.manager, "ENVCTL_REGISTRY": f"{swarm_lab.registry}/lab"}
-    request.getfixturevalue("built_images")
-    return env
 
 
 @pytest.fixture
