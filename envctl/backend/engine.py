@@ -46,6 +46,13 @@ MANAGED = "envctl.managed"
 REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale`
 PLATFORM = "envctl.platform"  # linux/amd64, linux/arm64: what an image was made for
 
+# A remote engine (DOCKER_HOST=tcp://HOST:PORT or ssh://USER@HOST): the host dials HOST for the
+# ports it publishes (or $ENVCTL_HOST_ADDRESS, through a NAT or a tunnel), and the ports must be
+# published on an address beyond the remote's loopback: an explicit choice, $ENVCTL_PUBLISH_ADDRESS.
+HOST_ADDRESS_ENV = "ENVCTL_HOST_ADDRESS"
+PUBLISH_ADDRESS_ENV = "ENVCTL_PUBLISH_ADDRESS"
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "localhost")
+
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
 REMOVAL_PATIENCE = 5.0  # seconds a removal is retried while the engine refuses it for a moment
 
@@ -180,9 +187,15 @@ class Engine:
     is a bug in envctl and propagates as it is.
     """
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    address: str | None = None  # where the host dials published ports; None: where they are published
+    publish_on: str | None = None
+
+    def __init__(self, client: docker.DockerClient, url: str | None = None) -> None:
         self.client = client
         self.api = client.api
+        remote = remote_host(url or "")
+        self.address = (os.environ.get(HOST_ADDRESS_ENV) or remote) if remote else None  # None: a local engine
+        self.publish_on = os.environ.get(PUBLISH_ADDRESS_ENV) if remote else None
 
     @property
     def builder(self) -> "Engine":
@@ -214,7 +227,7 @@ class Engine:
                 fix="start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root), "
                 "or point DOCKER_HOST at a running engine; 'envctl doctor' checks the setup",
             ) from None
-        return cls(client)
+        return cls(client, url)
 
     @classmethod
     def at(cls, url: str, timeout: int = 60) -> "Engine":
@@ -533,9 +546,10 @@ class Engine:
     def create_container(self, spec: ContainerSpec) -> str:
         """Create the container, joined to all its networks (not started)."""
         what = f"cannot create the container for '{spec.alias}'"
+        bindings = {k: self._published_on(spec.alias, *v) for k, v in spec.ports.items()}
         with _translated(what):
             host_config = self.api.create_host_config(
-                port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
+                port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in bindings.items()},
                 mounts=[_api_mount(m) for m in spec.mounts] or None,
                 init=spec.init,
                 network_mode=spec.network,
@@ -565,6 +579,18 @@ class Engine:
             self._discard_container(created)
             raise
         return created
+
+    def _published_on(self, service: str, address: str, port: int | None) -> tuple[str, int | None]:
+        """Where a port is published: as the file says, except loopback on a remote engine (nobody here reaches it)."""
+        if self.address is None or address not in LOOPBACK_ADDRESSES:
+            return address, port
+        if not self.publish_on:
+            raise EnvctlError(f"the engine is on another host ({self.address}): service '{service}'s ports on its "
+                              "127.0.0.1 could not be reached from here",
+                              fix=f"publish them on an address this machine reaches, knowing who else then can: "
+                              f"${PUBLISH_ADDRESS_ENV}=ADDRESS (the engine host's own, or 0.0.0.0); through a NAT "
+                              f"or a tunnel, ${HOST_ADDRESS_ENV} is the address to dial")
+        return self.publish_on, port
 
     def start(self, container_id: str, what: str) -> None:
         def port_taken(exc: docker.errors.APIError) -> EnvctlError | None:
@@ -622,7 +648,7 @@ class Engine:
             run=labels.get(RUN, ""), status=state["Status"],
             exit_code=state.get("ExitCode") if state["Status"] in ("exited", "dead") else None,
             oom_killed=bool(state.get("OOMKilled")), health=(state.get("Health") or {}).get("Status"),
-            ports=ports, image_id=info["Image"], labels=labels,
+            ports=ports, image_id=info["Image"], labels=labels, address=self.address,
         )
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:
@@ -874,6 +900,16 @@ def engine_location() -> tuple[str, str]:
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"], "$DOCKER_HOST"
     return local_engine_location()
+
+
+def remote_host(url: str) -> str | None:
+    """The host of a tcp://, http(s):// or ssh:// engine address; None for a local socket or pipe."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("tcp", "http", "https", "ssh"):
+        return None
+    host = rest.split("/")[0].rpartition("@")[2]
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    return None if host in LOOPBACK_ADDRESSES else host
 
 
 def local_engine_location() -> tuple[str, str]:

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -35,6 +36,32 @@ SWITCH = "envsw-br"  # namespace of the bridge
 HOST_LEG = "envsw-h"
 NODES = 3
 REGISTRY_PORT = 5000
+ENGINE_PORT = 2375  # a node's engine over TCP on its own address (the remote-engine tests): `Lab.serve_tcp`
+
+# A forwarder from TCP to an engine's socket, run in a node's namespace. dockerd itself would
+# listen on TCP too, but sleeps 15 s at start to warn that the port has no TLS.
+_FORWARDER = """
+import socket, socketserver, sys, threading
+address, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def pump(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try: s.shutdown(socket.SHUT_RDWR)
+            except OSError: pass
+class Relay(socketserver.BaseRequestHandler):
+    def handle(self):
+        engine = socket.socket(socket.AF_UNIX); engine.connect(path)
+        threading.Thread(target=pump, args=(engine, self.request), daemon=True).start()
+        pump(self.request, engine)
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True; daemon_threads = True
+Server((address, port), Relay).serve_forever()
+"""
 TOOLS = ("ip", "nsenter", "unshare", "dockerd", "docker-registry")
 
 
@@ -95,6 +122,18 @@ class Lab:
     def node_hosts(self) -> dict[str, str]:
         """Each node's hostname -> its engine's address (for exec and per-node volumes)."""
         return {node_name(i): self.socket(i) for i in range(1, NODES + 1)}
+
+    def serve_tcp(self, index: int) -> str:
+        """Node `index`'s engine at tcp://ADDRESS:2375 (an engine on another host, as the host sees it)."""
+        node = self.root / f"n{index}"
+        command = ["nsenter", f"--net=/run/netns/{node_name(index)}", sys.executable, "-c", _FORWARDER,
+                   node_address(index), str(ENGINE_PORT), str(node / "docker.sock")]
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        _record(self.root, "forwarders", process.pid)
+        url = f"tcp://{node_address(index)}:{ENGINE_PORT}"
+        _poll(lambda: _engine_at(url), 10, f"the engine of {node_name(index)} over TCP", node / "dockerd.log")
+        return url
 
     def kill_engine(self, index: int) -> None:
         """SIGKILL one node's dockerd (a lost node)."""
@@ -316,6 +355,8 @@ def down(root: Path = ROOT) -> float:
         _kill(pid, "dockerd")
     _wait_gone(record.get("engines", []), 15)
     _kill_in_namespaces(set(record.get("mntns", [])))
+    for pid in record.get("forwarders", []):
+        _kill(pid, "python")
     for pid in record.get("registry", []):
         _kill(pid, "docker-registry")
     _wait_gone(record.get("registry", []), 5)

@@ -140,3 +140,34 @@ def test_an_unknown_backend_in_the_file_is_a_topology_error(tmp_path) -> None:
 
     with pytest.raises(TopologyError, match="unknown backend 'nomad'"):
         write_topology(tmp_path, "backend: nomad\n")
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("tcp://10.1.2.3:2375", "10.1.2.3"), ("ssh://ci@build1", "build1"), ("ssh://ci@build1:2222", "build1"),
+    ("tcp://[fd00::1]:2376", "fd00::1"), ("unix:///var/run/docker.sock", None), ("tcp://127.0.0.1:2375", None),
+    ("npipe:////./pipe/docker_engine", None),
+])
+def test_a_remote_engine_is_known_by_its_address(url: str, host: str | None) -> None:
+    assert eng.remote_host(url) == host
+
+
+def remote_engine(monkeypatch, **env):
+    for key in (eng.HOST_ADDRESS_ENV, eng.PUBLISH_ADDRESS_ENV):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    class Client:
+        api = None
+    return eng.Engine(Client(), "tcp://10.1.2.3:2375")  # type: ignore[arg-type]
+
+
+def test_a_remote_engine_publishes_beyond_its_loopback_only_when_told(monkeypatch) -> None:
+    engine = remote_engine(monkeypatch)
+    assert engine.address == "10.1.2.3"
+    with pytest.raises(EnvctlError, match="on another host") as raised:
+        engine._published_on("api", "127.0.0.1", None)
+    assert eng.PUBLISH_ADDRESS_ENV in (raised.value.fix or "")
+    engine = remote_engine(monkeypatch, ENVCTL_PUBLISH_ADDRESS="10.1.2.3", ENVCTL_HOST_ADDRESS="203.0.113.7")
+    assert engine._published_on("api", "127.0.0.1", 8080) == ("10.1.2.3", 8080)
+    assert engine.address == "203.0.113.7"  # through a NAT: where the host dials
