@@ -136,7 +136,8 @@ def _planned(topology: Topology, found: _Found, request: _Request,
         spec = _spec(topology, found.run, name, refs.get(keys[name]), book, write_files=False)
         hashes[name] = spec.labels[eng.CONFIG_HASH] if spec is not None else None
     plan = make_plan(topology, found.run, request.selected, hashes, found.running(), fresh=found.fresh,
-                     gating=gate.enabled() and holds_at_gate, images=tuple(ImagePlan(k, r, p) for k, (r, p) in planned.items()),
+                     gating=gate.enabled() and holds_at_gate,
+                     images=tuple(ImagePlan(k, r, p) for k, (r, p) in planned.items()),
                      networks=(eng.network_name(topology.name, found.run),
                                *containeropts.networks_to_create(topology, found.run, request.selected)),
                      volumes=tuple(containeropts.volumes_to_create(topology, found.run, request.selected)),
@@ -644,8 +645,8 @@ def status_row(name: str, container: ContainerState, readiness: ProbeResult | No
         return ServiceStatus(name, "running", readiness.ok, readiness.detail, container.ports,
                              node=container.node, address=container.address)
     detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
-    if container.detail:
-        detail += f": {container.detail}"
+    if container.detail:  # what a cluster said of it: why it could not run, or that its node is down
+        detail = container.detail if container.exit_code is None else f"{detail}: {container.detail}"
     return ServiceStatus(name, container.status, False, detail, container.ports,
                          container.exit_code, container.oom_killed, node=container.node, address=container.address)
 
