@@ -723,7 +723,7 @@ def mock_admins(engine: Engine, topology: Topology, record: state.RunRecord,
             if name:
                 raise NoRun(f"mock '{mock}' is not running in run {record.run}", fix=f"start it with 'envctl up {mock}'")
             continue
-        admins.append(MockAdmin(mock, container.ports[MOCK_PORT]))
+        admins.append(MockAdmin(mock, container.ports[MOCK_PORT], container.address or LOOPBACK))
     return admins
 
 
