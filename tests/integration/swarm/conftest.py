@@ -18,6 +18,7 @@ from .. import swarmlab
 from ..conftest import remove_images_since
 
 PROJECT = "envctl-swarm-test"
+PROJECTS = (PROJECT, "shop")  # the swarm stack's, and the reference stack's
 
 
 @pytest.fixture(scope="session")
@@ -38,12 +39,18 @@ def swarm_lab() -> Iterator[swarmlab.Lab]:
 
 
 @pytest.fixture(scope="session")
-def built_images() -> Iterator[None]:
-    """At the end, remove the images of the test project this session made on the local engine."""
+def built_images(swarm_lab: swarmlab.Lab) -> Iterator[None]:
+    """At the end, remove the images of the test projects this session made on the local engine,
+    and the lab registry's tags it put on images that were there before."""
     local = Engine.connect()
-    before = {image["Id"] for image in local.images({eng.PROJECT: PROJECT})}
+    before = {project: {image["Id"] for image in local.images({eng.PROJECT: project})} for project in PROJECTS}
     yield
-    remove_images_since(local, PROJECT, before)
+    for project in PROJECTS:
+        remove_images_since(local, project, before[project])
+        for image in local.images({eng.PROJECT: project}):
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(swarm_lab.local_registry + "/"):
+                    local.remove_image(tag)  # a second name only: the image keeps its own
 
 
 BUILD_ON_LAB = "ENVCTL_SWARMLAB_BUILD_ON_LAB"  # "1": build on the lab's manager (no use of this machine's engine)
