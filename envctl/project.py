@@ -51,6 +51,9 @@ from envctl.planning.plan import Plan
 from envctl.planning.plan import describe as describe_plan
 from envctl.planning.selection import select_services
 from envctl.progress import Progress, silent
+from envctl.backend.swarm import SwarmBackend
+from envctl.runtime import backends
+from envctl.runtime.backends import BACKEND_ENV, BACKENDS
 from envctl.runtime import gc as gc_api
 from envctl.runtime import lease, state
 from envctl.runtime import run as run_api
@@ -71,7 +74,8 @@ __all__ = [
     "MockReport", "SentRequest", "VerificationFailed", "DriftReport", "HeaderSyntaxError", "ResolvedImage", "Pushed",
     "ImageRow", "FoundRun", "Diagnosis", "Finding", "Lease",
     # the settings it reads from the environment
-    "ALLOW_ENV", "OPT_INS", "CACHE_ENV", "REGISTRY_ENV", "PLATFORM_ENV", "COMPOSE_PLATFORM_ENV",
+    "ALLOW_ENV", "OPT_INS", "CACHE_ENV", "REGISTRY_ENV", "PLATFORM_ENV", "COMPOSE_PLATFORM_ENV", "BACKEND_ENV",
+    "BACKENDS",
 ]
 
 
@@ -202,7 +206,7 @@ class Project:
     def engine(self) -> Engine:
         """The Docker engine, connected on first use (`EngineUnavailable` when it does not answer)."""
         if self._engine is None:
-            self._engine = Engine.connect()
+            self._engine = backends.connect(self.topology)
         return self._engine
 
     def connect(self) -> Project:
@@ -279,6 +283,8 @@ class Project:
                             profiles=profiles, run_id=self.run, keep_on_failure=keep_on_failure, progress=progress,
                             max_parallel_builds=max_parallel_builds, record=recording, record_missing=filling,
                             make_current=make_current, owner=owner, cache=cache, platform=platform)
+        if isinstance(self.engine, SwarmBackend):
+            result.warnings.extend(self.engine.notes)
         self.run = result.run
         return result
 
@@ -374,12 +380,12 @@ class Project:
     def host(self, service: str) -> str:
         """Where the host reaches `service`: loopback, unless the file publishes it on another address."""
         self.port(service)  # a clear error for an unknown or stopped service
-        return self.topology.reach(service)
+        return run_api.host_address(self.engine, self.topology, self.record(), service)
 
     def address(self, service: str, container_port: int | None = None) -> str:
         """HOST:PORT where the host reaches `service`'s `container_port` (default: its first port)."""
         port = self.port(service, container_port)
-        return f"{self.topology.reach(service, container_port)}:{port}"
+        return f"{run_api.host_address(self.engine, self.topology, self.record(), service, container_port)}:{port}"
 
     def url(self, service: str, container_port: int | None = None) -> str:
         """http://HOST:PORT of `service`'s `container_port`."""
@@ -461,7 +467,7 @@ class Project:
         `registry`, as `push` does; `platform` is what they are made for (linux/ARCH).
         """
         self._check_services(services)
-        engine = self.engine
+        engine = self.engine.builder
         location = registry_api.push_location(self.topology, registry) if push else None
         image_cache = registry_api.cache_for(self.topology, engine, cache)
         if fill_cache and image_cache is None:
@@ -479,7 +485,7 @@ class Project:
         """Push the project's images (or `services'`) to `registry`, tagged by content hash and git commit
         (and branch, `tag_branch`); what is missing is built first."""
         self._check_services(services)
-        engine = self.engine
+        engine = self.engine.builder
         location = registry_api.push_location(self.topology, registry)
         builder = image_api.ImageBuilder(self.topology, engine, progress, max_parallel=parallel)
         resolved = builder.ensure(list(services) or None)
@@ -489,15 +495,15 @@ class Project:
     def pull(self, services: Sequence[str] = (), *, progress: Progress = silent) -> dict[str, str]:
         """Pull the registry images the topology runs ('image:' services and bases), or `services'`: ref -> id."""
         self._check_services(services)
-        return registry_api.pull_topology_images(self.topology, self.engine, services, progress)
+        return registry_api.pull_topology_images(self.topology, self.engine.builder, services, progress)
 
     def images(self) -> list[ImageRow]:
         """The project's images on the engine: current or stale, in use or not."""
-        return image_api.project_images(self.topology, self.engine)
+        return image_api.project_images(self.topology, self.engine.builder)
 
     def prune_images(self) -> list[ImageRow]:
         """Remove the images the topology no longer produces (never one in use); returns them."""
-        return image_api.prune_images(self.topology, self.engine)
+        return image_api.prune_images(self.topology, self.engine.builder)
 
     # -- the file ---------------------------------------------------------------------------
 
@@ -550,7 +556,7 @@ class Project:
     def gc(engine: Engine | None = None, *, dry_run: bool = False) -> GarbageCollection:
         """Remove every run on the engine (any project) whose owner has died or whose time ran out;
         runs nobody owns are kept. `dry_run` only says what would go."""
-        removed, kept = gc_api.collect(engine or Engine.connect(), dry_run=dry_run)
+        removed, kept = gc_api.collect(engine or backends.connect_for_removal(), dry_run=dry_run)
         return GarbageCollection(removed, kept)
 
     @staticmethod

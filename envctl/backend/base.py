@@ -14,12 +14,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Protocol, runtime_checkable
 
-from envctl.backend.engine import ContainerSpec, ContainerState
+from envctl.backend.engine import ContainerSpec, ContainerState, Engine
 
 
 @runtime_checkable
 class Backend(Protocol):
     """Where a run's containers, networks and volumes live; found again by their labels."""
+
+    # -- what it is -------------------------------------------------------------------
+    @property
+    def builder(self) -> Engine:
+        """The local engine images are built on (a cluster pulls them from a registry)."""
+
+    @property
+    def holds_at_gate(self) -> bool:
+        """Whether a container can be held at the start gate (its stdin kept open, then released)."""
 
     # -- what exists ------------------------------------------------------------------
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:
@@ -45,8 +54,9 @@ class Backend(Protocol):
 
     # -- making and starting ---------------------------------------------------------
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
-                       options: dict[str, str] | None = None, internal: bool = False) -> str:
-        """Create (or adopt, when it carries the same labels) a network; its id."""
+                       options: dict[str, str] | None = None, internal: bool = False,
+                       attachable: bool | None = None) -> str:
+        """Create (or adopt, when it carries the same labels) a network; its id (`attachable`: an overlay's)."""
 
     def create_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
                       options: dict[str, str] | None = None) -> None:

@@ -46,6 +46,13 @@ MANAGED = "envctl.managed"
 REPLICA = "envctl.replica"  # on the 2nd..Nth container of a service with `scale`
 PLATFORM = "envctl.platform"  # linux/amd64, linux/arm64: what an image was made for
 
+# A remote engine (DOCKER_HOST=tcp://HOST:PORT or ssh://USER@HOST): the host dials HOST for the
+# ports it publishes (or $ENVCTL_HOST_ADDRESS, through a NAT or a tunnel), and the ports must be
+# published on an address beyond the remote's loopback: an explicit choice, $ENVCTL_PUBLISH_ADDRESS.
+HOST_ADDRESS_ENV = "ENVCTL_HOST_ADDRESS"
+PUBLISH_ADDRESS_ENV = "ENVCTL_PUBLISH_ADDRESS"
+LOOPBACK_ADDRESSES = ("127.0.0.1", "::1", "localhost")
+
 POOL_EXHAUSTED = "could not find an available, non-overlapping"
 EPHEMERAL_PORT_RETRIES = 3  # starts again when a port the engine chose was taken meanwhile
 PORT_IN_USE_RE = re.compile(r":(\d+): bind: address already in use")
@@ -163,6 +170,11 @@ class ContainerState:
     ports: dict[int, int]  # container port -> published host port (tcp)
     image_id: str
     labels: dict[str, str]
+    # On a cluster: the node it runs on, the address the host dials for its published ports
+    # (None: the port's own, 127.0.0.1 on a local engine), and what the cluster said of it.
+    node: str | None = None
+    address: str | None = None
+    detail: str | None = None
 
     @property
     def running(self) -> bool:
@@ -177,9 +189,24 @@ class Engine:
     is a bug in envctl and propagates as it is.
     """
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    address: str | None = None  # where the host dials published ports; None: where they are published
+    publish_on: str | None = None
+
+    def __init__(self, client: docker.DockerClient, url: str | None = None) -> None:
         self.client = client
         self.api = client.api
+        remote = remote_host(url or "")
+        self.address = (os.environ.get(HOST_ADDRESS_ENV) or remote) if remote else None  # None: a local engine
+        self.publish_on = os.environ.get(PUBLISH_ADDRESS_ENV) if remote else None
+
+    @property
+    def builder(self) -> "Engine":
+        """Images are built here, on the engine that runs them."""
+        return self
+
+    @property
+    def holds_at_gate(self) -> bool:
+        return True
 
     # -- connection ----------------------------------------------------------------------
 
@@ -202,6 +229,19 @@ class Engine:
                 fix="start it (e.g. 'sudo systemctl start docker', or 'dockerd &' as root), "
                 "or point DOCKER_HOST at a running engine; 'envctl doctor' checks the setup",
             ) from None
+        return cls(client, url)
+
+    @classmethod
+    def at(cls, url: str, timeout: int = 60) -> "Engine":
+        """The engine answering at `url` (another engine than $DOCKER_HOST's: a cluster node, a lab's)."""
+        try:
+            client = docker.DockerClient(base_url=url, timeout=timeout)
+            if client.api.base_url.startswith("http+docker://"):
+                client.api.trust_env = False
+            client.ping()
+        except (docker.errors.DockerException, *CONNECTION_ERRORS) as exc:
+            raise EngineUnavailable(f"cannot reach the Docker engine at {url}: {_short(exc)}",
+                                    fix="check that the engine runs and that the address is right") from None
         return cls(client)
 
     def version(self) -> dict[str, Any]:
@@ -465,7 +505,8 @@ class Engine:
     # -- networks and volumes ------------------------------------------------------------
 
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
-                       options: dict[str, str] | None = None, internal: bool = False) -> str:
+                       options: dict[str, str] | None = None, internal: bool = False,
+                       attachable: bool | None = None) -> str:
         existing = self._call(self.api.networks, names=[name])
         for net in existing:
             if net["Name"] == name:
@@ -482,7 +523,7 @@ class Engine:
 
         with _translated(explain=pool_exhausted):
             return self.api.create_network(name, driver=driver or "bridge", labels=labels, options=options or None,
-                                           internal=internal, check_duplicate=True)["Id"]
+                                           internal=internal, check_duplicate=True, attachable=attachable)["Id"]
 
     def networks(self, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """The networks with all of `labels` (every network without)."""
@@ -509,9 +550,10 @@ class Engine:
     def create_container(self, spec: ContainerSpec) -> str:
         """Create the container, joined to all its networks (not started)."""
         what = f"cannot create the container for '{spec.alias}'"
+        bindings = {k: self._published_on(spec.alias, *v) for k, v in spec.ports.items()}
         with _translated(what):
             host_config = self.api.create_host_config(
-                port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in spec.ports.items()},
+                port_bindings={k: [v] if v[1] is not None else [(v[0],)] for k, v in bindings.items()},
                 mounts=[_api_mount(m) for m in spec.mounts] or None,
                 init=spec.init,
                 network_mode=spec.network,
@@ -541,6 +583,18 @@ class Engine:
             self._discard_container(created)
             raise
         return created
+
+    def _published_on(self, service: str, address: str, port: int | None) -> tuple[str, int | None]:
+        """Where a port is published: as the file says, except loopback on a remote engine (nobody here reaches it)."""
+        if self.address is None or address not in LOOPBACK_ADDRESSES:
+            return address, port
+        if not self.publish_on:
+            raise EnvctlError(f"the engine is on another host ({self.address}): service '{service}'s ports on its "
+                              "127.0.0.1 could not be reached from here",
+                              fix=f"publish them on an address this machine reaches, knowing who else then can: "
+                              f"${PUBLISH_ADDRESS_ENV}=ADDRESS (the engine host's own, or 0.0.0.0); through a NAT "
+                              f"or a tunnel, ${HOST_ADDRESS_ENV} is the address to dial")
+        return self.publish_on, port
 
     def start(self, container_id: str, what: str) -> None:
         """Start a created container; a port the engine chose itself, found taken meanwhile, is chosen again."""
@@ -611,7 +665,7 @@ class Engine:
             run=labels.get(RUN, ""), status=state["Status"],
             exit_code=state.get("ExitCode") if state["Status"] in ("exited", "dead") else None,
             oom_killed=bool(state.get("OOMKilled")), health=(state.get("Health") or {}).get("Status"),
-            ports=ports, image_id=info["Image"], labels=labels,
+            ports=ports, image_id=info["Image"], labels=labels, address=self.address,
         )
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:
@@ -658,9 +712,148 @@ class Engine:
     def exec_exit_code(self, exec_id: str) -> int | None:
         return self._call(self.api.exec_inspect, exec_id)["ExitCode"]
 
+    # -- swarm: the cluster, its nodes, services and their tasks ---------------------------
+
+    def swarm_init(self, advertise: str, listen: str, heartbeat: float = 5.0) -> str:
+        """Make this engine a swarm's first manager; returns the workers' join token."""
+        with _translated("cannot make the engine a swarm manager"):
+            spec = self.api.create_swarm_spec(dispatcher_heartbeat_period=int(heartbeat * 1e9))
+            self.api.init_swarm(advertise_addr=advertise, listen_addr=listen, swarm_spec=spec)
+            return self.api.inspect_swarm()["JoinTokens"]["Worker"]
+
+    def swarm_join(self, manager: str, token: str, advertise: str, listen: str) -> None:
+        self._call(self.api.join_swarm, [manager], token, listen_addr=listen, advertise_addr=advertise)
+
+    def swarm_state(self) -> dict[str, Any]:
+        """The engine's swarm membership: LocalNodeState ('active', 'inactive'), ControlAvailable (a manager)."""
+        return self.info().get("Swarm") or {}
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._call(self.api.nodes)
+
+    def create_service(self, spec: ServiceSpec) -> str:
+        """Create a swarm service from `spec`; its id."""
+        with _translated(f"cannot create the service for '{spec.alias}'"):
+            return self.api.create_service(_task_template(spec), name=spec.name, labels=spec.labels,
+                                           mode=docker.types.ServiceMode("replicated", replicas=spec.replicas),
+                                           endpoint_spec=_endpoint_spec(spec))["ID"]
+
+    def scale_service(self, service_id: str, replicas: int) -> None:
+        """Set the service's replicas; the swarm may have moved its version on meanwhile, so that is retried."""
+        def out_of_sequence(exc: BaseException) -> bool:
+            return isinstance(exc, docker.errors.APIError) and "out of sequence" in str(exc)
+
+        def scale() -> None:
+            version = self.api.inspect_service(service_id)["Version"]["Index"]
+            self.api.update_service(service_id, version, mode=docker.types.ServiceMode("replicated", replicas=replicas),
+                                    fetch_current_spec=True)
+
+        with _translated(f"cannot scale service {service_id[:12]}"):
+            for attempt in Retrying(retry=retry_if_exception(out_of_sequence), stop=stop_after_delay(REMOVAL_PATIENCE),
+                                    wait=wait_exponential(multiplier=0.05, max=0.5), reraise=True):
+                with attempt:
+                    scale()
+
+    def services(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return self._call(self.api.services, filters={"label": label_filter(labels)})
+
+    def inspect_service(self, service_id: str) -> dict[str, Any] | None:
+        with _translated():
+            try:
+                return self.api.inspect_service(service_id)
+            except docker.errors.NotFound:
+                return None
+
+    def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
+        return self._call(self.api.tasks, filters={"service": service_id})
+
+    def remove_service(self, service_id: str) -> None:
+        with _translated(f"cannot remove service {service_id[:12]}"):
+            try:
+                self.api.remove_service(service_id)
+            except docker.errors.NotFound:
+                pass
+
+    def service_logs(self, service_id: str, *, tail: int | str = "all", follow: bool = False,
+                     timestamps: bool = False) -> bytes | Iterator[bytes]:
+        with _translated():
+            try:
+                output = self.api.service_logs(service_id, stdout=True, stderr=True, tail=tail, follow=follow,
+                                               timestamps=timestamps)
+            except docker.errors.NotFound:
+                return b"" if not follow else iter(())
+        return _translated_stream(output) if follow else b"".join(_translated_stream(output))
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with _translated():
             return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    target: int
+    published: int | None  # None: the node picks one (host mode)
+    protocol: str = "tcp"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One swarm service, in envctl's terms: a container's spec plus how the swarm runs it."""
+
+    container: ContainerSpec
+    replicas: int = 0  # created at 0; `start` scales it up (Swarm itself has no order)
+    restart: str = "none"  # none, on-failure, any
+    endpoint_mode: str = "dnsrr"  # vip needs IPVS in the nodes' kernels
+    publish_mode: str = "host"  # ingress needs IPVS too
+    ports: tuple[ServicePort, ...] = ()
+    max_per_node: int = 0
+    volume_labels: dict[str, str] = field(default_factory=dict)  # on the volumes the nodes create for it
+    task_labels: dict[str, str] = field(default_factory=dict)  # on its tasks' containers (not the run's own:
+    # those would make each node's engine see the run's containers, and a local `down` remove them)
+
+    @property
+    def name(self) -> str:
+        return self.container.name
+
+    @property
+    def alias(self) -> str:
+        return self.container.alias
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.container.labels
+
+
+def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
+    c = spec.container
+    mounts = [_service_mount(m, spec.volume_labels) for m in c.mounts]
+    container = docker.types.ContainerSpec(
+        c.image, command=c.entrypoint, args=c.command, hostname=c.hostname, env=c.environment or None,
+        workdir=c.working_dir, user=c.user, labels={**c.user_labels, **spec.task_labels}, mounts=mounts or None,
+        stop_grace_period=int(c.stop_timeout * 1e9), stop_signal=c.stop_signal, init=c.init,
+        healthcheck=docker.types.Healthcheck(**c.healthcheck) if c.healthcheck else None,
+        hosts=c.extra_hosts or None)
+    networks = [docker.types.NetworkAttachmentConfig(c.network, aliases=[c.alias, *c.aliases])]
+    networks += [docker.types.NetworkAttachmentConfig(n, aliases=a) for n, a in c.other_networks.items()]
+    return docker.types.TaskTemplate(
+        container, networks=networks,
+        restart_policy=docker.types.RestartPolicy(condition=spec.restart, delay=0),
+        resources=docker.types.Resources(mem_limit=c.mem_limit) if c.mem_limit else None,
+        placement=docker.types.Placement(maxreplicas=spec.max_per_node) if spec.max_per_node else None)
+
+
+def _service_mount(mount: Mount, volume_labels: dict[str, str]) -> dict[str, Any]:
+    api = mount.as_api()
+    if mount.type == "volume":
+        options = api.setdefault("VolumeOptions", {})
+        options["Labels"] = {**(options.get("Labels") or {}), **volume_labels}
+    return api
+
+
+def _endpoint_spec(spec: ServiceSpec) -> dict[str, Any]:
+    ports = [{"Protocol": p.protocol, "TargetPort": p.target, "PublishMode": spec.publish_mode,
+              **({"PublishedPort": p.published} if p.published else {})} for p in spec.ports]
+    return {"Mode": spec.endpoint_mode, "Ports": ports}
 
 
 # What the SDK raises when the engine goes away: requests' and urllib3's connection and
@@ -739,6 +932,21 @@ def engine_location() -> tuple[str, str]:
     """
     if os.environ.get("DOCKER_HOST"):
         return os.environ["DOCKER_HOST"], "$DOCKER_HOST"
+    return local_engine_location()
+
+
+def remote_host(url: str) -> str | None:
+    """The host of a tcp://, http(s):// or ssh:// engine address; None for a local socket or pipe."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("tcp", "http", "https", "ssh"):
+        return None
+    host = rest.split("/")[0].rpartition("@")[2]
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] or host
+    return None if host in LOOPBACK_ADDRESSES else host
+
+
+def local_engine_location() -> tuple[str, str]:
+    """Where this machine's own engine answers (the docker CLI's context, or the platform's default)."""
     try:
         from docker.context import ContextAPI
 

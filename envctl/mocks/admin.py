@@ -25,13 +25,14 @@ class VerificationFailed(AssertionError):
 class MockAdmin:
     name: str
     port: int
+    host: str = "127.0.0.1"  # a cluster's mock: its node's address
 
     def _call(self, method: str, what: str, payload: dict | None = None, params: dict | None = None,
               timeout: float = 10) -> dict:
         session = requests.Session()
         session.trust_env = False  # loopback only; no proxy
         try:
-            response = session.request(method, f"http://127.0.0.1:{self.port}{ADMIN_PREFIX}{what}", json=payload,
+            response = session.request(method, f"http://{self.host}:{self.port}{ADMIN_PREFIX}{what}", json=payload,
                                        params=params, timeout=timeout)
             answer = response.json()
         except (requests.RequestException, ValueError) as exc:
@@ -44,7 +45,7 @@ class MockAdmin:
     # -- what it played -------------------------------------------------------------------
 
     def report(self) -> MockReport:
-        return fetch_report(self.name, self.port)
+        return fetch_report(self.name, self.port, self.host)
 
     @property
     def mode(self) -> str:

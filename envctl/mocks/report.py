@@ -51,9 +51,9 @@ def _session() -> requests.Session:
     return session
 
 
-def fetch_report(name: str, port: int) -> MockReport:
+def fetch_report(name: str, port: int, host: str = "127.0.0.1") -> MockReport:
     try:
-        data = _session().get(f"http://127.0.0.1:{port}{ADMIN_PREFIX}report", timeout=10).json()
+        data = _session().get(f"http://{host}:{port}{ADMIN_PREFIX}report", timeout=10).json()
     except (requests.RequestException, ValueError) as exc:
         raise EnvctlError(f"cannot read the report of mock '{name}': {exc}", fix="check 'envctl status' and 'envctl logs " + name + "'") from None
     return MockReport(name=name, mode=data.get("mode", "?"), played=data.get("played", []),

@@ -70,7 +70,10 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
             if held and _shell_missing(engine, container_id):
                 raise gate.NoShell(service.name)
             oom = " (killed: out of memory)" if container.oom_killed else ""
-            raise NotReady(f"its container exited with code {container.exit_code}{oom}")
+            if container.exit_code is None and container.detail:  # a cluster could not run it, and said why
+                raise NotReady(f"it could not run: {container.detail}")
+            said = f": {container.detail}" if container.detail else ""
+            raise NotReady(f"its container exited with code {container.exit_code}{oom}{said}")
 
     probe = readiness_check(engine, service, container_id, current)
     report(Event(service.name, "wait", _describe_readiness(service)))
@@ -101,9 +104,10 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
             port = container.ports.get(probe.port) if container else None
             if port is None:
                 return ProbeResult(False, f"port {probe.port} is not published yet")
+            host = container.address or address  # a cluster's task: its node's address
             if probe.kind == "http":
-                return http_check(address, port, probe.path)
-            return tcp_check(address, port)
+                return http_check(host, port, probe.path)
+            return tcp_check(host, port)
         return host_probe
     if probe is not None:
         def command_probe() -> ProbeResult:

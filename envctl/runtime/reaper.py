@@ -74,11 +74,22 @@ def reap(project: str, run: str, run_directory: Path, reason: str, engine=None,
     from envctl.runtime.teardown import purge
     from envctl.runtime.state import forget_current
 
-    engine = engine or Engine.connect()
+    engine = engine or _backend(topology_file) or Engine.connect()
     count = purge(engine, project, run, log_dir=run_directory / "logs", masker=_masker(topology_file))
     leases.remove(run_directory)
     forget_current(run_directory.parent.parent, project, run)  # .envctl/runs/RUN -> .envctl
     return f"removed run {run} ({count} containers) because {reason}"
+
+
+def _backend(topology_file: Path | None):
+    """Where the run went (a swarm's services, or the local engine), as its topology and environment say."""
+    from envctl.runtime import backends
+    from envctl.topology import load_topology
+
+    try:
+        return backends.connect(load_topology(topology_file)) if topology_file else None
+    except (EnvctlError, OSError):
+        return None
 
 
 def _masker(topology_file: Path | None):

@@ -33,7 +33,7 @@ from envctl.observation import timeline as timeline_api
 from envctl.observation.report import write_report
 from envctl.planning import gate, selection
 from envctl.planning.plan import ImagePlan, Plan, Running, make_plan
-from envctl.planning.wiring import container_side, host_side, resolve_environment
+from envctl.planning.wiring import Endpoint, container_side, host_side, resolve_environment
 from envctl.progress import Event, Progress, silent
 from envctl.runtime import launch, lease, readiness, reaper, specs, state
 from envctl.runtime.probes import ProbeResult
@@ -52,6 +52,8 @@ class ServiceStatus:
     ports: dict[int, int]
     exit_code: int | None = None
     oom_killed: bool = False
+    node: str | None = None  # on a cluster: the node its task runs on
+    address: str | None = None  # where the host dials its ports (None: 127.0.0.1, or the file's address)
 
 
 @dataclass
@@ -115,12 +117,12 @@ def plan_up(topology: Topology, engine: Engine, *, services: Iterable[str] = (),
     """What `up` with these options would do now, changing nothing (`envctl up --dry-run`)."""
     request = _Request.checked(topology, services, except_services, profiles, record, record_missing)
     found = _Found.find(topology, engine, run_id)
-    planned = ImageBuilder(topology, engine, platform=platform).planned(request.selected)
-    return _planned(topology, found, request, planned)[2]
+    planned = ImageBuilder(topology, engine.builder, platform=platform).planned(request.selected)
+    return _planned(topology, found, request, planned, engine.holds_at_gate)[2]
 
 
 def _planned(topology: Topology, found: _Found, request: _Request,
-             planned: dict[str, tuple[str | None, bool]]) -> tuple[Topology, dict, Plan]:
+             planned: dict[str, tuple[str | None, bool]], holds_at_gate: bool) -> tuple[Topology, dict, Plan]:
     """The plan, from the refs the images will have (known before building, where their bases exist).
 
     Also the topology with its mocks folded in as services, and the address book containers see."""
@@ -134,7 +136,8 @@ def _planned(topology: Topology, found: _Found, request: _Request,
         spec = _spec(topology, found.run, name, refs.get(keys[name]), book, write_files=False)
         hashes[name] = spec.labels[eng.CONFIG_HASH] if spec is not None else None
     plan = make_plan(topology, found.run, request.selected, hashes, found.running(), fresh=found.fresh,
-                     gating=gate.enabled(), images=tuple(ImagePlan(k, r, p) for k, (r, p) in planned.items()),
+                     gating=gate.enabled() and holds_at_gate,
+                     images=tuple(ImagePlan(k, r, p) for k, (r, p) in planned.items()),
                      networks=(eng.network_name(topology.name, found.run),
                                *containeropts.networks_to_create(topology, found.run, request.selected)),
                      volumes=tuple(containeropts.volumes_to_create(topology, found.run, request.selected)),
@@ -185,7 +188,7 @@ def up(
     removes it if the process dies half-way.
     """
     request = _Request.checked(topology, services, except_services, profiles, record, record_missing)
-    image_cache = registry.cache_for(topology, engine, cache)  # a bad setting stops `up` before anything exists
+    image_cache = registry.cache_for(topology, engine.builder, cache)  # a bad setting stops `up` before anything exists
     found = _Found.find(topology, engine, run_id)
     _check_fixed_ports(topology, [n for n in request.selected if n in topology.services], found.existing)
     final_lease = owner if owner is not None else lease.held_by_me()
@@ -196,7 +199,7 @@ def up(
         reaper.watch(topology.name, found.run, run_dir, topology.file)
     else:
         current_lease = lease.read(run_dir) or lease.released()
-    builder = functools.partial(ImageBuilder, topology, engine, max_parallel=max_parallel_builds,
+    builder = functools.partial(ImageBuilder, topology, engine.builder, max_parallel=max_parallel_builds,
                                 cache=image_cache, platform=platform)
     applying = _Apply(topology, engine, found, request, current_lease.labels(run_dir), progress)
     result = applying.carry_out(builder, make_current, keep_on_failure)
@@ -269,7 +272,8 @@ class _Apply:
 
     def _make_plan(self, planned: dict[str, tuple[str | None, bool]], make_current: bool) -> None:
         selected = self.request.selected
-        self.topology, self.book, self.plan = _planned(self.topology, self.found, self.request, planned)
+        self.topology, self.book, self.plan = _planned(self.topology, self.found, self.request, planned,
+                                                        self.engine.holds_at_gate)
         if make_current:
             state.write_current(self.topology, state.RunRecord(self.run, self.topology.name, str(self.topology.file),
                                                                self.request.on_host))
@@ -585,7 +589,18 @@ def host_environment(engine: Engine, topology: Topology, record: state.RunRecord
     topology = with_mocks(topology)
     if service not in topology.services:
         raise EnvctlError(f"unknown service '{service}'", fix="name one of: " + ", ".join(sorted(topology.services)))
-    return resolve_environment(service, host_side(topology, published_ports(engine, topology, record)), topology)
+    book = host_side(topology, published_ports(engine, topology, record))
+    for name, container in containers_by_service(engine, topology, record.run).items():
+        if container.address and name in book:  # a cluster's task: at its node's address
+            book[name] = Endpoint(container.address, book[name].ports)
+    return resolve_environment(service, book, topology)
+
+
+def host_address(engine: Engine, topology: Topology, record: state.RunRecord, service: str,
+                 container_port: int | None = None) -> str:
+    """Where the host dials `service`: its node's address on a cluster, else where the file publishes it."""
+    container = containers_by_service(engine, topology, record.run).get(service)
+    return (container.address if container is not None else None) or topology.reach(service, container_port)
 
 
 def host_port(engine: Engine, topology: Topology, record: state.RunRecord, service: str,
@@ -626,10 +641,13 @@ def status(engine: Engine, topology: Topology, record: state.RunRecord) -> list[
 
 def status_row(name: str, container: ContainerState, readiness: ProbeResult | None) -> ServiceStatus:
     if container.running and readiness is not None:
-        return ServiceStatus(name, "running", readiness.ok, readiness.detail, container.ports)
+        return ServiceStatus(name, "running", readiness.ok, readiness.detail, container.ports,
+                             node=container.node, address=container.address)
     detail = f"exited with code {container.exit_code}" + (" (OOM-killed)" if container.oom_killed else "")
+    if container.detail:  # what a cluster said of it: why it could not run, or that its node is down
+        detail = container.detail if container.exit_code is None else f"{detail}: {container.detail}"
     return ServiceStatus(name, container.status, False, detail, container.ports,
-                         container.exit_code, container.oom_killed)
+                         container.exit_code, container.oom_killed, node=container.node, address=container.address)
 
 
 def _on_host_row(name: str, ports: dict[int, int]) -> ServiceStatus:
@@ -704,7 +722,7 @@ def mock_admins(engine: Engine, topology: Topology, record: state.RunRecord,
             if name:
                 raise NoRun(f"mock '{mock}' is not running in run {record.run}", fix=f"start it with 'envctl up {mock}'")
             continue
-        admins.append(MockAdmin(mock, container.ports[MOCK_PORT]))
+        admins.append(MockAdmin(mock, container.ports[MOCK_PORT], container.address or LOOPBACK))
     return admins
 
 

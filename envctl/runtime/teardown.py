@@ -88,7 +88,8 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
         mock = topology.mocks.get(container.service)
         if mock is not None and mock.strict and container.running and MOCK_PORT in container.ports:
             try:
-                result.strict_violations += fetch_report(mock.name, container.ports[MOCK_PORT]).strict_violations()
+                result.strict_violations += fetch_report(mock.name, container.ports[MOCK_PORT],
+                                                          container.address or "127.0.0.1").strict_violations()
             except EnvctlError as exc:
                 result.strict_violations.append(str(exc))
     if containers and save_logs:

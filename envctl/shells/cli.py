@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from envctl import bugs, processes
 from envctl.errors import EnvctlError, Terminated
-from envctl.project import (BUILD_PARALLELISM, describe_plan, ALLOW_ENV, CACHE_ENV, COMPOSE_PLATFORM_ENV, OPT_INS, PLATFORM_ENV, REGISTRY_ENV,
+from envctl.project import (BUILD_PARALLELISM, describe_plan, ALLOW_ENV, BACKEND_ENV, BACKENDS, CACHE_ENV, COMPOSE_PLATFORM_ENV, OPT_INS, PLATFORM_ENV, REGISTRY_ENV,
                             DriftReport, HeaderSyntaxError, MockReport, Project, Pushed, SentRequest, ServiceStatus,
                             UpResult)
 from envctl.shells import ci as ci_api
@@ -123,6 +123,18 @@ def _push_options(fn):
                         help=f"Where to push (default: ${REGISTRY_ENV}, else 'registry:' in the topology).")(fn)
 
 
+def _choose_backend(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:  # read where the backend is connected, as $ENVCTL_BACKEND (children see it too)
+        os.environ[BACKEND_ENV] = value
+
+
+def _backend_option(fn):
+    return click.option("--backend", type=click.Choice(BACKENDS), default=None, expose_value=False,
+                        callback=_choose_backend, metavar="engine|swarm",
+                        help=f"Where runs go: the local engine, or the swarm DOCKER_HOST manages (default: "
+                        f"${BACKEND_ENV}, else 'backend:' in the topology, else engine).")(fn)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-f", "--file", "files", multiple=True, envvar=["ENVCTL_FILE", "COMPOSE_FILE"], type=click.Path(),
               metavar="FILE", help="A topology or Compose file; repeat to merge several, as Compose does "
@@ -135,6 +147,7 @@ def _push_options(fn):
               help="Let the file's services have what gives them the host: 'privileged', 'docker-socket', "
               "'publish-beyond-loopback' (ports on the addresses the file names) "
               f"(repeatable; also {ALLOW_ENV}=privileged,docker-socket).")
+@_backend_option
 @click.version_option(package_name="envctl")
 @click.pass_context
 def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...], run: str | None,
@@ -165,6 +178,7 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
 @click.option("--dry-run", is_flag=True, help="Print the plan (what would be built, created, recreated, kept, held) and stop.")
 @_cache_option
 @_platform_option
+@_backend_option
 @pass_ctx
 def up(c: Context, services: tuple[str, ...], except_services: tuple[str, ...], profiles: tuple[str, ...],
        keep_on_failure: bool, parallel: int, record: tuple[str, ...], record_all: bool,
@@ -609,9 +623,11 @@ def _status_table(rows: list[ServiceStatus]):
             return "-"
         return "[green]ready[/]" if row.ready else "[red]not ready[/]"
 
-    return _table(["service", "state", "ready", "ports", "detail"], [
+    nodes = any(r.node for r in rows)  # on a cluster: where each task runs
+    return _table(["service", "state", "ready", *(["node"] if nodes else []), "ports", "detail"], [
         [r.service, r.state if r.exit_code is None else f"{r.state} ({r.exit_code})", readiness(r),
-         " ".join(f"127.0.0.1:{h}->{c}" for c, h in sorted(r.ports.items())),
+         *([r.node or "-"] if nodes else []),
+         " ".join(f"{r.address or '127.0.0.1'}:{h}->{c}" for c, h in sorted(r.ports.items())),
          "" if r.ready else r.detail] for r in rows])
 
 

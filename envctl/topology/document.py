@@ -64,7 +64,7 @@ def _at_value_position(path: tuple) -> bool:
 
 def _document(topology: Topology) -> dict[str, Any]:
     doc: dict[str, Any] = {"name": topology.name}
-    for key in ("registry", "cache"):
+    for key in ("registry", "cache", "backend"):
         if getattr(topology, key):
             doc[key] = getattr(topology, key)
     if topology.bases:

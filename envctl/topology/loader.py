@@ -28,7 +28,7 @@ from envctl.topology.sections.services import service
 from envctl.topology.source import KeyPath
 
 TOP_KEYS = ("name", "bases", "services", "mocks", "volumes", "secrets", "version", "registry", "cache",
-            "networks", "configs")
+            "networks", "configs", "backend")
 
 
 def load_topology(file: str | Path | Sequence[str | Path] | None = None,

@@ -347,6 +347,7 @@ class Topology:
     files: tuple[Path, ...] = field(default=(), compare=False)  # every file named or found (`file` is the first)
     registry: str | None = None  # HOST[:PORT]/PREFIX that `envctl push` pushes to
     cache: str | None = None  # HOST[:PORT]/PREFIX of the shared content-hash image cache
+    backend: str | None = None  # where runs go: "engine" (the local engine) or "swarm"; None: the default
     networks: dict[str, Network] = field(default_factory=dict)
     volume_options: dict[str, Volume] = field(default_factory=dict)  # volumes declared with options
     configs: dict[str, Config] = field(default_factory=dict)

@@ -14,10 +14,11 @@ import docker.errors
 import pytest
 import requests
 
-from envctl.backend.engine import ContainerSpec, Engine
+from envctl.backend.engine import ContainerSpec, Engine, ServiceSpec
 from envctl.errors import EngineUnavailable, EnvctlError
 
 SPEC = ContainerSpec(name="n", image="i", network="net", alias="a", labels={})
+SERVICE = ServiceSpec(SPEC)
 CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "version": (), "info": (), "image_id": ("ref",), "inspect_image": ("ref",), "images": ({},),
     "remove_image": ("ref",), "tag": ("i", "r", "t"), "pull": ("repo", "1"),
@@ -31,6 +32,9 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "release": ("c",), "containers": ({},), "exited_containers": ({},), "container_state": ("c",),
     "inspect_container": ("c",), "remove_container": ("c",), "logs": ("c",), "exec": ("c", ["true"]),
     "exec_exit_code": ("e",),
+    "swarm_init": ("10.0.0.1", "10.0.0.1:2377"), "swarm_join": ("m:2377", "t", "a", "l"), "swarm_state": (),
+    "nodes": (), "create_service": (SERVICE,), "scale_service": ("s", 1), "services": ({},),
+    "inspect_service": ("s",), "service_tasks": ("s",), "remove_service": ("s",), "service_logs": ("s",),
 }
 KEYWORDS = {
     "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},

@@ -42,9 +42,19 @@ def secret(reader: Reader, name: str, raw: Any, path: KeyPath) -> Secret | None:
     return Secret(name, environment=variable, value=reader.interp_at(path).variables.get(variable))
 
 
+BACKENDS = ("engine", "swarm")
+
+
 def registries(reader: Reader, top: dict) -> dict[str, str]:
-    """`registry:` (where `envctl push` pushes) and `cache:` (the shared image cache)."""
+    """`registry:` (where `envctl push` pushes), `cache:` (the shared image cache) and `backend:`."""
     out = {}
+    if "backend" in top:
+        text = reader.string(top["backend"], ("backend",))
+        if text is not None and text not in BACKENDS:
+            reader.problem(("backend",), f"unknown backend {text!r}", "write 'engine' (the local Docker engine) "
+                           "or 'swarm' (the Docker Swarm cluster DOCKER_HOST manages)")
+        elif text is not None:
+            out["backend"] = text
     for key in ("registry", "cache"):
         if key in top:
             text = reader.string(top[key], (key,))

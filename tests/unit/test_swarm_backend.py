@@ -1,0 +1,173 @@
+"""The swarm backend: the seam as declared, services as envctl means them, tasks read as containers."""
+import inspect
+
+import pytest
+
+from envctl.backend import engine as eng
+from envctl.backend.base import Backend
+from envctl.backend.engine import ContainerSpec, ServicePort
+from envctl.backend.swarm import SwarmBackend, Task, _status, ipvs_missing, node_engines
+from envctl.errors import EnvctlError
+from envctl.topology.imageref import RegistryLocation
+
+SEAM = [name for name, member in vars(Backend).items() if inspect.isfunction(member) and not name.startswith("_")]
+
+
+class LocalImages:
+    """The local engine, as far as pushing asks: one image of the project, one from a registry."""
+
+    def __init__(self) -> None:
+        self.pushed: list[str] = []
+
+    def image_id(self, ref):
+        return {"shop/api:abc123": "sha256:1", "postgres:16": "sha256:2"}.get(ref)
+
+    def inspect_image(self, ref):
+        return {"Config": {"Labels": {eng.PROJECT: "shop"} if ref == "sha256:1" else {}}}
+
+    def registry_has(self, ref):
+        return False
+
+    def tag(self, image, repository, tag):
+        pass
+
+    def push(self, repository, tag):
+        self.pushed.append(f"{repository}:{tag}")
+
+
+def backend() -> tuple[SwarmBackend, LocalImages]:
+    images = LocalImages()
+    return SwarmBackend(None, images, RegistryLocation("127.0.0.1:5001", "lab"),  # type: ignore[arg-type]
+                        RegistryLocation("198.18.40.1:5000", "lab")), images
+
+
+def test_the_swarm_backend_implements_every_method_of_the_seam_as_declared() -> None:
+    for name in SEAM:
+        declared, implemented = inspect.signature(getattr(Backend, name)), inspect.signature(getattr(SwarmBackend, name))
+        assert list(declared.parameters) == list(implemented.parameters), name
+    assert SwarmBackend.holds_at_gate is False
+
+
+def test_a_service_is_created_stopped_on_dnsrr_with_host_ports_and_its_image_from_the_registry() -> None:
+    swarm, images = backend()
+    spec = ContainerSpec(name="envctl-shop-r1-api", image="shop/api:abc123", network="envctl-shop-r1", alias="api",
+                         labels=eng.run_labels("shop", "r1", "api"), ports={"8000/tcp": ("127.0.0.1", None)},
+                         host_options={"restart_policy": {"Name": "on-failure"}})
+    service = swarm.service_spec(spec)
+    assert (service.replicas, service.endpoint_mode, service.publish_mode, service.restart) == (0, "dnsrr", "host",
+                                                                                                "on-failure")
+    plain = swarm.service_spec(ContainerSpec(name="w", image="postgres:16", network="n", alias="w", labels={}))
+    assert plain.restart == "on-failure"  # restart: no would leave a lost node's task unreplaced
+    assert service.ports == (ServicePort(8000, None, "tcp"),) and service.max_per_node == 1
+    assert service.container.image == "198.18.40.1:5000/lab/shop/api:abc123"
+    assert images.pushed == ["127.0.0.1:5001/lab/shop/api:abc123"]
+    assert service.container.hostname == "{{.Node.Hostname}}-api"
+    assert eng.SERVICE not in service.volume_labels and service.volume_labels[eng.RUN] == "r1"
+    assert eng.RUN not in service.task_labels  # each node's engine must not see the run's containers as its own
+    swarm.service_spec(spec)
+    assert len(images.pushed) == 1  # once per image
+
+
+def test_a_registry_image_is_left_for_the_nodes_to_pull() -> None:
+    swarm, images = backend()
+    spec = ContainerSpec(name="db", image="postgres:16", network="n", alias="db", labels={})
+    assert swarm.service_spec(spec).container.image == "postgres:16" and images.pushed == []
+
+
+@pytest.mark.parametrize(("state", "healthcheck", "expected"), [
+    ("running", False, ("running", None)), ("running", True, ("running", "healthy")),
+    ("starting", True, ("running", "starting")), ("starting", False, ("created", None)),
+    ("pending", False, ("created", None)), ("complete", False, ("exited", None)),
+    ("rejected", False, ("exited", None)), ("failed", True, ("exited", None)),
+])
+def test_a_task_reads_as_a_container(state: str, healthcheck: bool, expected: tuple) -> None:
+    assert _status(Task(state, None, None, False, None, None, "", {}), healthcheck) == expected
+
+
+def test_a_task_no_node_can_take_is_dead_with_the_swarm_s_reason() -> None:
+    reason = "no suitable node (scheduling constraints not satisfied on 3 nodes)"
+    assert _status(Task("pending", None, None, False, None, None, reason, {}), False) == ("dead", None)
+
+
+def test_a_task_on_a_lost_node_is_lost() -> None:
+    assert _status(Task("running", "n3", "10.0.0.3", True, None, None, "", {}), False) == ("lost", None)
+
+
+def test_node_engines_are_named_pairs() -> None:
+    assert node_engines("a=unix:///a.sock, b=tcp://10.0.0.2:2376") == {"a": "unix:///a.sock",
+                                                                       "b": "tcp://10.0.0.2:2376"}
+    assert node_engines("") == {}
+    with pytest.raises(EnvctlError, match="HOSTNAME=DOCKER_HOST"):
+        node_engines("just-a-host")
+
+
+def test_ipvs_is_missing_where_the_kernel_has_no_table(tmp_path) -> None:
+    assert ipvs_missing(tmp_path / "vs")
+    (tmp_path / "vs").mkdir()
+    assert not ipvs_missing(tmp_path / "vs")
+
+
+def test_pushing_without_a_registry_says_which_to_name() -> None:
+    swarm = SwarmBackend(None, LocalImages(), None)  # type: ignore[arg-type]
+    with pytest.raises(EnvctlError, match="none is named") as raised:
+        swarm.pushed("shop/api:abc123")
+    assert "ENVCTL_REGISTRY" in (raised.value.fix or "")
+
+
+def write_topology(tmp_path, backend_line: str):
+    from envctl.topology import load_topology
+
+    (tmp_path / "envctl.yaml").write_text(f"name: shop\n{backend_line}services:\n  api: {{image: 'nginx:1'}}\n")
+    return load_topology(tmp_path / "envctl.yaml", environ={})
+
+
+def test_the_backend_is_the_flag_else_the_environment_else_the_file_else_the_engine(tmp_path, monkeypatch) -> None:
+    from envctl.runtime.backends import BACKEND_ENV, choice
+
+    monkeypatch.delenv(BACKEND_ENV, raising=False)
+    assert choice(write_topology(tmp_path, "")) == "engine"
+    topology = write_topology(tmp_path, "backend: swarm\n")
+    assert choice(topology) == "swarm"
+    monkeypatch.setenv(BACKEND_ENV, "engine")
+    assert choice(topology) == "engine" and choice(topology, "swarm") == "swarm"
+    monkeypatch.setenv(BACKEND_ENV, "k8s")
+    with pytest.raises(EnvctlError, match=r"\$ENVCTL_BACKEND: unknown backend 'k8s'"):
+        choice(topology)
+
+
+def test_an_unknown_backend_in_the_file_is_a_topology_error(tmp_path) -> None:
+    from envctl.errors import TopologyError
+
+    with pytest.raises(TopologyError, match="unknown backend 'nomad'"):
+        write_topology(tmp_path, "backend: nomad\n")
+
+
+@pytest.mark.parametrize(("url", "host"), [
+    ("tcp://10.1.2.3:2375", "10.1.2.3"), ("ssh://ci@build1", "build1"), ("ssh://ci@build1:2222", "build1"),
+    ("tcp://[fd00::1]:2376", "fd00::1"), ("unix:///var/run/docker.sock", None), ("tcp://127.0.0.1:2375", None),
+    ("npipe:////./pipe/docker_engine", None),
+])
+def test_a_remote_engine_is_known_by_its_address(url: str, host: str | None) -> None:
+    assert eng.remote_host(url) == host
+
+
+def remote_engine(monkeypatch, **env):
+    for key in (eng.HOST_ADDRESS_ENV, eng.PUBLISH_ADDRESS_ENV):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+
+    class Client:
+        api = None
+    return eng.Engine(Client(), "tcp://10.1.2.3:2375")  # type: ignore[arg-type]
+
+
+def test_a_remote_engine_publishes_beyond_its_loopback_only_when_told(monkeypatch) -> None:
+    engine = remote_engine(monkeypatch)
+    assert engine.address == "10.1.2.3"
+    with pytest.raises(EnvctlError, match="on another host") as raised:
+        engine._published_on("api", "127.0.0.1", None)
+    assert eng.PUBLISH_ADDRESS_ENV in (raised.value.fix or "")
+    engine = remote_engine(monkeypatch, ENVCTL_PUBLISH_ADDRESS="10.1.2.3", ENVCTL_HOST_ADDRESS="203.0.113.7")
+    assert engine._published_on("api", "127.0.0.1", 8080) == ("10.1.2.3", 8080)
+    assert engine.address == "203.0.113.7"  # through a NAT: where the host dials
