@@ -34,6 +34,16 @@ runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
 
 
+def checkout_before(revision: str, work: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """`revision` checked out in WORK/before; the before and after command lines, and the env for both."""
+    tree = work / "before"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
+                   check=True, capture_output=True)
+    (work / "shim.py").write_text(SHIM)
+    env = {**os.environ, "ENVCTL_TREE": str(tree)}
+    return {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl"]}, env
+
+
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, cwd=cwd, env=env, check=True, capture_output=True)
@@ -48,11 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="envctl-compare-"))
     tree, root = work / "before", work / "stack"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.before],
-                   check=True, capture_output=True)
-    (work / "shim.py").write_text(SHIM)
-    env = {**os.environ, "ENVCTL_TREE": str(tree)}
-    clis = {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl"]}
+    clis, env = checkout_before(args.before, work)
     times = {name: {"up": [], "down": []} for name in clis}
     try:
         write_topology(root, args.boot)
