@@ -399,11 +399,14 @@ def main() -> None:
     parser.add_argument("--issue19", action="store_true", help="issue 19's before/after figures (bench/issue19.py)")
     parser.add_argument("--before", default="2c5c619", help="with --issue19: the commit to compare with")
     parser.add_argument("--cold-rounds", type=int, default=2, help="with --issue19: cold ups per side")
+    parser.add_argument("--warm-on", choices=("private", "host"), default="private",
+                        help="with --issue19: the 12-service warm rounds on a private engine, or the host's (locked)")
     args = parser.parse_args()
     if args.issue19:
         import issue19  # imports this module
         issue19.run(args.before, args.cold_rounds, args.rounds, args.out, "python bench/benchmark.py --issue19 "
-                    f"--before {args.before} --cold-rounds {args.cold_rounds} --rounds {args.rounds}")
+                    f"--before {args.before} --cold-rounds {args.cold_rounds} --rounds {args.rounds} "
+                    f"--warm-on {args.warm_on}", args.warm_on)
         return
     ensure_compose()
     client = docker.from_env()

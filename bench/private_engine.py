@@ -27,9 +27,7 @@ import subprocess
 import time
 from pathlib import Path
 
-NAMESPACE = "envbench-cold"
-HOST_LEG = "envbench-h"
-SUBNET = "198.18.213"  # .1 the host's end, .2 the namespace's: a /30 in the benchmarking range
+SUBNETS = {"cold": "198.18.213", "warm": "198.18.214", "probe": "198.18.215"}  # a /30 each: .1 host, .2 inside
 BRIDGE_IP = "198.19.213.1/24"  # the engine's docker0, inside the namespace
 POOLS = [{"base": "198.19.216.0/21", "size": 24}]  # networks envctl creates, inside the namespace
 COMMENT = "envctl-bench-private-engine"
@@ -46,24 +44,26 @@ def host_uplink() -> str:
     return json.loads(route)[0]["dev"]
 
 
-def _nat_rules(uplink: str) -> list[list[str]]:
-    """(table, chain, rule...) for our /30 only: forwarded out and back, masqueraded on the uplink."""
+def _nat_rules(uplink: str, leg: str, subnet: str) -> list[list[str]]:
+    """(table, chain, rule...) for one /30 only: forwarded out and back, masqueraded on the uplink."""
     mark = ["-m", "comment", "--comment", COMMENT]
-    return [["filter", "FORWARD", "-i", HOST_LEG, "-o", uplink, *mark, "-j", "ACCEPT"],
-            ["filter", "FORWARD", "-i", uplink, "-o", HOST_LEG, "-m", "conntrack", "--ctstate",
+    return [["filter", "FORWARD", "-i", leg, "-o", uplink, *mark, "-j", "ACCEPT"],
+            ["filter", "FORWARD", "-i", uplink, "-o", leg, "-m", "conntrack", "--ctstate",
              "RELATED,ESTABLISHED", *mark, "-j", "ACCEPT"],
-            ["nat", "POSTROUTING", "-s", f"{SUBNET}.0/30", "-o", uplink, *mark, "-j", "MASQUERADE"]]
+            ["nat", "POSTROUTING", "-s", f"{subnet}.0/30", "-o", uplink, *mark, "-j", "MASQUERADE"]]
 
 
 class PrivateEngine:
     """One fresh engine; `with` it so that it is always torn down."""
 
-    def __init__(self, directory: Path, storage_driver: str = "fuse-overlayfs", mtu: int = 1400) -> None:
+    def __init__(self, directory: Path, role: str = "cold", storage_driver: str = "fuse-overlayfs",
+                 mtu: int = 1400) -> None:
         self.directory = directory
+        self.namespace, self.leg, self.subnet = f"envbench-{role}", f"envbench-{role}-h"[:15], SUBNETS[role]
         self.storage_driver = storage_driver
         self.mtu = mtu
         self.socket = directory / "docker.sock"
-        self.cgroup_parent = f"{NAMESPACE}-{os.getpid()}"
+        self.cgroup_parent = f"{self.namespace}-{os.getpid()}"
         self.process: subprocess.Popen | None = None
         self.mount_namespace = ""
         self.uplink = host_uplink()
@@ -74,7 +74,7 @@ class PrivateEngine:
 
     def inside(self, argv: list[str]) -> list[str]:
         """`argv` run in the engine's network namespace (the host's mounts, so /sys stays as it is)."""
-        return ["nsenter", f"--net=/run/netns/{NAMESPACE}", *argv]
+        return ["nsenter", f"--net=/run/netns/{self.namespace}", *argv]
 
     def __enter__(self) -> "PrivateEngine":
         started = time.perf_counter()
@@ -93,19 +93,19 @@ class PrivateEngine:
     # -- up ---------------------------------------------------------------------------------
 
     def _network_up(self) -> None:
-        if Path(f"/run/netns/{NAMESPACE}").exists():
-            raise SystemExit(f"network namespace {NAMESPACE} exists: another benchmark runs, or one was "
-                             f"killed (remove it with 'ip netns del {NAMESPACE}' once nothing uses it)")
-        _run("ip", "netns", "add", NAMESPACE)
-        _run("ip", "-n", NAMESPACE, "link", "set", "lo", "up")
-        _run("ip", "link", "add", HOST_LEG, "mtu", str(self.mtu), "type", "veth", "peer", "name", "eth0",
-             "netns", NAMESPACE)
-        _run("ip", "addr", "add", f"{SUBNET}.1/30", "dev", HOST_LEG)
-        _run("ip", "link", "set", HOST_LEG, "up")
-        _run("ip", "-n", NAMESPACE, "addr", "add", f"{SUBNET}.2/30", "dev", "eth0")
-        _run("ip", "-n", NAMESPACE, "link", "set", "eth0", "up")
-        _run("ip", "-n", NAMESPACE, "route", "add", "default", "via", f"{SUBNET}.1")
-        for table, chain, *rule in _nat_rules(self.uplink):
+        if Path(f"/run/netns/{self.namespace}").exists():
+            raise SystemExit(f"network namespace {self.namespace} exists: another benchmark runs, or one was "
+                             f"killed (remove it with 'ip netns del {self.namespace}' once nothing uses it)")
+        _run("ip", "netns", "add", self.namespace)
+        _run("ip", "-n", self.namespace, "link", "set", "lo", "up")
+        _run("ip", "link", "add", self.leg, "mtu", str(self.mtu), "type", "veth", "peer", "name", "eth0",
+             "netns", self.namespace)
+        _run("ip", "addr", "add", f"{self.subnet}.1/30", "dev", self.leg)
+        _run("ip", "link", "set", self.leg, "up")
+        _run("ip", "-n", self.namespace, "addr", "add", f"{self.subnet}.2/30", "dev", "eth0")
+        _run("ip", "-n", self.namespace, "link", "set", "eth0", "up")
+        _run("ip", "-n", self.namespace, "route", "add", "default", "via", f"{self.subnet}.1")
+        for table, chain, *rule in _nat_rules(self.uplink, self.leg, self.subnet):
             _run("iptables", "-t", table, "-I", chain, "1", *rule)
 
     def _engine_up(self) -> None:
@@ -121,7 +121,7 @@ class PrivateEngine:
             "log-driver": "json-file", "log-opts": {"max-size": "10m", "max-file": "3"},
         }, indent=1))
         # not `ip netns exec`: it remounts /sys and hides cgroup v1 (swarm-lab.md, pitfall 1)
-        command = ["nsenter", f"--net=/run/netns/{NAMESPACE}", "unshare", "--mount", "--propagation", "slave",
+        command = ["nsenter", f"--net=/run/netns/{self.namespace}", "unshare", "--mount", "--propagation", "slave",
                    "--", "dockerd", "--config-file", str(config)]
         log = open(self.directory / "dockerd.log", "w")
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -154,10 +154,10 @@ class PrivateEngine:
                 self.process.wait(timeout=10)
         self._kill_mount_namespace()
         self._remove_cgroup()
-        for table, chain, *rule in _nat_rules(self.uplink):
+        for table, chain, *rule in _nat_rules(self.uplink, self.leg, self.subnet):
             _run("iptables", "-t", table, "-D", chain, *rule, check=False)
-        _run("ip", "link", "del", HOST_LEG, check=False)
-        _run("ip", "netns", "del", NAMESPACE, check=False)
+        _run("ip", "link", "del", self.leg, check=False)
+        _run("ip", "netns", "del", self.namespace, check=False)
         if not any(str(self.directory) in line for line in Path("/proc/mounts").read_text().splitlines()):
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -3,9 +3,10 @@
 `up` hands the launcher the network first (created while images are resolved), then
 every container it has to create, as its image resolves. A few workers take the queued
 work in dependency order (its rank), whatever order the images resolved in: each creates
-a container and, when it is held at the start gate (`envctl.gate`), starts it right away. So the services with no dependencies are created
-first and can start while the rest is still being prepared, and a held service only has
-to be released once its dependencies are ready.
+a container and, when it is held at the start gate (`envctl.gate`), starts it right
+away. So the services with no dependencies are created first and can start while the rest
+is still being prepared, and a held service only has to be released once its
+dependencies are ready.
 
 A failure is passed on at once (`on_failure`), so `up` stops without first waiting for
 the failed service's dependencies. `close` waits for the work under way: a teardown must
