@@ -22,7 +22,7 @@ from pathlib import Path
 
 import docker
 
-from benchmark import REPO, clean_images, envctl, write_topology
+from benchmark import REPO, clean_images, compiled_like_an_install, envctl, write_topology
 
 SHIM = """import os, runpy, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
@@ -40,6 +40,8 @@ def checkout_before(revision: str, work: Path) -> tuple[dict[str, list[str]], di
     subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
                    check=True, capture_output=True)
     (work / "shim.py").write_text(SHIM)
+    compiled_like_an_install(tree)
+    compiled_like_an_install(REPO)
     env = {**os.environ, "ENVCTL_TREE": str(tree)}
     return {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl"]}, env
 
