@@ -90,3 +90,19 @@ def test_max_parallel_bounds_running_tasks() -> None:
 
     run_dag({str(i): [] for i in range(6)}, task, max_parallel=2)
     assert peak == 2
+
+
+def test_a_freed_place_goes_to_the_node_most_others_depend_on() -> None:
+    # One place: whoever takes it first holds it while the rest queue; then the base that
+    # three images build on goes before the two leaves that asked before it.
+    order: list[str] = []
+
+    def task(name: str, reach) -> None:
+        order.append(name)
+        time.sleep(0.2 if len(order) == 1 else 0.01)
+
+    requires = {"x": [], "y": [], "base": [], **{f"app{i}": [("base", "done")] for i in range(3)}}
+    outcome = run_dag(requires, task, max_parallel=1)
+    assert sorted(outcome.completed) == sorted(requires)
+    assert "base" in order[:2]
+    assert order.index("base") < min(order.index(n) for n in ("x", "y") if n != order[0])
