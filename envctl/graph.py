@@ -134,8 +134,10 @@ def run_dag(
     is not left behind two leaves that happened to ask first.
     """
     requires = {node: list(deps) for node, deps in requires.items()}  # read twice: ranked, then waited on
-    slots = _Slots(max_parallel, _rank_by_dependents(requires)) if max_parallel else None
-    return _Execution(requires, task, cancel or threading.Event(), fail_fast, slots).run()
+    execution = _Execution(requires, task, cancel or threading.Event(), fail_fast, None)
+    if max_parallel:
+        execution.slots = _Slots(max_parallel, _rank_by_dependents(requires), execution.ready)
+    return execution.run()
 
 
 def _rank_by_dependents(requires: Mapping[str, Iterable[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
@@ -145,29 +147,38 @@ def _rank_by_dependents(requires: Mapping[str, Iterable[tuple[str, str]]]) -> di
 
 
 class _Slots:
-    """At most `limit` tasks at once; a freed place goes to the waiting node that ranks first."""
+    """At most `limit` tasks at once; a place goes to the node that ranks first among those
+    whose dependencies are done, whether or not its thread has asked yet (several become
+    ready at once when their base is built, and the first thread to wake must not win)."""
 
-    def __init__(self, limit: int, rank: Mapping[str, tuple[int, int]]) -> None:
-        self.free, self.rank = limit, rank
-        self.waiting: set[str] = set()
+    def __init__(self, limit: int, rank: Mapping[str, tuple[int, int]], ready: Callable[[str], bool]) -> None:
+        self.free, self.rank, self.ready = limit, rank, ready
+        self.pending = set(rank)  # nodes that have neither had a place nor finished
         self.changed = threading.Condition()
 
     def take(self, name: str, check: Callable[[], None]) -> None:
         """Block until it is `name`'s turn; `check` (called every 50 ms) may raise to give up."""
         with self.changed:
-            self.waiting.add(name)
-            try:
-                while not (self.free and min(self.waiting, key=self.rank.__getitem__) == name):
-                    check()
-                    self.changed.wait(0.05)
-                self.free -= 1
-            finally:
-                self.waiting.discard(name)
-                self.changed.notify_all()
+            while not (self.free and self._first_ready() == name):
+                check()
+                self.changed.wait(0.05)
+            self.free -= 1
+            self.pending.discard(name)
+            self.changed.notify_all()
+
+    def _first_ready(self) -> str | None:
+        ready = [n for n in self.pending if self.ready(n)]
+        return min(ready, key=self.rank.__getitem__) if ready else None
 
     def release(self) -> None:
         with self.changed:
             self.free += 1
+            self.changed.notify_all()
+
+    def finished(self, name: str) -> None:
+        """`name` will not ask (done, failed or cancelled): the next in line need not wait for it."""
+        with self.changed:
+            self.pending.discard(name)
             self.changed.notify_all()
 
 
@@ -253,6 +264,10 @@ class _Execution:
             if self.nodes[dep].failed:
                 raise DependencyFailed(name, dep)
 
+    def ready(self, name: str) -> bool:
+        """Whether every milestone `name` requires is reached."""
+        return all(self.nodes[dep].event(milestone).is_set() for dep, milestone in self.requires[name])
+
     def take_slot(self, name: str) -> None:
         if self.slots:
             self.slots.take(name, lambda: self.stop_if_cancelled(name))
@@ -262,6 +277,8 @@ class _Execution:
             raise DependencyFailed(name, "the run was cancelled")
 
     def finish(self, name: str, failed: bool) -> None:
+        if self.slots:
+            self.slots.finished(name)
         node = self.nodes[name]
         node.failed = failed
         node.event(DONE).set()
