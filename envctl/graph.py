@@ -140,10 +140,13 @@ def run_dag(
     return execution.run()
 
 
-def _rank_by_dependents(requires: Mapping[str, Iterable[tuple[str, str]]]) -> dict[str, tuple[int, int]]:
-    """Each node's turn for a place: more (transitive) dependents first, then the order given."""
+def _rank_by_dependents(requires: Mapping[str, Iterable[tuple[str, str]]]) -> dict[str, tuple[int, int, int]]:
+    """Each node's turn for a place: more (transitive) dependents first, then nearer the roots
+    (an image on the OS base installs packages; one on the Python base mostly adds code: the
+    long ones first, so none is left alone at the end), then the order given."""
     edges = {n: [d for d, _ in deps] for n, deps in requires.items()}
-    return {n: (-len(dependents([n], edges) - {n}), i) for i, n in enumerate(edges)}
+    depth = depths(edges)
+    return {n: (-len(dependents([n], edges) - {n}), depth[n], i) for i, n in enumerate(edges)}
 
 
 class _Slots:
@@ -151,7 +154,7 @@ class _Slots:
     whose dependencies are done, whether or not its thread has asked yet (several become
     ready at once when their base is built, and the first thread to wake must not win)."""
 
-    def __init__(self, limit: int, rank: Mapping[str, tuple[int, int]], ready: Callable[[str], bool]) -> None:
+    def __init__(self, limit: int, rank: Mapping[str, tuple[int, ...]], ready: Callable[[str], bool]) -> None:
         self.free, self.rank, self.ready = limit, rank, ready
         self.pending = set(rank)  # nodes that have neither had a place nor finished
         self.changed = threading.Condition()

@@ -118,3 +118,5 @@ def test_when_a_base_is_done_its_most_depended_on_child_goes_first_whichever_thr
         run_dag(requires, lambda name, reach: (order.append(name), time.sleep(0.05)), max_parallel=2)
         assert order[0] == "os"
         assert "python" in order[1:3]
+        # then the images on the OS base (packages to install) before the apps (code to add)
+        assert max(order.index(n) for n in ("redis", "mock", "pg")) < min(order.index(f"app{i}") for i in range(3))
