@@ -1,6 +1,12 @@
 """envctl's benchmark, beside docker-compose and the engine's floor, in one run on one engine.
 
     python bench/benchmark.py [--rounds 3] [--no-cold] [--out bench/RESULTS.md]
+    python bench/benchmark.py --issue19 [--before 2c5c619] [--cold-rounds 2] [--rounds 3]
+
+With --issue19 it measures issue 19's "Done means" instead, this checkout against BEFORE
+(bench/issue19.py): the reference stack's cold `up` on fresh private engines, a one-file
+rebuild, and the 12-service warm `up` beside docker-compose; it writes RESULTS.md's issue-19
+section and docs/cold-before.svg, docs/cold-after.svg.
 
 Measures (medians over the rounds, and ratios):
 - warm `up` to all-ready of a 12-service topology in four dependency levels (HTTP servers
@@ -71,6 +77,17 @@ HEALTH = ["CMD", "python3", "-c", "import urllib.request; urllib.request.urlopen
 
 
 GATE_OFF = {"ENVCTL_START_GATE": "0"}  # envctl's start gate off: each service starts once its dependencies are ready
+
+
+def compiled_like_an_install(tree: Path) -> None:
+    """envctl's bytecode written once, as an install has it, and kept for every later command.
+
+    With PYTHONDONTWRITEBYTECODE set (as in this machine's sessions), an editable install
+    compiles each of its ~80 modules on every command, about 0.3 s of CPU per `up` (and
+    again in the reaper it starts), which docker-compose, installed with its bytecode, never
+    pays: not a cost a user's envctl has."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "envctl")], check=True)
 
 
 def envctl(*args: str, cwd: Path, env: dict | None = None, check: bool = True) -> float:
@@ -371,8 +388,18 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
               f"Raw timings with {SLOW_BOOT:g} s boots: `" + json.dumps({k: [round(x, 2) for x in v]
                                                                        for k, v in results["slow_raw"].items()}) + "`",
               ""]
-    path.write_text("\n".join(lines))
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    path.write_text(text + _kept_section(path))
+    print(text)
+
+
+def _kept_section(path: Path) -> str:
+    """Issue 19's section (written by --issue19), kept when the rest of the file is rewritten."""
+    begin, end = "<!-- issue-19: begin -->", "<!-- issue-19: end -->"
+    current = path.read_text() if path.exists() else ""
+    if begin not in current or end not in current:
+        return ""
+    return "\n" + begin + current.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
 
 
 def main() -> None:
@@ -380,7 +407,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-cold", action="store_true", help="skip the reference stack's cold up")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
+    parser.add_argument("--issue19", action="store_true", help="issue 19's before/after figures (bench/issue19.py)")
+    parser.add_argument("--before", default="2c5c619", help="with --issue19: the commit to compare with")
+    parser.add_argument("--cold-rounds", type=int, default=2, help="with --issue19: cold ups per side")
+    parser.add_argument("--warm-on", choices=("private", "host"), default="private",
+                        help="with --issue19: the 12-service warm rounds on a private engine, or the host's (locked)")
     args = parser.parse_args()
+    compiled_like_an_install(REPO)
+    if args.issue19:
+        import issue19  # imports this module
+        issue19.run(args.before, args.cold_rounds, args.rounds, args.out, "python bench/benchmark.py --issue19 "
+                    f"--before {args.before} --cold-rounds {args.cold_rounds} --rounds {args.rounds} "
+                    f"--warm-on {args.warm_on}", args.warm_on)
+        return
     ensure_compose()
     client = docker.from_env()
     results: dict = {}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import docker
 
-from benchmark import REPO, clean_images, envctl, write_topology
+from benchmark import REPO, clean_images, compiled_like_an_install, envctl, write_topology
 
 SHIM = """import os, runpy, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f).lower()]
@@ -32,6 +32,18 @@ import importlib.util
 module = "envctl" if importlib.util.find_spec("envctl.__main__") else "envctl.cli"
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 """
+
+
+def checkout_before(revision: str, work: Path) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """`revision` checked out in WORK/before; the before and after command lines, and the env for both."""
+    tree = work / "before"
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), revision],
+                   check=True, capture_output=True)
+    (work / "shim.py").write_text(SHIM)
+    compiled_like_an_install(tree)
+    compiled_like_an_install(REPO)
+    env = {**os.environ, "ENVCTL_TREE": str(tree)}
+    return {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl"]}, env
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -48,11 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="envctl-compare-"))
     tree, root = work / "before", work / "stack"
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree), args.before],
-                   check=True, capture_output=True)
-    (work / "shim.py").write_text(SHIM)
-    env = {**os.environ, "ENVCTL_TREE": str(tree)}
-    clis = {"before": [sys.executable, str(work / "shim.py")], "after": [sys.executable, "-m", "envctl"]}
+    clis, env = checkout_before(args.before, work)
     times = {name: {"up": [], "down": []} for name in clis}
     try:
         write_topology(root, args.boot)

@@ -1,11 +1,12 @@
 """Launching a run's resources in the background: its network, then its containers.
 
 `up` hands the launcher the network first (created while images are resolved), then
-every container it has to create, in dependency order. A few workers take the work in
-that order: each creates a container and, when it is held at the start gate
-(`envctl.gate`), starts it right away. So the services with no dependencies are created
-first and can start while the rest is still being prepared, and a held service only has
-to be released once its dependencies are ready.
+every container it has to create, as its image resolves. A few workers take the queued
+work in dependency order (its rank), whatever order the images resolved in: each creates
+a container and, when it is held at the start gate (`envctl.gate`), starts it right
+away. So the services with no dependencies are created first and can start while the rest
+is still being prepared, and a held service only has to be released once its
+dependencies are ready.
 
 A failure is passed on at once (`on_failure`), so `up` stops without first waiting for
 the failed service's dependencies. `close` waits for the work under way: a teardown must
@@ -13,8 +14,9 @@ never race a worker that is still creating a container.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 
@@ -27,7 +29,7 @@ PARALLEL = 2
 
 
 class Launcher:
-    """A few worker threads taking work first come, first served.
+    """A few worker threads taking the queued work lowest rank first, then first come, first served.
 
     Not a ThreadPoolExecutor: it starts a thread inside `submit`, and a signal arriving
     there leaves a running thread it does not know of, which `shutdown` then does not wait
@@ -39,7 +41,8 @@ class Launcher:
         self._on_failure = on_failure
         self._futures: dict[str, Future] = {}
         self._failure: tuple[str, BaseException] | None = None
-        self._pending: deque[tuple[str, Callable[[], None], Future]] = deque()
+        self._pending: list[tuple[int, int, str, Callable[[], None], Future]] = []  # a heap
+        self._arrival = itertools.count()
         self._running = 0
         self._closed = False
         self._changed = threading.Condition()
@@ -51,14 +54,15 @@ class Launcher:
         with self._changed:
             self._futures.setdefault(name, Future())
 
-    def submit(self, name: str, work: Callable[[], None]) -> None:
-        """Queue `work` under `name`; the workers take it first come, first served."""
+    def submit(self, name: str, work: Callable[[], None], rank: int = 0) -> None:
+        """Queue `work` under `name`; the workers take the lowest rank first (a level's containers
+        before the next level's when cached images resolve all at once in any order)."""
         with self._changed:
             future = self._futures.get(name)
             if future is None or future.running() or future.done():
                 future = Future()
             self._futures[name] = future
-            self._pending.append((name, work, future))
+            heapq.heappush(self._pending, (rank, next(self._arrival), name, work, future))
             self._changed.notify()
 
     def _work(self) -> None:
@@ -68,7 +72,7 @@ class Launcher:
                     self._changed.wait()
                 if self._closed:
                     return
-                name, work, future = self._pending.popleft()
+                _, _, name, work, future = heapq.heappop(self._pending)
                 self._running += 1  # taken and counted at once: `close` cannot miss it
             try:
                 future.set_running_or_notify_cancel()
@@ -107,7 +111,7 @@ class Launcher:
         """Drop the work not begun; wait for the work under way."""
         with self._changed:
             self._closed = True
-            for _, _, future in self._pending:
+            for *_, future in self._pending:
                 future.cancel()
             self._pending.clear()
             self._changed.notify_all()

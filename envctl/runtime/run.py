@@ -258,7 +258,7 @@ class _Apply:
         # One schedule for images and containers: the launcher creates the network at once, and
         # each container as soon as its own image is there, while other images still build.
         self.launcher = launch.Launcher(on_failure=self._on_launch_failure)
-        self.launcher.submit("", self._create_networks_and_volumes)
+        self.launcher.submit("", self._create_networks_and_volumes, rank=-1)
         self.images = builder(progress=self.report)
         self._make_plan(self.images.planned(self.request.selected), make_current)
         images = self._build_in_background()
@@ -289,6 +289,7 @@ class _Apply:
     def _build_in_background(self) -> threading.Thread:
         """Resolve the images in a thread; each resolved one lets the containers on it be created."""
         waiting = {name: self.image_key[name] for name in self.plan.creation_order()}
+        rank = {name: index for index, name in enumerate(waiting)}  # dependencies first
         lock = threading.Lock()
 
         def resolved(key: str) -> None:
@@ -296,8 +297,8 @@ class _Apply:
                 ready = [n for n, k in waiting.items() if k == key]
                 for name in ready:
                     del waiting[name]
-            for name in sorted(ready, key=lambda n: (self.plan.services[n].depth, n)):
-                self.launcher.submit(name, functools.partial(self._prepare, name))
+            for name in ready:
+                self.launcher.submit(name, functools.partial(self._prepare, name), rank=rank[name])
 
         def build() -> None:
             try:

@@ -90,3 +90,33 @@ def test_max_parallel_bounds_running_tasks() -> None:
 
     run_dag({str(i): [] for i in range(6)}, task, max_parallel=2)
     assert peak == 2
+
+
+def test_a_freed_place_goes_to_the_node_most_others_depend_on() -> None:
+    # One place: whoever takes it first holds it while the rest queue; then the base that
+    # three images build on goes before the two leaves that asked before it.
+    order: list[str] = []
+
+    def task(name: str, reach) -> None:
+        order.append(name)
+        time.sleep(0.2 if len(order) == 1 else 0.01)
+
+    requires = {"x": [], "y": [], "base": [], **{f"app{i}": [("base", "done")] for i in range(3)}}
+    outcome = run_dag(requires, task, max_parallel=1)
+    assert sorted(outcome.completed) == sorted(requires)
+    assert "base" in order[:2]
+    assert order.index("base") < min(order.index(n) for n in ("x", "y") if n != order[0])
+
+
+def test_when_a_base_is_done_its_most_depended_on_child_goes_first_whichever_thread_wakes_first() -> None:
+    # Two places; when "os" is done four images become ready at once. "python", which three
+    # apps build on, must get a place, whichever threads wake first.
+    for _ in range(5):
+        order: list[str] = []
+        requires = {"os": [], "redis": [("os", "done")], "mock": [("os", "done")], "pg": [("os", "done")],
+                    "python": [("os", "done")], **{f"app{i}": [("python", "done")] for i in range(3)}}
+        run_dag(requires, lambda name, reach: (order.append(name), time.sleep(0.05)), max_parallel=2)
+        assert order[0] == "os"
+        assert "python" in order[1:3]
+        # then the images on the OS base (packages to install) before the apps (code to add)
+        assert max(order.index(n) for n in ("redis", "mock", "pg")) < min(order.index(f"app{i}") for i in range(3))

@@ -31,6 +31,19 @@ def test_work_runs_first_come_first_served_and_failures_are_passed_on() -> None:
     assert launcher.failure is not None and launcher.failure[0] == "b"
 
 
+def test_queued_work_is_taken_lowest_rank_first_whatever_order_it_came_in() -> None:
+    order: list[str] = []
+    busy = threading.Event()
+    launcher = Launcher(on_failure=lambda *_: None, parallel=1)
+    launcher.submit("first", lambda: busy.wait(5), rank=-1)  # holds the one worker while the rest queue up
+    for name, rank in (("l3", 3), ("l1a", 1), ("l2", 2), ("l1b", 1), ("l0", 0)):
+        launcher.submit(name, lambda name=name: order.append(name), rank=rank)
+    busy.set()
+    launcher.wait("l3", threading.Event())
+    launcher.close()
+    assert order == ["l0", "l1a", "l1b", "l2", "l3"]
+
+
 def test_close_drops_work_not_begun_and_waits_for_work_under_way() -> None:
     started, finished = threading.Event(), []
     launcher = Launcher(on_failure=lambda *_: None, parallel=1)
