@@ -324,32 +324,11 @@ class Engine:
         """An image's history, oldest step first (Created, CreatedBy, Comment, Size)."""
         return list(reversed(self._call(self.api.history, ref)))
 
-    @contextlib.contextmanager
-    def path_kinds(self, image: str) -> Iterator[Callable[[str], str | None]]:
-        """A function telling what an absolute path is in `image`: "dir", "file", "link", or None.
+    def path_kinds(self, image: str) -> "PathKinds":
+        """What absolute paths are in `image`, through one container (created now, never started).
 
-        One container is created (never started) on first use and removed at the end.
-        """
-        container: list[str] = []
-
-        def kind(path: str) -> str | None:
-            if not container:
-                container.append(self._call(self.api.create_container, image, command=["true"])["Id"])
-            url = self.api._url("/containers/{0}/archive", container[0])
-            with _translated():
-                response = self.api.head(url, params={"path": path})
-            if response.status_code == 404:
-                return None
-            if response.status_code >= 400:
-                raise EnvctlError(f"the engine could not look at {path} in {image}: {response.status_code}")
-            stat = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))
-            mode = stat["mode"]
-            return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"
-        try:
-            yield kind
-        finally:
-            if container:
-                self._discard_container(container[0])
+        Use it as a context manager: the container is removed at the end."""
+        return PathKinds(self, self._call(self.api.create_container, image, command=["true"])["Id"], image)
 
     def build(
         self,
@@ -695,6 +674,30 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError,
     urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, ConnectionError, TimeoutError,
 )
+
+
+class PathKinds:
+    """`kind(path)`: "dir", "file", "link" or None (missing) in an image, asked of a created container."""
+
+    def __init__(self, engine: Engine, container: str, image: str) -> None:
+        self.engine, self.container, self.image = engine, container, image
+
+    def kind(self, path: str) -> str | None:
+        api = self.engine.api
+        with _translated():
+            response = api.head(api._url("/containers/{0}/archive", self.container), params={"path": path})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise EnvctlError(f"the engine could not look at {path} in {self.image}: HTTP {response.status_code}")
+        mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
+        return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
+
+    def __enter__(self) -> Callable[[str], str | None]:
+        return self.kind
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine._discard_container(self.container)
 
 
 @contextlib.contextmanager

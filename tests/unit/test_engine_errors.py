@@ -30,7 +30,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "volumes": ({},), "remove_volume": ("v",), "create_container": (SPEC,), "start": ("c", "what"),
     "release": ("c",), "containers": ({},), "exited_containers": ({},), "container_state": ("c",),
     "inspect_container": ("c",), "remove_container": ("c",), "logs": ("c",), "exec": ("c", ["true"]),
-    "exec_exit_code": ("e",),
+    "exec_exit_code": ("e",), "load_image": ({}, "r:t", []), "image_history": ("ref",), "path_kinds": ("image",),
 }
 KEYWORDS = {
     "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},
