@@ -317,7 +317,10 @@ class Engine:
                     entry.size = len(data)
                     tar.addfile(entry, io.BytesIO(data))
             archive.seek(0)
-            self._call(lambda: list(self.api.load_image(archive)))
+            said = self._call(lambda: list(self.api.load_image(archive)))
+        refused = [str(line.get("error")) for line in said if isinstance(line, dict) and line.get("error")]
+        if refused:
+            raise EnvctlError(f"the engine refused to load {ref}: {refused[0]}")
         return self.image_id(ref)
 
     def image_history(self, ref: str) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, IO
 
 from envctl.backend.engine import Engine
+from envctl.errors import EnvctlError
 from envctl.images import codeonly
 from envctl.images.buildcontext import GENERATED_DOCKERFILE, BuildContext
 
@@ -70,7 +71,10 @@ def assemble(engine: Engine, context: BuildContext, buildargs: dict[str, str], r
             diff_id = write_layer(entries, newest, out)
         config = image_config(base, plan.config, labels, diff_id, newest, engine.image_history(base["Id"]),
                               context.dockerfile)
-        image_id = engine.load_image(config, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
+        try:
+            image_id = engine.load_image(config, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
+        except EnvctlError as exc:  # the builder may still make it; its log says why this did not
+            raise NotAssembled(exc.message) from None
     if image_id is None:
         raise NotAssembled(f"docker load did not produce {ref}")
     return image_id
