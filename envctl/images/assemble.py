@@ -113,14 +113,14 @@ class Layout:
             raise NotAssembled(f"{path} is a symbolic link in the base (the builder follows it)")
         return found
 
-    def directory(self, path: str, mode: int = DIRECTORY_MODE, mtime: int | None = None, replace: bool = False) -> None:
+    def directory(self, path: str, mode: int = DIRECTORY_MODE, mtime: int | None = None, copied: bool = False) -> None:
+        """Create `path` (and its parents) where missing; a `copied` directory also takes its mode where it exists."""
         kind = self.kind(path)
         if kind == "file":
             raise NotAssembled(f"{path} is a file in the base, where a directory is wanted")
-        if kind == "dir" and not (replace and path in self.out):
+        if path == "/" or (kind == "dir" and not copied):
             return
-        if path != "/":
-            self.directory(posixpath.dirname(path))
+        self.directory(posixpath.dirname(path))
         self.out[path] = Entry("dir", mode, mtime)
 
     def copy(self, source: str, destination: str, add: bool) -> None:
@@ -138,11 +138,11 @@ class Layout:
         self.copy_file(source, target.rstrip("/") if target != "/" else target, add)
 
     def copy_directory(self, source: str, destination: str, add: bool) -> None:
-        """A directory's contents into `destination`, which takes the source directory's mode."""
-        if self.kind(destination) == "dir" and destination not in self.out:
-            raise NotAssembled(f"copying a directory onto {destination}, which the base has already")
-        root = self.context.root / source
-        self.directory(destination, stat.S_IMODE(root.stat().st_mode), int(root.stat().st_mtime), replace=True)
+        """A directory's contents into `destination`, created 0755 where missing, else left as it is.
+
+        The builder tars the source without its root entry, then gives each file and
+        directory under it its mode from the context and root as owner."""
+        self.directory(destination)
         prefix = "" if source == "." else source + "/"
         inside = sorted(f for f in self.files if f.startswith(prefix))
         if source == ".":
@@ -155,7 +155,7 @@ class Layout:
                 raise NotAssembled(f"{rel} is a symbolic link")
             elif (self.context.root / rel).is_dir():
                 info = (self.context.root / rel).stat()
-                self.directory(target, stat.S_IMODE(info.st_mode), int(info.st_mtime), replace=True)
+                self.directory(target, stat.S_IMODE(info.st_mode), int(info.st_mtime), copied=True)
             else:
                 self.copy_file(rel, target, add)
 

@@ -27,6 +27,7 @@ WORKDIR /srv/app
 COPY app.py ./
 COPY lib ./lib/
 COPY tools/run.sh /usr/local/bin/run-app
+COPY conf /etc/
 COPY . /ctx/
 USER 1000:1000
 EXPOSE 8000 9000/udp
@@ -34,7 +35,7 @@ LABEL org.example.team=shop "with space"="a b"
 ENTRYPOINT ["python3"]
 CMD ["app.py"]
 """
-COMPARED_PATHS = ("/srv", "/ctx", "/usr/local/bin/run-app", "/usr/local/bin")
+COMPARED_PATHS = ("/srv", "/ctx", "/usr/local/bin", "/etc")  # /etc: a directory the base has
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
 
 
@@ -50,6 +51,9 @@ def codeonly_stack(stack_dir: Path) -> Path:
     os.chmod(context / "lib" / "inner", 0o750)
     (context / "tools" / "run.sh").write_text("#!/bin/sh\nexec python3 /srv/app/app.py\n")
     os.chmod(context / "tools" / "run.sh", 0o755)
+    (context / "conf" / "app.d").mkdir(parents=True)
+    os.chmod(context / "conf" / "app.d", 0o700)
+    (context / "conf" / "app.d" / "app.conf").write_text("level = info\n")
     (context / "secret.txt").write_text("kept out by .dockerignore\n")
     (context / ".dockerignore").write_text("secret.txt\n")
     add_services(stack_dir, "  codeonly:\n    build: {context: codeonly, args: {GREETING: hi}}\n    base: os\n")
@@ -116,6 +120,7 @@ def test_assembled_image_equals_the_builders(engine: Engine, codeonly_stack: Pat
     assert assembled_id != built_id
     by_builder, assembled = files(engine, built), files(engine, ref)
     assert "/ctx:ctx/secret.txt" not in assembled and "/srv:srv/app/lib/inner/deep.py" in assembled
+    assert "/etc:etc/app.d/app.conf" in assembled
     assert assembled == by_builder
     assert config(engine, ref) == config(engine, built)
     assert config(engine, ref)["Labels"]["envctl.input-hash"] == ref.rsplit(":", 1)[1]

@@ -101,11 +101,11 @@ def layout(context: BuildContext, text: str, base: dict[str, str]) -> dict[str, 
 
 
 def test_files_land_where_the_builder_puts_them(context: BuildContext) -> None:
-    # A directory copied into a directory gives it its mode (the builder untars its "." entry there).
+    # A copied directory's root is not copied: the destination is created 0755 (its subdirectories keep their modes).
     out = layout(context, "FROM a\nWORKDIR /app\nCOPY app.py pkg/ ./\nCOPY pkg /opt/tools\n", {"/opt": "dir"})
     assert {p: (e.kind, oct(e.mode)) for p, e in out.items()} == {
-        "/app": ("dir", "0o750"), "/app/app.py": ("file", "0o644"), "/app/run.sh": ("file", "0o755"),
-        "/opt/tools": ("dir", "0o750"), "/opt/tools/run.sh": ("file", "0o755")}
+        "/app": ("dir", "0o755"), "/app/app.py": ("file", "0o644"), "/app/run.sh": ("file", "0o755"),
+        "/opt/tools": ("dir", "0o755"), "/opt/tools/run.sh": ("file", "0o755")}
 
 
 def test_a_file_onto_an_existing_directory_goes_inside(context: BuildContext) -> None:
@@ -113,10 +113,16 @@ def test_a_file_onto_an_existing_directory_goes_inside(context: BuildContext) ->
     assert list(out) == ["/srv/app.py"]
 
 
+def test_an_existing_directory_keeps_its_mode_and_owner_but_subdirectories_are_copied(context: BuildContext) -> None:
+    (context.root / "etc" / "app").mkdir(parents=True, mode=0o700)
+    context.__dict__.pop("files", None)
+    out = layout(context, "FROM a\nCOPY etc /etc/\n", {"/etc": "dir", "/etc/app": "dir"})
+    assert {p: oct(e.mode) for p, e in out.items()} == {"/etc/app": "0o700"}
+
+
 @pytest.mark.parametrize("text, base, reason", [
     ("FROM a\nCOPY app.py /lib/app.py\n", {"/lib": "link"}, "symbolic link"),
     ("FROM a\nCOPY secret.txt /x\n", {}, ".dockerignore"),
-    ("FROM a\nCOPY pkg /etc/\n", {"/etc": "dir"}, "has already"),
     ("FROM a\nCOPY app.py /etc/passwd/x\n", {"/etc": "dir", "/etc/passwd": "file"}, "is a file"),
 ])
 def test_what_assembling_leaves_to_the_builder(context: BuildContext, text: str, base: dict, reason: str) -> None:
