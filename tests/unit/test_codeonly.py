@@ -143,3 +143,17 @@ def test_the_layer_is_the_same_bytes_for_the_same_inputs(context: BuildContext) 
     members = tarfile.open(fileobj=io.BytesIO(first.getvalue())).getmembers()
     assert [m.name for m in members][:2] == ["app", "app/.dockerignore"]
     assert {(m.uid, m.gid) for m in members} == {(0, 0)}
+
+
+def test_the_image_config_is_the_bases_with_the_changes_and_envctls_labels_last() -> None:
+    base = {"Id": "sha256:b", "Architecture": "amd64", "Os": "linux", "RootFS": {"Layers": ["sha256:1"]},
+            "Config": {"Env": ["A=1"], "Cmd": ["bash"], "Labels": {"envctl.kind": "base", "keep": "me"}, "Tty": False}}
+    plan = code_only("FROM a\nLABEL envctl.kind=mine team=x\nENTRYPOINT [\"python3\"]\n", base=base["Config"])
+    history = [{"Created": 0, "CreatedBy": "import", "Size": 10}, {"Created": 0, "CreatedBy": "ENV", "Size": 0}]
+    config = assemble.image_config(base, plan.config, {"envctl.kind": "service"}, "sha256:2", 1_700_000_000,
+                                   history, "Dockerfile")
+    assert config["rootfs"]["diff_ids"] == ["sha256:1", "sha256:2"]
+    assert config["config"]["Labels"] == {"envctl.kind": "service", "keep": "me", "team": "x"}
+    assert "Cmd" not in config["config"] and config["config"]["Entrypoint"] == ["python3"]
+    assert config["config"]["Tty"] is False and config["created"] == "2023-11-14T22:13:20Z"
+    assert [bool(h.get("empty_layer")) for h in config["history"]] == [False, True, False]
