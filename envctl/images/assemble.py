@@ -214,8 +214,8 @@ def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str,
     merged = {**(base.get("Config") or {}), **config, "Image": base["Id"]}
     merged["Labels"] = {**(merged.get("Labels") or {}), **labels}
     merged = {k: v for k, v in merged.items() if v is not None}
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created))
-    steps = [{"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(h.get("Created") or 0)),
+    stamp = _rfc3339(created)
+    steps = [{**({"created": _rfc3339(h["Created"])} if (h.get("Created") or 0) > 0 else {}),  # unset: Go's year 1
               "created_by": h.get("CreatedBy") or "", **({"comment": h["Comment"]} if h.get("Comment") else {}),
               **({"empty_layer": True} if not h.get("Size") else {})} for h in history]
     steps.append({"created": stamp, "created_by": f"envctl: {dockerfile}'s files and settings, without the builder"})
@@ -224,6 +224,10 @@ def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str,
     if base.get("Variant"):
         out["variant"] = base["Variant"]
     return out
+
+
+def _rfc3339(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def _is_archive(path: Path) -> bool:
