@@ -5,6 +5,7 @@ errors translated into envctl's. Policy (what to start when, what to remove) liv
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -336,21 +337,45 @@ class Engine:
                         "history": [{"created_by": "envctl: bootstrapped root filesystem"}]}
         if variant:
             image_config["variant"] = variant
-        manifest = [{"Config": "config.json", "RepoTags": [f"{repository}:{tag}"], "Layers": ["layer.tar"]}]
+        image_id = self.load_image(image_config, f"{repository}:{tag}", [tarball])
+        if image_id is None:
+            raise EnvctlError(f"loading the root filesystem {tarball} did not produce {repository}:{tag}")
+        return image_id
+
+    def load_image(self, image_config: dict[str, Any], ref: str, layers: list[Path | None]) -> str | None:
+        """Load an image as `docker save` writes one: its config, tagged `ref`; returns its id.
+
+        `layers` pairs with the config's diff_ids; None for a layer the engine has already
+        (a base's): the engine looks a layer up by its chain id before reading the file.
+        """
+        manifest = [{"Config": "config.json", "RepoTags": [ref],
+                     "Layers": [f"{index}/layer.tar" for index in range(len(layers))]}]
         with tempfile.TemporaryFile() as archive:
             with tarfile.open(fileobj=archive, mode="w") as tar:
-                tar.add(str(tarball), arcname="layer.tar")
+                for index, layer in enumerate(layers):
+                    if layer is not None:
+                        tar.add(str(layer), arcname=f"{index}/layer.tar")
                 for name, value in (("config.json", image_config), ("manifest.json", manifest)):
-                    data = json.dumps(value).encode()
+                    data = json.dumps(value).encode()  # the config's bytes are the image id: keep them stable
                     entry = tarfile.TarInfo(name)
                     entry.size = len(data)
                     tar.addfile(entry, io.BytesIO(data))
             archive.seek(0)
-            self._call(lambda: list(self.api.load_image(archive)))
-        image_id = self.image_id(f"{repository}:{tag}")
-        if image_id is None:
-            raise EnvctlError(f"loading the root filesystem {tarball} did not produce {repository}:{tag}")
-        return image_id
+            said = self._call(lambda: list(self.api.load_image(archive)))
+        refused = [str(line.get("error")) for line in said if isinstance(line, dict) and line.get("error")]
+        if refused:
+            raise EnvctlError(f"the engine refused to load {ref}: {refused[0]}")
+        return self.image_id(ref)
+
+    def image_history(self, ref: str) -> list[dict[str, Any]]:
+        """An image's history, oldest step first (Created, CreatedBy, Comment, Size)."""
+        return list(reversed(self._call(self.api.history, ref)))
+
+    def path_kinds(self, image: str) -> "PathKinds":
+        """What absolute paths are in `image`, through one container (created now, never started).
+
+        Use it as a context manager: the container is removed at the end."""
+        return PathKinds(self, self._call(self.api.create_container, image, command=["true"])["Id"], image)
 
     def build(
         self,
@@ -862,6 +887,30 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     requests.exceptions.ConnectionError, requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError,
     urllib3.exceptions.ProtocolError, urllib3.exceptions.TimeoutError, ConnectionError, TimeoutError,
 )
+
+
+class PathKinds:
+    """`kind(path)`: "dir", "file", "link" or None (missing) in an image, asked of a created container."""
+
+    def __init__(self, engine: Engine, container: str, image: str) -> None:
+        self.engine, self.container, self.image = engine, container, image
+
+    def kind(self, path: str) -> str | None:
+        api = self.engine.api
+        with _translated():
+            response = api.head(api._url("/containers/{0}/archive", self.container), params={"path": path})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise EnvctlError(f"the engine could not look at {path} in {self.image}: HTTP {response.status_code}")
+        mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
+        return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
+
+    def __enter__(self) -> Callable[[str], str | None]:
+        return self.kind
+
+    def __exit__(self, *exc: object) -> None:
+        self.engine._discard_container(self.container)
 
 
 @contextlib.contextmanager

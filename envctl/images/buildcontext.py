@@ -78,12 +78,17 @@ class BuildContext:
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             for rel in self.files:
                 tar.add(self.root / rel, arcname=rel, recursive=False)
-            data = self.dockerfile_path.read_bytes() if dockerfile_text is None else dockerfile_text.encode()
-            if extra_lines:
-                data = data.rstrip(b"\n") + b"\n" + "\n".join(extra_lines).encode() + b"\n"
+            data = self.generated_dockerfile(extra_lines, dockerfile_text)
             entry = tarfile.TarInfo(GENERATED_DOCKERFILE)
             entry.size = len(data)
             entry.mode = 0o644
             tar.addfile(entry, io.BytesIO(data))
         buffer.seek(0)
         return buffer, GENERATED_DOCKERFILE
+
+    def generated_dockerfile(self, extra_lines: tuple[str, ...] = (), dockerfile_text: str | None = None) -> bytes:
+        """The Dockerfile as the context tar carries it (GENERATED_DOCKERFILE): `extra_lines` appended."""
+        data = self.dockerfile_path.read_bytes() if dockerfile_text is None else dockerfile_text.encode()
+        if extra_lines:
+            data = data.rstrip(b"\n") + b"\n" + "\n".join(extra_lines).encode() + b"\n"
+        return data

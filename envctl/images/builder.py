@@ -21,7 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from envctl.backend import engine as labels
-from envctl.images import bootstrap, platforms, registry, secretbuild, secretsteps
+from envctl.images import assemble, bootstrap, platforms, registry, secretbuild, secretsteps
 from envctl.topology import secrets
 from envctl.images.buildcontext import BuildContext
 from envctl.backend.engine import Engine
@@ -482,9 +482,12 @@ class ImageBuilder:
         log_name = f"{target.name}.log" if target.kind == "service" else f"{target.kind}-{target.name}.log"
         with open(self.logs / log_name, "w") as log_file:
             log = MaskingWriter(log_file, self.masker)
+            image_id: str | None = None
             if plan.needs_secrets:
                 image_id = self._build_in_parts(target, context, buildargs, plan, ref, label, log, what)
             else:
+                image_id = self._assembled(target, context, buildargs, ref, log)
+            if image_id is None:
                 archive, dockerfile = context.archive((label,))
                 with archive:
                     with self._explained(what, self._platform_of(target), self.logs / log_name):
@@ -496,6 +499,22 @@ class ImageBuilder:
         self._to_cache(target, ref, built=True)
         self._tag_as_named(target, ref)
         return ResolvedImage(target.key, ref, image_id, built=True)
+
+    def _assembled(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str], ref: str,
+                   log) -> str | None:
+        """A code-only Dockerfile on a local base, written without the builder; None: the builder's job."""
+        options = self._build_options(target)
+        if not assemble.enabled() or set(options) - {"labels", "cachefrom"}:
+            return None
+        own = self._labels(target, target.kind, ref.split(":")[1])
+        try:
+            image_id = assemble.assemble(self.engine, context, buildargs, ref, {**options.get("labels", {}), **own},
+                                         self._platform_of(target), context.generated_dockerfile((_label_line(own),)))
+        except assemble.NotAssembled as exc:
+            log.write(f"envctl: not assembled ({exc}); building with the builder\n")
+            return None
+        log.write(f"envctl: assembled {ref} without the builder: the base's layers and one layer of files\n")
+        return image_id
 
     def _build_in_parts(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str],
                         plan: secretbuild.Plan, ref: str, label: str, log, what: str) -> str:

@@ -1,0 +1,279 @@
+"""Whether a Dockerfile only puts context files on a base image and sets metadata ("code-only").
+
+Such an image needs no builder: `assemble.py` writes it as one new layer on the base's
+layers. This module decides, without an engine, and says what the image would be: the
+FROM image, the files to copy and directories to create (in order), and the config the
+classic builder would end with, given the base's config. Anything it does not understand
+exactly (RUN, several stages, flags on COPY, wildcards, URLs, SHELL, ...) is not code-only,
+with the reason, and the builder does it as before.
+"""
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import WordSplitter
+
+# The parts of an image's config a code-only Dockerfile may change (the builder's names).
+CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
+ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # ADD would unpack these
+
+
+@dataclass(frozen=True)
+class Copy:
+    """COPY/ADD of context paths (normalised, relative to the context) to an absolute destination."""
+
+    sources: tuple[str, ...]
+    destination: str  # absolute; ends with "/" when it names a directory
+    add: bool = False
+
+
+@dataclass(frozen=True)
+class Workdir:
+    path: str  # absolute; the builder creates it (root-owned, 0755) when the base lacks it
+
+
+@dataclass(frozen=True)
+class CodeOnly:
+    base: str  # the FROM image, build arguments substituted
+    steps: tuple[Copy | Workdir, ...]
+    config: dict[str, Any] = field(default_factory=dict)  # CONFIG_KEYS as the builder would leave them
+
+
+@dataclass(frozen=True)
+class NotCodeOnly:
+    reason: str
+
+
+class _Refused(Exception):
+    pass
+
+
+def classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any] | None = None) -> CodeOnly | NotCodeOnly:
+    """What the Dockerfile `text` makes, or why it needs the builder; `base_config` is the FROM image's config."""
+    try:
+        return _classify(text, buildargs, dict(base_config or {}))
+    except _Refused as exc:
+        return NotCodeOnly(str(exc))
+
+
+def _classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any]) -> CodeOnly:
+    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in text.splitlines()[:5]
+           if line.startswith("#")):
+        raise _Refused("a parser directive (# escape= or # syntax=)")
+    instructions = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
+    froms = [i for i in instructions if i["instruction"] == "FROM"]
+    if len(froms) != 1:
+        raise _Refused("a Dockerfile with several stages" if froms else "no FROM")
+    meta: dict[str, str] = {}
+    state = _State({k: base_config.get(k) for k in CONFIG_KEYS}, buildargs)
+    seen_from = False
+    for item in instructions:
+        name, value = item["instruction"], item["value"]
+        if not seen_from:
+            if name == "ARG":
+                meta.update(_arg(value, buildargs, {}))
+                continue
+            if name != "FROM":
+                raise _Refused(f"{name} before FROM")
+            base = _from(value, meta)
+            seen_from = True
+            state.config["Env"] = list(state.config.get("Env") or [])
+            continue
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            raise _Refused(f"{name} needs the builder")
+        handler(state, value, meta)
+    return CodeOnly(base, tuple(state.steps), state.config)
+
+
+class _State:
+    def __init__(self, config: dict[str, Any], buildargs: dict[str, str]) -> None:
+        self.config = config
+        self.buildargs = buildargs
+        self.args: dict[str, str] = {}  # ARGs declared after FROM, with their values
+        self.steps: list[Copy | Workdir] = []
+        self.cmd_set = False
+
+    def variables(self) -> dict[str, str]:
+        """What `$NAME` means here: the ARGs, overridden by the environment (as the builder does)."""
+        env = dict(entry.split("=", 1) for entry in self.config.get("Env") or [] if "=" in entry)
+        return {**self.args, **env}
+
+    def words(self, value: str) -> list[str]:
+        return list(WordSplitter(value, args=self.variables()).split())
+
+    def expand(self, value: str) -> str:
+        return WordSplitter(value, args=self.variables()).dequote()
+
+
+def _from(value: str, meta: dict[str, str]) -> str:
+    words = list(WordSplitter(value, args=meta).split())
+    if any(w.startswith("--") for w in words):
+        raise _Refused("FROM with flags")
+    if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
+        raise _Refused(f"FROM {value!r} is not understood")
+    if not words[0] or words[0] == "scratch" or "$" in words[0]:
+        raise _Refused("FROM scratch, or an unset build argument")
+    return words[0]
+
+
+def _arg(value: str, buildargs: dict[str, str], variables: dict[str, str]) -> dict[str, str]:
+    name, has_default, default = value.partition("=")
+    name = name.strip()
+    if " " in name or not name:
+        raise _Refused(f"ARG {value!r} is not understood")
+    if name in buildargs:
+        return {name: buildargs[name]}
+    if has_default:
+        return {name: WordSplitter(default, args=variables).dequote()}
+    return {}
+
+
+def _do_arg(state: _State, value: str, meta: dict[str, str]) -> None:
+    name = value.partition("=")[0].strip()
+    found = _arg(value, state.buildargs, state.variables())
+    if name not in found and name in meta:  # a meta ARG redeclared without a value keeps the meta value
+        found = {name: meta[name]}
+    state.args.update(found)
+
+
+def _pairs(state: _State, value: str, what: str) -> list[tuple[str, str]]:
+    """`K=V K2="V 2"` (or the old `K V` form) as the builder reads ENV and LABEL."""
+    words = state.words(value)
+    if words and "=" not in words[0]:
+        if len(words) < 2:
+            raise _Refused(f"{what} {value!r} is not understood")
+        rest = value.strip().split(None, 1)[1]
+        return [(words[0], state.expand(rest))]
+    pairs = []
+    for word in words:
+        key, equals, val = word.partition("=")
+        if not equals or not key:
+            raise _Refused(f"{what} {value!r} is not understood")
+        pairs.append((key, val))
+    return pairs
+
+
+def _do_env(state: _State, value: str, meta: dict[str, str]) -> None:
+    env = list(state.config.get("Env") or [])
+    for key, val in _pairs(state, value, "ENV"):
+        names = [entry.split("=", 1)[0] for entry in env]
+        if key in names:  # the builder replaces a variable in place, keeping the order
+            env[names.index(key)] = f"{key}={val}"
+        else:
+            env.append(f"{key}={val}")
+    state.config["Env"] = env
+
+
+def _do_label(state: _State, value: str, meta: dict[str, str]) -> None:
+    state.config["Labels"] = {**(state.config.get("Labels") or {}), **dict(_pairs(state, value, "LABEL"))}
+
+
+def _do_workdir(state: _State, value: str, meta: dict[str, str]) -> None:
+    path = state.expand(value.strip())
+    current = state.config.get("WorkingDir") or "/"
+    path = posixpath.normpath(posixpath.join(current, path))
+    state.config["WorkingDir"] = path
+    state.steps.append(Workdir(path))
+
+
+def _do_user(state: _State, value: str, meta: dict[str, str]) -> None:
+    state.config["User"] = state.expand(value.strip())
+
+
+def _do_expose(state: _State, value: str, meta: dict[str, str]) -> None:
+    ports = dict(state.config.get("ExposedPorts") or {})
+    for word in state.words(value):
+        number, _, protocol = word.partition("/")
+        if not number.isdigit() or protocol not in ("", "tcp", "udp", "sctp"):
+            raise _Refused(f"EXPOSE {word!r} (a range or a variable) needs the builder")
+        ports[f"{int(number)}/{protocol or 'tcp'}"] = {}
+    state.config["ExposedPorts"] = ports
+
+
+def _command(value: str) -> list[str]:
+    """CMD/ENTRYPOINT: the JSON form as it is, the shell form run by /bin/sh -c (no SHELL is allowed)."""
+    stripped = value.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
+            return parsed
+    return ["/bin/sh", "-c", stripped]
+
+
+def _do_cmd(state: _State, value: str, meta: dict[str, str]) -> None:
+    state.config["Cmd"] = _command(value)
+    state.cmd_set = True
+
+
+def _do_entrypoint(state: _State, value: str, meta: dict[str, str]) -> None:
+    state.config["Entrypoint"] = _command(value)
+    if not state.cmd_set:  # the builder drops the base's CMD when ENTRYPOINT changes
+        state.config["Cmd"] = None
+
+
+def _do_stopsignal(state: _State, value: str, meta: dict[str, str]) -> None:
+    state.config["StopSignal"] = state.expand(value.strip())
+
+
+def _copy(add: bool):
+    def handler(state: _State, value: str, meta: dict[str, str]) -> None:
+        words = _copy_words(state, value)
+        if any(w.startswith("--") for w in words):
+            raise _Refused(f"{'ADD' if add else 'COPY'} with flags ({words[0]}) needs the builder")
+        if len(words) < 2:
+            raise _Refused(f"{'ADD' if add else 'COPY'} {value!r} is not understood")
+        *sources, destination = words
+        state.steps.append(Copy(tuple(_source(s, add) for s in sources), _destination(state, destination, len(sources)),
+                                add))
+    return handler
+
+
+def _copy_words(state: _State, value: str) -> list[str]:
+    stripped = value.strip()
+    flags = []
+    while stripped.startswith("--"):
+        flag, _, stripped = stripped.partition(" ")
+        flags.append(flag)
+        stripped = stripped.strip()
+    if stripped.startswith("["):
+        try:
+            parsed = json.loads(stripped)
+        except ValueError:
+            raise _Refused(f"COPY {value!r} is not understood") from None
+        return [*flags, *(state.expand(p) for p in parsed)]
+    if any(quote in stripped for quote in "\"'"):
+        raise _Refused("quotes in a COPY's shell form (the builder does not remove them)")
+    return [*flags, *state.words(stripped)]
+
+
+def _source(source: str, add: bool) -> str:
+    if "://" in source or source.startswith("git@"):
+        raise _Refused(f"a URL ({source}) needs the builder")
+    if any(c in source for c in "*?[\\"):
+        raise _Refused(f"a wildcard ({source}) needs the builder")
+    normal = posixpath.normpath("/" + source).lstrip("/")
+    return normal or "."
+
+
+def _destination(state: _State, destination: str, count: int) -> str:
+    if not destination:
+        raise _Refused("an empty COPY destination")
+    directory = destination.endswith("/") or destination in (".", "..") or destination.endswith(("/.", "/.."))
+    path = posixpath.normpath(posixpath.join(state.config.get("WorkingDir") or "/", destination))
+    if count > 1 and not directory:
+        raise _Refused("several sources to a destination without a trailing '/' (the builder's error)")
+    return path.rstrip("/") + "/" if directory else path
+
+
+_HANDLERS = {"ARG": _do_arg, "ENV": _do_env, "LABEL": _do_label, "WORKDIR": _do_workdir, "USER": _do_user,
+             "EXPOSE": _do_expose, "CMD": _do_cmd, "ENTRYPOINT": _do_entrypoint, "STOPSIGNAL": _do_stopsignal,
+             "COPY": _copy(False), "ADD": _copy(True)}

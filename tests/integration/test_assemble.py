@@ -1,0 +1,130 @@
+"""An assembled code-only image is the builder's image: same files, modes, owners and config; same inputs, same id."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from envctl.backend.engine import Engine
+from envctl.images.builder import ImageBuilder
+from envctl.topology import load_topology
+
+from tests.integration.conftest import add_services
+
+pytestmark = pytest.mark.integration
+
+DOCKERFILE = """\
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG GREETING=hello
+ENV APP_HOME=/srv/app GREETING=$GREETING
+WORKDIR /srv/app
+COPY app.py ./
+COPY lib ./lib/
+COPY tools/run.sh /usr/local/bin/run-app
+COPY conf /etc/
+COPY . /ctx/
+USER 1000:1000
+EXPOSE 8000 9000/udp
+LABEL org.example.team=shop "with space"="a b"
+ENTRYPOINT ["python3"]
+CMD ["app.py"]
+"""
+COMPARED_PATHS = ("/srv", "/ctx", "/usr/local/bin", "/etc")  # /etc: a directory the base has
+CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
+
+
+@pytest.fixture
+def codeonly_stack(stack_dir: Path) -> Path:
+    context = stack_dir / "codeonly"
+    (context / "lib" / "inner").mkdir(parents=True)
+    (context / "tools").mkdir()
+    (context / "Dockerfile").write_text(DOCKERFILE)
+    (context / "app.py").write_text("print('hello')\n")
+    (context / "lib" / "__init__.py").write_text("")
+    (context / "lib" / "inner" / "deep.py").write_text("X = 1\n")
+    os.chmod(context / "lib" / "inner", 0o750)
+    (context / "tools" / "run.sh").write_text("#!/bin/sh\nexec python3 /srv/app/app.py\n")
+    os.chmod(context / "tools" / "run.sh", 0o755)
+    (context / "conf" / "app.d").mkdir(parents=True)
+    os.chmod(context / "conf" / "app.d", 0o700)
+    (context / "conf" / "app.d" / "app.conf").write_text("level = info\n")
+    (context / "secret.txt").write_text("kept out by .dockerignore\n")
+    (context / ".dockerignore").write_text("secret.txt\n")
+    add_services(stack_dir, "  codeonly:\n    build: {context: codeonly, args: {GREETING: hi}}\n    base: os\n")
+    return stack_dir
+
+
+@pytest.fixture
+def made(engine: Engine) -> Iterator[list[str]]:
+    """Refs this test made (its own tags on the test project's repository), removed at the end."""
+    refs: list[str] = []
+    yield refs
+    for ref in reversed(refs):
+        engine.remove_image(ref)
+
+
+def build(engine: Engine, stack: Path, monkeypatch: pytest.MonkeyPatch, assemble: bool) -> tuple[str, str]:
+    monkeypatch.setenv("ENVCTL_ASSEMBLE", "1" if assemble else "0")
+    topology = load_topology(stack / "envctl.yaml", environ={})
+    image = ImageBuilder(topology, engine).ensure(["codeonly"])["service:codeonly"]
+    assert image.built, "the test's image existed already"
+    log = (stack / ".envctl" / "builds" / "codeonly.log").read_text()
+    assert ("envctl: assembled" in log) == assemble, log
+    return image.ref, image.id
+
+
+def keep_as(engine: Engine, ref: str, tag: str, made: list[str]) -> str:
+    """Tag the image at `ref` as `tag` and untag `ref`, so the next build makes it again."""
+    repository = ref.rsplit(":", 1)[0]
+    engine.tag(ref, repository, tag)
+    made.append(f"{repository}:{tag}")
+    engine.remove_image(ref)
+    return f"{repository}:{tag}"
+
+
+def files(engine: Engine, image: str) -> dict[str, tuple]:
+    """{path: (type, mode, uid, gid, sha256 or link)} under COMPARED_PATHS in `image`."""
+    container = engine.api.create_container(image, command=["true"])["Id"]
+    try:
+        entries = {}
+        for path in COMPARED_PATHS:
+            stream, _ = engine.api.get_archive(container, path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                for member in tar:
+                    data = tar.extractfile(member) if member.isfile() else None
+                    what = hashlib.sha256(data.read()).hexdigest() if data else member.linkname
+                    entries[f"{path}:{member.name}"] = (member.type, oct(member.mode), member.uid, member.gid, what)
+        return entries
+    finally:
+        engine.api.remove_container(container, force=True)
+
+
+def config(engine: Engine, image: str) -> dict:
+    found = engine.inspect_image(image)["Config"]
+    return {key: found.get(key) for key in CONFIG_KEYS}
+
+
+def test_assembled_image_equals_the_builders(engine: Engine, codeonly_stack: Path, made: list[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ref, built_id = build(engine, codeonly_stack, monkeypatch, assemble=False)
+    made.append(ref)
+    built = keep_as(engine, ref, "by-builder", made)
+    again, assembled_id = build(engine, codeonly_stack, monkeypatch, assemble=True)
+    assert again == ref  # one content hash, whichever way the image was made
+    assert assembled_id != built_id
+    by_builder, assembled = files(engine, built), files(engine, ref)
+    assert "/ctx:ctx/secret.txt" not in assembled and "/srv:srv/app/lib/inner/deep.py" in assembled
+    assert "/etc:etc/app.d/app.conf" in assembled
+    assert assembled == by_builder
+    assert config(engine, ref) == config(engine, built)
+    assert config(engine, ref)["Labels"]["envctl.input-hash"] == ref.rsplit(":", 1)[1]
+
+    first = keep_as(engine, ref, "assembled-first", made)
+    _, second_id = build(engine, codeonly_stack, monkeypatch, assemble=True)
+    assert second_id == engine.image_id(first)  # same inputs, same image id
