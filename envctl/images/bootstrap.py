@@ -141,9 +141,16 @@ def debian_on_engine(engine: Engine) -> str | None:
     """A Debian image of the engine's own platform already on the engine, if there is one."""
     native = platforms.of_engine(engine.version())
     for ref in _debian_candidates(engine):
-        if platforms.of_image(engine.inspect_image(ref)) == native:
+        if platforms.of_image(engine.inspect_image(ref)) == native and _runs_apt(engine, ref):
             return ref
     return None
+
+
+def _runs_apt(engine: Engine, ref: str) -> bool:
+    """Whether `ref` has a shell and apt: a root filesystem of mmdebstrap's 'extract' or 'custom'
+    variant (a static busybox, say) is Debian's but cannot install the tool's packages."""
+    with engine.path_kinds(ref) as kind:
+        return all(kind(path) is not None for path in ("/bin/sh", "/usr/bin/apt-get"))
 
 
 def _debian_candidates(engine: Engine) -> list[str]:

@@ -234,7 +234,7 @@ class NoDebianEngine(VersionOnly):
         from envctl.errors import RegistryError
 
         self.pulled.append(f"{repository}:{pin}")
-        raise RegistryError("cannot pull: registry unreachable (dial tcp: lookup registry-1.docker.io)",
+        raise RegistryError("cannot pull: registry unreachable (dial tcp: lookup registry.example.com)",
                             reason=RegistryError.NOT_FOUND)
 
 
@@ -255,3 +255,31 @@ def test_no_debian_image_and_no_registry_is_one_error_with_the_fix(tmp_path: Pat
     assert engine.pulled == [bootstrap.PULLED_DEBIAN]
     assert "no Debian image on the Docker engine" in caught.value.message
     assert f"docker pull {bootstrap.PULLED_DEBIAN}" in (caught.value.fix or "") and bootstrap.TOOL_ENV in (caught.value.fix or "")
+
+
+class CandidatesEngine(VersionOnly):
+    """Two envctl root filesystems of Debian on the engine; only the second has a shell and apt."""
+
+    PATHS = {"tiny-rootfs:1": set(), "os-rootfs:1": {"/bin/sh", "/usr/bin/apt-get"}}
+
+    def __init__(self) -> None:
+        super().__init__("amd64")
+
+    def images(self, labels: dict) -> list:
+        return [{"RepoTags": [ref]} for ref in self.PATHS]
+
+    def images_named(self, name: str) -> list:
+        return []
+
+    def inspect_image(self, ref: str) -> dict:
+        return {"Os": "linux", "Architecture": "amd64"}
+
+    def path_kinds(self, ref: str):
+        import contextlib
+
+        return contextlib.nullcontext(lambda path: "file" if path in self.PATHS[ref] else None)
+
+
+def test_the_bootstrap_tool_is_made_from_a_debian_image_with_a_shell_and_apt() -> None:
+    # An 'extract' bootstrap of busybox-static is Debian's, but the tool's apt-get cannot run in it.
+    assert bootstrap.debian_on_engine(CandidatesEngine()) == "os-rootfs:1"  # type: ignore[arg-type]
