@@ -2,11 +2,17 @@
 
     python bench/benchmark.py [--rounds 3] [--no-cold] [--out bench/RESULTS.md]
     python bench/benchmark.py --issue19 [--before 2c5c619] [--cold-rounds 2] [--rounds 3]
+    flock /tmp/envctl-integration.lock python bench/benchmark.py --swarm [--rounds 3]
 
 With --issue19 it measures issue 19's "Done means" instead, this checkout against BEFORE
 (bench/issue19.py): the reference stack's cold `up` on fresh private engines, a one-file
 rebuild, and the 12-service warm `up` beside docker-compose; it writes RESULTS.md's issue-19
 section and docs/cold-before.svg, docs/cold-after.svg.
+
+With --swarm it measures issue 17's: the reference stack's warm `up` and `down` on the 3-node
+swarm lab (tests/integration/swarmlab.py) beside the host's engine, interleaved
+(bench/swarm_reference.py); it writes RESULTS.md's issue-17 section. Root, and the shared
+integration lock held, as the integration tests are run.
 
 Measures (medians over the rounds, and ratios):
 - warm `up` to all-ready of a 12-service topology in four dependency levels (HTTP servers
@@ -393,13 +399,29 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
     print(text)
 
 
+KEPT = ("issue-19", "issue-17")  # sections other modes write (--swarm, --issue19)
+
+
 def _kept_section(path: Path) -> str:
-    """Issue 19's section (written by --issue19), kept when the rest of the file is rewritten."""
-    begin, end = "<!-- issue-19: begin -->", "<!-- issue-19: end -->"
+    """The sections other modes wrote, kept when the rest of the file is rewritten."""
     current = path.read_text() if path.exists() else ""
-    if begin not in current or end not in current:
-        return ""
-    return "\n" + begin + current.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    kept = ""
+    for name in KEPT:
+        begin, end = f"<!-- {name}: begin -->", f"<!-- {name}: end -->"
+        if begin in current and end in current:
+            kept += "\n" + begin + current.split(begin, 1)[1].split(end, 1)[0] + end + "\n"
+    return kept
+
+
+def write_section(path: Path, text: str, begin: str, end: str) -> None:
+    """Put `text` (which starts with `begin` and ends with `end`) in place of that section, or at the end."""
+    current = path.read_text() if path.exists() else ""
+    if begin in current and end in current:
+        head, rest = current.split(begin, 1)
+        current = head + text.rstrip("\n") + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip("\n") + "\n\n" + text
+    path.write_text(current)
 
 
 def main() -> None:
@@ -408,6 +430,9 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the reference stack's cold up")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "RESULTS.md")
     parser.add_argument("--issue19", action="store_true", help="issue 19's before/after figures (bench/issue19.py)")
+    parser.add_argument("--swarm", action="store_true",
+                        help="issue 17's figures: the reference stack on the swarm lab beside the host's engine "
+                        "(bench/swarm_reference.py)")
     parser.add_argument("--before", default="2c5c619", help="with --issue19: the commit to compare with")
     parser.add_argument("--cold-rounds", type=int, default=2, help="with --issue19: cold ups per side")
     parser.add_argument("--warm-on", choices=("private", "host"), default="private",
@@ -419,6 +444,11 @@ def main() -> None:
         issue19.run(args.before, args.cold_rounds, args.rounds, args.out, "python bench/benchmark.py --issue19 "
                     f"--before {args.before} --cold-rounds {args.cold_rounds} --rounds {args.rounds} "
                     f"--warm-on {args.warm_on}", args.warm_on)
+        return
+    if args.swarm:
+        import swarm_reference  # imports this module
+        swarm_reference.run(args.rounds, args.out, "flock /tmp/envctl-integration.lock python bench/benchmark.py "
+                            f"--swarm --rounds {args.rounds}")
         return
     ensure_compose()
     client = docker.from_env()

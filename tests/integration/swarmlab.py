@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envctl.backend.engine import Engine
+from envctl.backend.engine import PROJECT, Engine
 from envctl.errors import EnvctlError
 
 ROOT = Path(os.environ.get("ENVCTL_SWARMLAB_DIR", "/tmp/envctl-swarmlab"))
@@ -122,6 +122,21 @@ class Lab:
     def node_hosts(self) -> dict[str, str]:
         """Each node's hostname -> its engine's address (for exec and per-node volumes)."""
         return {node_name(i): self.socket(i) for i in range(1, NODES + 1)}
+
+    def envctl_environment(self) -> dict[str, str]:
+        """envctl's variables for a run on the lab: its manager, its registry (as this engine and nodes reach it)."""
+        return {"DOCKER_HOST": self.manager, "ENVCTL_BACKEND": "swarm",
+                "ENVCTL_REGISTRY": f"{self.local_registry}/lab", "ENVCTL_SWARM_REGISTRY": f"{self.registry}/lab",
+                "ENVCTL_SWARM_NODES": ",".join(f"{k}={v}" for k, v in self.node_hosts().items())}
+
+    def untag_pushed(self, local: Engine, project: str) -> None:
+        """Remove the lab registry's names envctl gave `project`'s images on the local engine when pushing.
+
+        A second name only: each image keeps its own."""
+        for image in local.images({PROJECT: project}):
+            for tag in image.get("RepoTags") or []:
+                if tag.startswith(self.local_registry + "/"):
+                    local.remove_image(tag)
 
     def serve_tcp(self, index: int) -> str:
         """Node `index`'s engine at tcp://ADDRESS:2375 (an engine on another host, as the host sees it)."""

@@ -47,10 +47,7 @@ def built_images(swarm_lab: swarmlab.Lab) -> Iterator[None]:
     yield
     for project in PROJECTS:
         remove_images_since(local, project, before[project])
-        for image in local.images({eng.PROJECT: project}):
-            for tag in image.get("RepoTags") or []:
-                if tag.startswith(swarm_lab.local_registry + "/"):
-                    local.remove_image(tag)  # a second name only: the image keeps its own
+        swarm_lab.untag_pushed(local, project)
 
 
 BUILD_ON_LAB = "ENVCTL_SWARMLAB_BUILD_ON_LAB"  # "1": build on the lab's manager (no use of this machine's engine)
@@ -59,9 +56,7 @@ BUILD_ON_LAB = "ENVCTL_SWARMLAB_BUILD_ON_LAB"  # "1": build on the lab's manager
 @pytest.fixture
 def lab_env(swarm_lab: swarmlab.Lab, request: pytest.FixtureRequest) -> dict[str, str]:
     """envctl's environment for the lab: its manager, its registry (as this engine and the nodes reach it)."""
-    env = {"PATH": os.environ["PATH"], "DOCKER_HOST": swarm_lab.manager, "ENVCTL_BACKEND": "swarm",
-           "ENVCTL_REGISTRY": f"{swarm_lab.local_registry}/lab", "ENVCTL_SWARM_REGISTRY": f"{swarm_lab.registry}/lab",
-           "ENVCTL_SWARM_NODES": ",".join(f"{k}={v}" for k, v in swarm_lab.node_hosts().items())}
+    env = {"PATH": os.environ["PATH"], **swarm_lab.envctl_environment()}
     if os.environ.get(BUILD_ON_LAB) == "1":  # for working on the backend while the machine's engine is busy
         return {**env, "ENVCTL_BUILD_HOST": swarm_lab.manager, "ENVCTL_REGISTRY": f"{swarm_lab.registry}/lab"}
     request.getfixturevalue("built_images")
