@@ -357,15 +357,19 @@ class ImageBuilder:
         assert base.bootstrap is not None
         return f"{target.repository}-rootfs:" + self._hash(target, {"bootstrap": asdict(base.bootstrap)})
 
-    def _bootstrap(self, target: ImageTarget, base: Base) -> ResolvedImage:
-        ref = self._bootstrap_ref(target, base)
+    def _existing(self, target: ImageTarget, ref: str) -> ResolvedImage | None:
+        """`ref` if the engine has it (offered to the image cache) or the image cache does; else None."""
         image_id = self.engine.image_id(ref)
         if image_id is not None:
             self._to_cache(target, ref, built=False)
             return ResolvedImage(target.key, ref, image_id, built=False)
-        cached = self._from_cache(target, ref)
-        if cached is not None:
-            return cached
+        return self._from_cache(target, ref)
+
+    def _bootstrap(self, target: ImageTarget, base: Base) -> ResolvedImage:
+        ref = self._bootstrap_ref(target, base)
+        existing = self._existing(target, ref)
+        if existing is not None:
+            return existing
         spec, platform = base.bootstrap, self._platform_of(target)
         assert spec is not None
         self._emit(target, "bootstrap", f"{spec.distro} {spec.suite} for {platform} with {len(spec.packages)} packages"
@@ -411,13 +415,9 @@ class ImageBuilder:
             return ResolvedImage(target.key, raw.ref, raw.id, raw.built)
         data = bundle.read_bytes()
         ref = _ca_layer_ref(target, raw.id, data, self._platform_of(target))
-        image_id = self.engine.image_id(ref)
-        if image_id is not None:
-            self._to_cache(target, ref, built=False)
-            return ResolvedImage(target.key, ref, image_id, built=False)
-        cached = self._from_cache(target, ref)
-        if cached is not None:
-            return cached
+        existing = self._existing(target, ref)
+        if existing is not None:
+            return existing
         self._emit(target, "build", "trusting the host's CA bundle")
         repository, tag = ref.split(":")
         changes = [f"ENV {name}={CA_TARGET}" for name in CA_ENV]
