@@ -23,6 +23,9 @@ from .fielddiff import body_diff, limited, mapping_diff
 from .volatile import VolatileFields
 
 SUFFIXES = (".yaml", ".yml", ".json")
+# Matchers that read only the method and the URI's scheme, host, port and path: neither
+# scrubbing nor volatile fields change what they compare.
+ROUTE_MATCHERS = {"method", "path", "host", "port", "scheme"}
 
 
 def serializer_for(path: Path):
@@ -68,6 +71,7 @@ class Library:
         self.by_route: dict[tuple[str, str], list[Interaction]] | None = (
             {} if {"method", "path"} <= set(match_on) else None)
         self.allow_repeats = allow_repeats
+        self.route_only = set(match_on) <= ROUTE_MATCHERS
         self.volatile = volatile
         self.lock = threading.Lock()
         self.interactions: list[Interaction] = []
@@ -100,9 +104,16 @@ class Library:
             self.origins.setdefault(cassette, origin_of(request.uri))
             return self._add(cassette, request, response, self.origins[cassette], plays=1)
 
-    def incoming(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> dict[str, Request]:
-        """The request placed at each origin the cassettes were recorded from, for matching."""
+    def incoming(self, method: str, path: str, body: bytes | None, headers: dict[str, str],
+                 whole: bool = False) -> dict[str, Request]:
+        """The request placed at each origin the cassettes were recorded from, for matching.
+
+        When the matchers read only the route, that is all the request holds (replay speed: no
+        scrubbing, which could not change it); `whole` asks for all of it, scrubbed, to be shown.
+        """
         origins = set(self.origins.values()) or {self.fallback_origin}
+        if self.route_only and not whole:
+            return {o: Request(method, o + path, None, {}) for o in origins}
         return {o: self._key(Request(method, o + path, body, headers)) for o in origins}
 
     def _key(self, request: Request) -> Request:

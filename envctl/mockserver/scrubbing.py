@@ -4,7 +4,7 @@ Runs inside the mock container (standard library and vcrpy only).
 """
 from __future__ import annotations
 
-import copy
+import functools
 import gzip
 import json
 import re
@@ -42,7 +42,9 @@ class Scrubber:
         return name.lower() in self.headers or bool(SECRET_HEADER.search(name))
 
     def request(self, request: Request) -> Request:
-        request = copy.deepcopy(request)
+        # A copy, the caller's request left as it is (vcrpy's filters set whole attributes):
+        # cheaper than a deep copy, which the replay path would pay on every request.
+        request = Request(request.method, request.uri, request.body, dict(request.headers))
         secret = [(name, REDACTED) for name in list(request.headers) if self._secret_header(name)]
         request = filters.replace_headers(request, secret)
         request = filters.replace_query_parameters(request, [(name, REDACTED) for name in self.query])
@@ -89,12 +91,24 @@ class Scrubber:
         return raw
 
     def _json_bytes(self, raw: bytes) -> bytes:
+        if self._no_key_in(raw):
+            return raw
         try:
             data = json.loads(raw)
         except ValueError:
             return raw
         scrubbed = self._scrub_json(data)
         return raw if scrubbed == data else json.dumps(scrubbed).encode()
+
+    def _no_key_in(self, raw: bytes) -> bool:
+        """Whether `raw` surely names no secret key: ASCII without escapes, none of the keys in its text.
+
+        Then its JSON keys are its text as it is, and none can be a secret one: no need to parse it.
+        """
+        if not raw.isascii() or b"\\" in raw:
+            return False
+        lowered = raw.lower()
+        return not any(key.encode() in lowered for key in self.body_keys)
 
     def _scrub_json(self, value):
         if isinstance(value, dict):
@@ -128,6 +142,7 @@ class Scrubber:
 SCRUBBED_BODIES = ("json", "form", "multipart")
 
 
+@functools.lru_cache(maxsize=256)  # a mock sees the same few Content-Types again and again
 def _media_type(content_type: str) -> tuple[str, str | None]:
     """What kind of body a Content-Type announces (json, form, multipart, or other), and its boundary."""
     message = Message()
