@@ -175,3 +175,16 @@ def test_a_request_is_scrubbed_before_it_is_matched_so_todays_real_key_matches_t
     miss = mock.miss(mock.library.incoming("GET", "/v1/balance?api_key=sk_live_s3cr3t&currency=usd", None,
                                            {"Authorization": "Bearer sk_live_s3cr3t"}))
     assert "s3cr3t" not in json.dumps(miss) and 'query currency: recorded "eur", sent "usd"' in miss["closest"][0]["diff"]
+
+
+def test_a_route_only_mock_matches_unscrubbed_but_shows_a_miss_scrubbed(tmp_path: Path) -> None:
+    from envctl.mockserver.server import MockBehaviour
+
+    CassetteAppender(tmp_path / "c.yaml").append(Request("POST", f"{ORIGIN}/v1/mail", b"{}", {}), answer("{}"))
+    mock = MockBehaviour({"name": "p", "mode": "replay", "cassettes": str(tmp_path), "upstream": ORIGIN,
+                          "record_file": str(tmp_path / "p.yaml"), "match_on": ["method", "path"],
+                          "allow_repeats": True})
+    secret = ("/v1/mail?api_key=s3cr3t", b'{"password": "s3cr3t"}', {**JSON, "Authorization": "Bearer s3cr3t"})
+    assert mock.library.play(mock.library.incoming("POST", *secret)) is not None
+    miss = mock.miss(mock.library.incoming("PUT", *secret, whole=True))
+    assert "s3cr3t" not in json.dumps(miss) and '"password": "REDACTED"' in miss["request"]

@@ -53,3 +53,20 @@ def test_form_encoded_responses_are_scrubbed_compressed_or_not():
 def test_json_bodies_are_scrubbed_as_before():
     scrubbed = scrubber().request(post(b'{"user": "a", "auth": {"password": "pw"}}', "application/json"))
     assert b"pw" not in scrubbed.body and b'"user": "a"' in scrubbed.body
+
+
+def test_secret_keys_are_found_however_the_json_writes_them():
+    s = scrubber("cvc")
+    for raw in (b'{"pass\\u0077ord": "s3cr3t"}', b'{"PassWord": "s3cr3t"}', b'{"card": {"CVC": "s3cr3t"}}',
+                '{"password": "s3cr3t", "name": "Zoë"}'.encode(), b'[{"token": "s3cr3t"}]'):
+        assert b"s3cr3t" not in s.request(post(raw, "application/json")).body, raw
+    plain = b'{"amount": 1200, "note": "no secrets, and a key-like word: tokenless"}'
+    assert s.request(post(plain, "application/json")).body is plain  # the very bytes, not a copy
+
+
+def test_scrubbing_a_request_leaves_the_callers_request_as_it_was():
+    original = Request("POST", "http://upstream/v1?api_key=s3cr3t", b'{"password": "s3cr3t"}',
+                       {"Authorization": "Bearer s3cr3t", "Content-Type": "application/json"})
+    scrubber().request(original)
+    assert (original.uri, original.body, original.headers["Authorization"]) == (
+        "http://upstream/v1?api_key=s3cr3t", b'{"password": "s3cr3t"}', "Bearer s3cr3t")
