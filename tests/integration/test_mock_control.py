@@ -140,6 +140,21 @@ def test_faults_under_a_tests_control(stack) -> None:
     assert session().get(base + "/v1/status", timeout=10).status_code == 200
 
 
+def test_a_random_fault_repeats_with_its_seed(stack) -> None:
+    s = stack()
+    payments, base = s.mock("payments"), s.url("payments")
+
+    def draws(seed: int) -> list[int]:
+        payments.reset()
+        payments.fault(kind="status", status=503, path="/v1/status", times=None, probability=0.5, seed=seed)
+        return [session().get(base + "/v1/status", timeout=10).status_code for _ in range(16)]
+
+    first = draws(7)
+    assert set(first) == {200, 503}  # random: some requests fail, some do not
+    assert draws(7) == first  # the same seed, the same requests fail
+    assert draws(8) != first
+
+
 def test_recorded_latency_is_replayed_when_asked(mock_dir: Path, recorded_elsewhere: Path, stack) -> None:
     slow = response(200, b'{"slow": true}', {"Content-Type": ["application/json"]})
     slow["envctl"] = {"latency_ms": 500}

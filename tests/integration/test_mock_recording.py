@@ -13,7 +13,8 @@ from envctl.runtime import teardown
 from envctl.backend.engine import Engine
 from envctl.mocks.report import MockReport
 from tests.integration.conftest import envctl
-from tests.integration.test_mocks import CALLS, call, load, mock_dir, mock_url  # noqa: F401 - mock_dir is a fixture
+from tests.integration.test_mocks import (  # noqa: F401 - mock_dir is a fixture
+    CALLS, CANARY, call, load, mock_dir, mock_url, session)
 
 pytestmark = pytest.mark.integration
 
@@ -77,3 +78,54 @@ def test_drift_names_the_field_the_upstream_changed(mock_dir: Path, engine: Engi
     assert charge["diff"] == ['$.status: recorded "succeeded", now "pending"']  # that field, and only it
     assert events["diff"] == []
     assert "1 of 2 interaction(s) drifted" in text.stdout and '$.status: recorded "succeeded", now "pending"' in text.stdout
+
+
+VOLATILE = ("    volatile: {query: [ts], form: [nonce], json: [$.sent_at], headers: [Idempotency-Key],\n"
+            "               recorded_as: placeholder}")
+
+
+def cli_session(mock_dir: Path, flags: list[str], calls) -> None:
+    """One `envctl up FLAGS upstream` from the command line, `calls(base)` made, then `envctl down`."""
+    envctl(["up", *flags, "upstream"], mock_dir, {})
+    try:
+        calls("http://" + envctl(["port", "payments"], mock_dir, {}).stdout.strip())
+    finally:
+        envctl(["down"], mock_dir, {})
+
+
+def send_volatile(base: str, run: int) -> None:
+    """A charge and a token request whose volatile fields differ in every run; the secrets do not matter."""
+    s = session()
+    charge = s.post(f"{base}/v1/charges?ts={run}&currency=eur", timeout=10,
+                    json={"amount": 1200, "source": "tok_visa", "sent_at": f"2026-11-2{run}"},
+                    headers={"Idempotency-Key": f"key-{run}", "Authorization": f"Bearer {CANARY}-{run}"})
+    assert charge.status_code == 201
+    token = s.post(f"{base}/oauth/token", timeout=10,
+                   data={"grant_type": "client_credentials", "client_id": "shop", "nonce": f"n-{run}"})
+    assert token.status_code == 200
+
+
+def test_record_missing_from_the_cli_matches_volatile_fields_and_records_their_placeholders(mock_dir: Path) -> None:
+    topology_file = mock_dir / "envctl.yaml"
+    topology_file.write_text(topology_file.read_text().replace(
+        "    match_on: [method, path, query, body]", "    match_on: [method, path, query, body]\n" + VOLATILE))
+    cassette = mock_dir / "cassettes" / "payments" / "payments.yaml"
+
+    cli_session(mock_dir, ["--record-missing-all"], lambda base: send_volatile(base, 1))
+    first = cassette.read_text()
+    assert recorded_paths(cassette) == ["POST /v1/charges", "POST /oauth/token"]
+    (charge, token), _ = deserialize(first, yamlserializer)
+    assert dict(charge.query) == {"ts": "<volatile>", "currency": "eur"}  # placeholders, not the values sent
+    assert json.loads(charge.body)["sent_at"] == "<volatile>" and charge.headers["Idempotency-Key"] == "<volatile>"
+    assert "nonce=%3Cvolatile%3E" in token.body.decode() and "client_id=shop" in token.body.decode()
+    assert CANARY not in first and charge.headers["Authorization"] == "REDACTED"  # scrubbed as `--record` scrubs
+
+    def second_run(base: str) -> None:
+        send_volatile(base, 2)  # other values in every volatile field: replayed, not recorded again
+        assert call(base, *CALLS[3])[0] == 200  # the one miss: proxied and appended
+
+    cli_session(mock_dir, ["--record-missing", "payments"], second_run)
+    after = cassette.read_text()
+    assert after.startswith(first[: -len(CLOSING)])  # the first session's bytes untouched: the diff only adds
+    assert recorded_paths(cassette) == ["POST /v1/charges", "POST /oauth/token", "GET /v1/events"]
+    assert CANARY not in after

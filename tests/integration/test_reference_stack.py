@@ -162,6 +162,41 @@ def test_a_declined_payment_leaves_stock_unreserved(shop: Topology, gateway: str
     assert statuses == ["payment_failed"]
 
 
+# The README's mock section, as it is written there: a test asserting on what the shop sent the
+# payment provider, and a fault injected for one test.
+@pytest.fixture
+def payments(envctl_stack: Stack):
+    mock = envctl_stack.mock("payment-provider")
+    mock.reset()  # this test sees only its own requests
+    return mock
+
+
+@pytest.fixture
+def shopper(shop: Topology, gateway: str) -> Client:
+    """A shopper signed in, with two mugs (25.00 EUR) in the cart."""
+    client = Client(gateway)
+    client.sign_up_and_log_in(f"shopper-{time.monotonic_ns()}@example.com")
+    assert client("POST", "/cart/items", json={"sku": "mug", "qty": 2}).status_code == 201
+    return client
+
+
+def test_an_order_charges_the_basket_total(shopper: Client, payments) -> None:
+    order = shopper("POST", "/orders", json={"payment_source": "tok_visa"})
+    (charge,) = payments.verify(method="POST", path="/v1/charges", count=1,
+                                form={"amount": "2500", "currency": "eur"})  # a subset of the form body
+    assert charge.header("Idempotency-Key") == order.json()["ref"]  # what was sent, whole
+    assert charge.header("Authorization") == "REDACTED"  # and scrubbed
+
+
+def test_a_provider_outage_fails_the_order_and_keeps_the_stock(shopper: Client, payments) -> None:
+    before = shopper.stock("mug")
+    payments.fault(kind="status", status=503, method="POST", path="/v1/charges", times=1)
+    order = shopper("POST", "/orders", json={"payment_source": "tok_visa"})
+    assert order.status_code == 402 and order.json()["status"] == "payment_failed"
+    assert shopper.stock("mug") == before  # the reservation was released
+    assert [r.outcome for r in payments.requests(method="POST", path="/v1/charges")] == ["fault: status"]
+
+
 def test_every_app_image_shares_the_base_layers(shop: Topology, engine: Engine) -> None:
     images = ImageBuilder(shop, engine).ensure()  # all present: resolves the refs, builds nothing
     assert not any(image.built for image in images.values())
