@@ -26,6 +26,7 @@ SUFFIXES = (".yaml", ".yml", ".json")
 # Matchers that read only the method and the URI's scheme, host, port and path: neither
 # scrubbing nor volatile fields change what they compare.
 ROUTE_MATCHERS = {"method", "path", "host", "port", "scheme"}
+MAX_REMEMBERED = 4096  # distinct requests whose matches are remembered; then it starts again
 
 
 def serializer_for(path: Path):
@@ -75,6 +76,10 @@ class Library:
         self.volatile = volatile
         self.lock = threading.Lock()
         self.interactions: list[Interaction] = []
+        # What each request seen before matched, by what matching compares (replay speed: vcrpy's
+        # body matcher builds a diff for every interaction that does not match). Matching is a
+        # pure function of the two requests, so the answer holds until an interaction is added.
+        self.matched: dict[tuple, list[Interaction]] = {}
         self.origins: dict[str, str] = {}  # cassette name -> origin it is matched at
         self.fallback_origin = fallback_origin
         for path in files:
@@ -94,6 +99,7 @@ class Library:
         interaction = Interaction(cassette, index, request, response, self._key(request), origin,
                                   plays, _recorded_latency(response))
         self.interactions.append(interaction)
+        self.matched.clear()  # a request seen before could match the new one too
         if self.by_route is not None:
             self.by_route.setdefault(_route(interaction.key), []).append(interaction)
         return interaction
@@ -127,18 +133,27 @@ class Library:
     def play(self, at: dict[str, Request]) -> Interaction | None:
         """The first unplayed match; with repeats allowed, then the first match again."""
         with self.lock:
-            first_played = None
-            for interaction in self._candidates(at):
-                if not vcr.matchers.requests_match(at[interaction.origin], interaction.key, self.matchers):
-                    continue
+            matches = self._matches(at)
+            for interaction in matches:
                 if interaction.plays == 0:
                     interaction.plays = 1
                     return interaction
-                first_played = first_played or interaction
-            if first_played is not None and self.allow_repeats:
-                first_played.plays += 1
-                return first_played
+            if matches and self.allow_repeats:
+                matches[0].plays += 1
+                return matches[0]
         return None
+
+    def _matches(self, at: dict[str, Request]) -> list[Interaction]:
+        """Every interaction `at` matches, in cassette order (the caller holds the lock)."""
+        seen = tuple(sorted((origin, _fingerprint(key)) for origin, key in at.items()))
+        matches = self.matched.get(seen)
+        if matches is None:
+            matches = [interaction for interaction in self._candidates(at)
+                       if vcr.matchers.requests_match(at[interaction.origin], interaction.key, self.matchers)]
+            if len(self.matched) >= MAX_REMEMBERED:
+                self.matched.clear()
+            self.matched[seen] = matches
+        return matches
 
     def closest(self, at: dict[str, Request], limit: int = 3) -> list[tuple[Interaction, dict[str, str]]]:
         """The interactions most like the request, each with why it did not match."""
@@ -159,6 +174,13 @@ class Library:
         with self.lock:
             for interaction in self.interactions:
                 interaction.plays = 0
+
+
+def _fingerprint(request: Request) -> tuple:
+    """All a matcher can read of a request: equal fingerprints, equal answers from every matcher."""
+    body = request.body
+    return (request.method, request.uri, body.getvalue() if hasattr(body, "getvalue") else body,
+            tuple(request.headers.items()))
 
 
 def _route(request: Request) -> tuple[str, str]:

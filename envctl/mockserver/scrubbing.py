@@ -46,7 +46,8 @@ class Scrubber:
         # cheaper than a deep copy, which the replay path would pay on every request.
         request = Request(request.method, request.uri, request.body, dict(request.headers))
         secret = [(name, REDACTED) for name in list(request.headers) if self._secret_header(name)]
-        request = filters.replace_headers(request, secret)
+        if secret:
+            request = filters.replace_headers(request, secret)
         request = filters.replace_query_parameters(request, [(name, REDACTED) for name in self.query])
         if request.body:
             request.body = self._body(request.body, request.headers.get("Content-Type") or "")
@@ -91,7 +92,7 @@ class Scrubber:
         return raw
 
     def _json_bytes(self, raw: bytes) -> bytes:
-        if self._no_key_in(raw):
+        if raw.isascii() and b"\\" not in raw and self._no_key_in(raw):  # its keys are its text as it is
             return raw
         try:
             data = json.loads(raw)
@@ -100,14 +101,13 @@ class Scrubber:
         scrubbed = self._scrub_json(data)
         return raw if scrubbed == data else json.dumps(scrubbed).encode()
 
-    def _no_key_in(self, raw: bytes) -> bool:
-        """Whether `raw` surely names no secret key: ASCII without escapes, none of the keys in its text.
+    def _no_key_in(self, text: bytes) -> bool:
+        """Whether none of the secret keys is in `text`: an ASCII body as its parser would read it.
 
-        Then its JSON keys are its text as it is, and none can be a secret one: no need to parse it.
+        When the keys are in the body as they are (ASCII, no escapes), none can be a secret one
+        unless its name is in the text: no need to parse it (replay speed).
         """
-        if not raw.isascii() or b"\\" in raw:
-            return False
-        lowered = raw.lower()
+        lowered = text.lower()
         return not any(key.encode() in lowered for key in self.body_keys)
 
     def _scrub_json(self, value):
@@ -118,6 +118,8 @@ class Scrubber:
         return value
 
     def _form_bytes(self, raw: bytes) -> bytes:
+        if raw.isascii() and b"%" not in raw and self._no_key_in(raw.replace(b"+", b" ")):  # parse_qsl's '+'
+            return raw
         try:
             fields = parse_qsl(raw.decode(), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError):

@@ -188,3 +188,19 @@ def test_a_route_only_mock_matches_unscrubbed_but_shows_a_miss_scrubbed(tmp_path
     assert mock.library.play(mock.library.incoming("POST", *secret)) is not None
     miss = mock.miss(mock.library.incoming("PUT", *secret, whole=True))
     assert "s3cr3t" not in json.dumps(miss) and '"password": "REDACTED"' in miss["request"]
+
+
+def test_a_request_seen_before_plays_as_the_first_time_and_an_interaction_recorded_since_counts(
+        tmp_path: Path) -> None:
+    library = library_with(tmp_path, VolatileFields())
+    CassetteAppender(tmp_path / "c.yaml").append(charge(1200, "key-1"), answer('{"id": "ch_2"}'))
+    library = Library([tmp_path / "c.yaml"], MATCH_ON, False, VolatileFields(), ORIGIN)
+    same = charge(1200, "key-1")
+    played = [library.play(incoming(library, same)) for _ in range(3)]
+    assert [p and p.index for p in played] == [0, 1, None]  # each recorded copy once, then none
+
+    other = charge(700, "key-9")
+    assert library.play(incoming(library, other)) is None
+    library.add_recorded("c.yaml", library.scrub(other), answer('{"id": "ch_3"}'))
+    library.reset()
+    assert library.play(incoming(library, other)).index == 2  # remembered misses do not hide it

@@ -70,3 +70,12 @@ def test_scrubbing_a_request_leaves_the_callers_request_as_it_was():
     scrubber().request(original)
     assert (original.uri, original.body, original.headers["Authorization"]) == (
         "http://upstream/v1?api_key=s3cr3t", b'{"password": "s3cr3t"}', "Bearer s3cr3t")
+
+
+def test_secret_form_fields_are_found_however_the_form_writes_them():
+    s = scrubber("my secret")
+    for raw in (b"client_%73ecret=s3cr3t&a=1", b"CLIENT_SECRET=s3cr3t", b"my+secret=s3cr3t", b"my%20secret=s3cr3t",
+                "password=s3cr3t&name=Zo\u00eb".encode()):
+        assert b"s3cr3t" not in s.request(post(raw, FORM)).body, raw
+    plain = b"amount=1250&currency=eur&source=tok_visa&note=tokenless+secretary"
+    assert s.request(post(plain, FORM)).body is plain
