@@ -204,3 +204,22 @@ def test_a_request_seen_before_plays_as_the_first_time_and_an_interaction_record
     library.add_recorded("c.yaml", library.scrub(other), answer('{"id": "ch_3"}'))
     library.reset()
     assert library.play(incoming(library, other)).index == 2  # remembered misses do not hide it
+
+
+def test_the_mock_server_uses_vcrpy_through_its_public_modules_only() -> None:
+    import ast
+
+    public = {"vcr.matchers", "vcr.request", "vcr.filters", "vcr.serialize", "vcr.serializers",
+              "vcr.persisters.filesystem"}
+    used = set()
+    for path in (Path(__file__).parents[2] / "envctl" / "mockserver").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "vcr":
+                used |= {f"{node.module}.{a.name}" if node.module == "vcr" else node.module for a in node.names}
+                assert not [a.name for a in node.names if a.name.startswith("_")], path.name
+            elif isinstance(node, ast.Import):
+                used |= {a.name for a in node.names if a.name.split(".")[0] == "vcr"}
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+                assert not (isinstance(node.value, ast.Attribute) and ast.unparse(node.value).startswith("vcr.")), \
+                    f"{path.name}: {ast.unparse(node)}"
+    assert used and used <= public, used - public
