@@ -369,7 +369,7 @@ def write_results(path: Path, results: dict, rounds: int) -> None:
     print(text)
 
 
-KEPT = ("issue-19", "issue-17")  # sections other modes write (--swarm, --issue19)
+KEPT = ("issue-19", "issue-17", "issue-18")  # sections other modes write (--swarm, --issue19, mock_replay.py)
 
 
 def _kept_section(path: Path) -> str:
