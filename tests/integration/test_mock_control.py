@@ -106,6 +106,19 @@ def test_tests_ask_what_was_sent_verify_it_and_reset_the_mock(stack) -> None:
     assert payments.requests() == [] and payments.unmatched == [] and not payments.played
 
 
+def test_the_journal_is_bounded_and_says_what_it_left_out(stack) -> None:
+    s = stack()
+    base, client = s.url("payments"), session()
+    for _ in range(2003):
+        assert client.get(base + "/v1/status", timeout=10).status_code == 200
+    big = client.post(base + "/v1/charges", json={"amount": 1200, "note": "x" * 70_000}, timeout=10)
+    assert big.status_code == UNMATCHED_STATUS
+    answer = client.get(base + "/__envctl/requests", timeout=10).json()
+    assert len(answer["requests"]) == 2000 and answer["dropped"] == 4  # the oldest went first
+    last = answer["requests"][-1]
+    assert last["body_truncated"] and len(last["body"]) == 64 * 1024 and last["json"] is None
+
+
 def test_the_mock_runs_the_vcrpy_the_host_pins(stack) -> None:
     from importlib.metadata import version
 
