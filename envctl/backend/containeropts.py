@@ -118,6 +118,7 @@ def options_fields(options: ContainerOptions) -> dict[str, Any]:
         value = getattr(options, key)
         if value:
             host[key] = value
+    cluster = _cluster_only(options)
     return {
         "host_options": host,
         "extra_hosts": dict(options.extra_hosts),
@@ -126,7 +127,15 @@ def options_fields(options: ContainerOptions) -> dict[str, Any]:
         "domainname": options.domainname,
         "stdin_open": options.stdin_open,
         "tty": options.tty,
+        **({"cluster": cluster} if cluster else {}),  # only when set: a spec's config hash stays as it was
     }
+
+
+def _cluster_only(options: ContainerOptions) -> dict[str, Any]:
+    """What a swarm's scheduler honours and one engine ignores (as docker compose does): placement, CPU reservation."""
+    found = {"constraints": list(options.placement), "spread": list(options.placement_spread),
+             "cpu_reservation": options.cpu_reservation}
+    return {key: value for key, value in found.items() if value}
 
 
 def docker_mount(topology: Topology, run: str, mount: Mount) -> eng.Mount:

@@ -154,6 +154,7 @@ class ContainerSpec:
     user_labels: dict[str, str] = field(default_factory=dict)  # the file's labels; envctl's own win
     stdin_open: bool = False
     tty: bool = False
+    cluster: dict[str, Any] = field(default_factory=dict)  # what only a cluster scheduler honours; one engine ignores it
 
 
 @dataclass(frozen=True)
@@ -835,6 +836,14 @@ class ServiceSpec:
     volume_labels: dict[str, str] = field(default_factory=dict)  # on the volumes the nodes create for it
     task_labels: dict[str, str] = field(default_factory=dict)  # on its tasks' containers (not the run's own:
     # those would make each node's engine see the run's containers, and a local `down` remove them)
+    constraints: tuple[str, ...] = ()  # placement constraints, e.g. "node.labels.zone == eu"
+    spread: tuple[str, ...] = ()  # spread preferences' descriptors, e.g. "node.labels.zone"
+    resources: dict[str, int] = field(default_factory=dict)  # cpu_limit, cpu_reservation (nano CPUs),
+    # mem_limit, mem_reservation (bytes), pids_limit
+    runtime: dict[str, Any] = field(default_factory=dict)  # the task container's: cap_add, cap_drop, sysctls,
+    # read_only, tty, open_stdin (docker.types.ContainerSpec's argument names)
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # name, soft, hard
+    log_driver: tuple[str, dict[str, str]] | None = None  # name, options
 
     @property
     def name(self) -> str:
@@ -857,14 +866,27 @@ def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
         workdir=c.working_dir, user=c.user, labels={**c.user_labels, **spec.task_labels}, mounts=mounts or None,
         stop_grace_period=int(c.stop_timeout * 1e9), stop_signal=c.stop_signal, init=c.init,
         healthcheck=docker.types.Healthcheck(**c.healthcheck) if c.healthcheck else None,
-        hosts=c.extra_hosts or None)
+        hosts=c.extra_hosts or None, **spec.runtime)
+    if spec.ulimits:  # API 1.41; the SDK has no argument for it
+        container["Ulimits"] = [{"Name": name, "Soft": soft, "Hard": hard} for name, soft, hard in spec.ulimits]
     networks = [docker.types.NetworkAttachmentConfig(c.network, aliases=[c.alias, *c.aliases])]
     networks += [docker.types.NetworkAttachmentConfig(n, aliases=a) for n, a in c.other_networks.items()]
     return docker.types.TaskTemplate(
         container, networks=networks,
         restart_policy=docker.types.RestartPolicy(condition=spec.restart, delay=0),
-        resources=docker.types.Resources(mem_limit=c.mem_limit) if c.mem_limit else None,
-        placement=docker.types.Placement(maxreplicas=spec.max_per_node) if spec.max_per_node else None)
+        resources=_service_resources(spec.resources),
+        log_driver=docker.types.DriverConfig(*spec.log_driver) if spec.log_driver else None,
+        placement=docker.types.Placement(constraints=list(spec.constraints) or None,
+                                         preferences=[("spread", s) for s in spec.spread] or None,
+                                         maxreplicas=spec.max_per_node or None))
+
+
+def _service_resources(wanted: dict[str, int]) -> docker.types.Resources | None:
+    pids = wanted.get("pids_limit")
+    resources = docker.types.Resources(**{k: v for k, v in wanted.items() if k != "pids_limit"})
+    if pids:  # API 1.41; the SDK has no argument for it
+        resources.setdefault("Limits", {})["Pids"] = pids
+    return resources or None
 
 
 def _service_mount(mount: Mount, volume_labels: dict[str, str]) -> dict[str, Any]:

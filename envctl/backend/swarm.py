@@ -26,10 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from envctl.backend import engine as eng
+from envctl.backend import engine as eng, swarmopts
 from envctl.backend.engine import ContainerSpec, ContainerState, Engine, ServicePort, ServiceSpec
-from envctl.errors import EnvctlError
+from envctl.errors import EnvctlError, TopologyError
 from envctl.topology.imageref import RegistryLocation
+from envctl.topology.model import Topology
 
 NODES_ENV = "ENVCTL_SWARM_NODES"  # hostname=DOCKER_HOST,...: nodes' engines, for exec and per-node volumes
 PULL_REGISTRY_ENV = "ENVCTL_SWARM_REGISTRY"  # the registry as the nodes reach it, when not as envctl does
@@ -41,11 +42,6 @@ TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
-# `restart: no` (the default) is "on-failure" on a swarm: with "none", Swarm would not replace
-# the task of a node that was lost. A job that exits 0 is still done; one that crashes is
-# started again (its earlier failure is in `status`' detail).
-_RESTART = {"no": "on-failure", "": "on-failure", "on-failure": "on-failure", "always": "any",
-            "unless-stopped": "any"}
 UNPLACEABLE = "no suitable node"  # how the scheduler says a task cannot be placed (and why, after it)
 NODES_FRESH = 1.0  # seconds the nodes' list (and their states) is trusted
 
@@ -141,16 +137,22 @@ class SwarmBackend:
 
     def service_spec(self, spec: ContainerSpec) -> ServiceSpec:
         """`spec` as a swarm service: its image in the registry, dnsrr, host-mode ports, at 0 replicas."""
-        restart = _RESTART.get(str((spec.host_options.get("restart_policy") or {}).get("Name") or ""), "on-failure")
         ports = tuple(ServicePort(int(key.partition("/")[0]), host, key.partition("/")[2] or "tcp")
                       for key, (_, host) in spec.ports.items())
         container = dataclasses.replace(
-            spec, image=self.pushed(spec.image),
+            spec, image=self.pushed(spec.image), mounts=[*spec.mounts, *swarmopts.extra_mounts(spec)],
             hostname=spec.hostname or "{{.Node.Hostname}}-" + spec.alias,  # logs and replies say where
             open_stdin=False)
         run_labels = {k: v for k, v in spec.labels.items() if k in (eng.MANAGED, eng.PROJECT, eng.RUN)}
-        return ServiceSpec(container, replicas=0, restart=restart, ports=ports, max_per_node=1 if ports else 0,
-                           volume_labels=run_labels, task_labels={TASK_OF: spec.name})
+        return ServiceSpec(container, replicas=0, restart=swarmopts.restart_condition(spec), ports=ports,
+                           max_per_node=1 if ports else 0, volume_labels=run_labels, task_labels={TASK_OF: spec.name},
+                           **swarmopts.service_options(spec))
+
+    def check(self, topology: Topology, services: list[str]) -> None:
+        """Stop before anything is created if a service asks what a swarm service cannot do."""
+        problems = swarmopts.refused(topology, services)
+        if problems:
+            raise TopologyError(problems)
 
     def start(self, container_id: str, what: str) -> None:
         self.manager.scale_service(container_id, 1)
@@ -262,9 +264,13 @@ class SwarmBackend:
         tasks = self.manager.service_tasks(service_id)
         if not tasks:
             return Task("created", None, None, False, None, None, "", {})
-        # The newest task the swarm wants running, else the newest of all (a finished job's).
+        # The newest task the swarm wants running, else the newest of all (a finished job's); but while
+        # that one does not run, one that failed says why (its replacement would hide a crash until it too fails).
         wanted = [t for t in tasks if t.get("DesiredState") == "running"] or tasks
-        task = max(wanted, key=lambda t: (t.get("Version") or {}).get("Index", 0))
+        task = _newest(wanted)
+        failed = [t for t in tasks if (t.get("Status") or {}).get("State") == "failed"]
+        if failed and (task.get("Status") or {}).get("State") != "running":
+            task = _newest(failed)
         status = task.get("Status") or {}
         node, address, down = self._node(task.get("NodeID"))
         container = status.get("ContainerStatus") or {}
@@ -301,6 +307,10 @@ class SwarmBackend:
             raise EnvctlError(f"its task runs on node '{task.node}', whose engine envctl cannot reach",
                               fix=f"name the nodes' engines in ${NODES_ENV} (HOSTNAME=DOCKER_HOST,...)")
         return self._node_engine(task.node), task.container
+
+
+def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(tasks, key=lambda t: (t.get("Version") or {}).get("Index", 0))
 
 
 def _status(task: Task, healthcheck: bool) -> tuple[str, str | None]:
