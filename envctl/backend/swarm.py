@@ -41,6 +41,7 @@ TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
 
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
+_STARTING = {"assigned", "accepted", "preparing", "ready", "starting"}  # on a node, its container on the way
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
 UNPLACEABLE = "no suitable node"  # how the scheduler says a task cannot be placed (and why, after it)
 NODES_FRESH = 1.0  # seconds the nodes' list (and their states) is trusted
@@ -210,6 +211,7 @@ class SwarmBackend:
 
         A node's agent removes a removed service's containers only seconds later (about 8 s in
         the lab); envctl stops and removes them itself, on the nodes it can reach, and waits."""
+        self._stop_starting(container_id, grace)
         self.manager.remove_service(container_id)
         engines = [self.manager, *self._node_engines()]
         for engine in engines:
@@ -222,6 +224,17 @@ class SwarmBackend:
                 raise EnvctlError(f"the tasks of service {container_id[:12]} were still on their nodes after "
                                   f"{grace + REMOVAL_PATIENCE:g}s", fix="look at 'docker service ps' on the manager")
             time.sleep(0.2)
+
+    def _stop_starting(self, service_id: str, grace: int) -> None:
+        """Scale to 0, and wait until no task is being started: one a node starts as its service goes
+        (a crash-looping task's replacement) would leave its container behind, unseen by the removal."""
+        with contextlib.suppress(EnvctlError):  # gone already
+            self.manager.scale_service(service_id, 0)
+            deadline = time.monotonic() + grace + REMOVAL_PATIENCE
+            while time.monotonic() < deadline and any(
+                    (t.get("Status") or {}).get("State") in _STARTING and not self._node(t.get("NodeID"))[2]
+                    for t in self.manager.service_tasks(service_id)):
+                time.sleep(0.1)
 
     def remove_network(self, network_id: str) -> None:
         """Remove the overlay, and wait until the swarm lets go of it.
