@@ -161,14 +161,14 @@ def _grants(topology: Topology, service: Service, directory: Path, write: bool =
 
     A bind, not a copy into the container: a read-only container takes no copies."""
     mounts: list[eng.Mount] = []
-    for grant, source in [*((g, topology.secrets.get(g.source)) for g in service.secrets),
-                          *((g, topology.configs.get(g.source)) for g in service.configs)]:
+    for kind, grant, source in [*(("secret", g, topology.secrets.get(g.source)) for g in service.secrets),
+                                *(("config", g, topology.configs.get(g.source)) for g in service.configs)]:
         if source is None:
             continue
         file = getattr(source, "file", None)
         if file is None or grant.uid is not None or grant.gid is not None or grant.mode is not None:
             file = _write_grant(directory, grant, _grant_bytes(source)) if write else _grant_path(directory, grant)
-        mounts.append(eng.Mount(grant.target, str(file), type="bind", read_only=True))
+        mounts.append(eng.Mount(grant.target, str(file), type="bind", read_only=True, grant=kind))
     return mounts
 
 

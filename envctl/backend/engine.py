@@ -112,6 +112,7 @@ class Mount:
     subpath: str | None = None  # a volume's
     tmpfs_size: int | str | None = None
     tmpfs_mode: int | None = None
+    grant: str | None = None  # "secret", "config": a granted file (a cluster carries it itself, not as a bind)
 
     def as_api(self) -> dict[str, Any]:
         """The engine API's form (the options only where set, so a plain mount's form never changes)."""
@@ -810,9 +811,42 @@ class Engine:
                 return b"" if not follow else iter(())
         return _translated_stream(output) if follow else b"".join(_translated_stream(output))
 
+    def create_swarm_file(self, kind: str, name: str, data: bytes, labels: dict[str, str]) -> str:
+        """A swarm secret or config (`kind`): its id; the one of that name when it exists (its name says its content)."""
+        create, listing = ((self.api.create_secret, self.api.secrets) if kind == "secret" else
+                           (self.api.create_config, self.api.configs))
+        with _translated(f"cannot create the swarm {kind} {name}"):
+            found = [f for f in listing(filters={"name": name}) if f["Spec"]["Name"] == name]
+            return found[0]["ID"] if found else create(name, data, labels=labels)["ID"]
+
+    def swarm_files(self, kind: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The swarm secrets or configs (`kind`) carrying all of `labels`."""
+        return self._call(self.api.secrets if kind == "secret" else self.api.configs,
+                          filters={"label": label_filter(labels)})
+
+    def remove_swarm_file(self, kind: str, file_id: str) -> None:
+        with _translated(f"cannot remove swarm {kind} {file_id[:12]}"):
+            try:
+                (self.api.remove_secret if kind == "secret" else self.api.remove_config)(file_id)
+            except docker.errors.NotFound:
+                pass
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with _translated():
             return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class SwarmFile:
+    """A secret or config on the swarm, granted to a service's tasks as a file."""
+
+    kind: str  # secret, config
+    id: str
+    name: str
+    target: str  # the path in the task's container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
 
 
 @dataclass(frozen=True)
@@ -844,6 +878,7 @@ class ServiceSpec:
     # read_only, tty, open_stdin (docker.types.ContainerSpec's argument names)
     ulimits: tuple[tuple[str, int, int], ...] = ()  # name, soft, hard
     log_driver: tuple[str, dict[str, str]] | None = None  # name, options
+    files: tuple[SwarmFile, ...] = ()  # secrets and configs, at their targets
 
     @property
     def name(self) -> str:
@@ -866,7 +901,8 @@ def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
         workdir=c.working_dir, user=c.user, labels={**c.user_labels, **spec.task_labels}, mounts=mounts or None,
         stop_grace_period=int(c.stop_timeout * 1e9), stop_signal=c.stop_signal, init=c.init,
         healthcheck=docker.types.Healthcheck(**c.healthcheck) if c.healthcheck else None,
-        hosts=c.extra_hosts or None, **spec.runtime)
+        hosts=c.extra_hosts or None, secrets=_file_references(spec.files, "secret"),
+        configs=_file_references(spec.files, "config"), **spec.runtime)
     if spec.ulimits:  # API 1.41; the SDK has no argument for it
         container["Ulimits"] = [{"Name": name, "Soft": soft, "Hard": hard} for name, soft, hard in spec.ulimits]
     networks = [docker.types.NetworkAttachmentConfig(c.network, aliases=[c.alias, *c.aliases])]
@@ -879,6 +915,12 @@ def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
         placement=docker.types.Placement(constraints=list(spec.constraints) or None,
                                          preferences=[("spread", s) for s in spec.spread] or None,
                                          maxreplicas=spec.max_per_node or None))
+
+
+def _file_references(files: tuple[SwarmFile, ...], kind: str) -> list[Any] | None:
+    reference = docker.types.SecretReference if kind == "secret" else docker.types.ConfigReference
+    return [reference(f.id, f.name, filename=f.target, uid=str(f.uid), gid=str(f.gid), mode=f.mode)
+            for f in files if f.kind == kind] or None
 
 
 def _service_resources(wanted: dict[str, int]) -> docker.types.Resources | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.backend import engine as eng, swarmopts
-from envctl.backend.engine import ContainerSpec, ContainerState, Engine, ServicePort, ServiceSpec
+from envctl.backend.engine import ContainerSpec, ContainerState, Engine, Mount, ServicePort, ServiceSpec, SwarmFile
 from envctl.errors import EnvctlError, TopologyError
 from envctl.topology.imageref import RegistryLocation
 from envctl.topology.model import Topology
@@ -141,13 +142,28 @@ class SwarmBackend:
         ports = tuple(ServicePort(int(key.partition("/")[0]), host, key.partition("/")[2] or "tcp")
                       for key, (_, host) in spec.ports.items())
         container = dataclasses.replace(
-            spec, image=self.pushed(spec.image), mounts=[*spec.mounts, *swarmopts.extra_mounts(spec)],
+            spec, image=self.pushed(spec.image),
+            mounts=[*(m for m in spec.mounts if not m.grant), *swarmopts.extra_mounts(spec)],
             hostname=spec.hostname or "{{.Node.Hostname}}-" + spec.alias,  # logs and replies say where
             open_stdin=False)
         run_labels = {k: v for k, v in spec.labels.items() if k in (eng.MANAGED, eng.PROJECT, eng.RUN)}
         return ServiceSpec(container, replicas=0, restart=swarmopts.restart_condition(spec), ports=ports,
                            max_per_node=1 if ports else 0, volume_labels=run_labels, task_labels={TASK_OF: spec.name},
+                           files=tuple(self._granted(spec, m, run_labels) for m in spec.mounts if m.grant),
                            **swarmopts.service_options(spec))
+
+    def _granted(self, spec: ContainerSpec, mount: Mount, run_labels: dict[str, str]) -> SwarmFile:
+        """A granted file (secret, config) as a swarm one of the run: the nodes need nothing of this machine's.
+
+        Its name says its service, target and content, so an unchanged one is used again; it goes with
+        the run's network (`remove_network`), after the services that use it."""
+        path = Path(mount.source or "")
+        data, stat = path.read_bytes(), path.stat()
+        digest = hashlib.sha256(b"\0".join([spec.name.encode(), mount.target.encode(), data])).hexdigest()
+        name = f"envctl-{digest[:24]}"
+        file_id = self.manager.create_swarm_file(mount.grant or "secret", name, data, {**run_labels, TASK_OF: spec.name})
+        return SwarmFile(mount.grant or "secret", file_id, name, mount.target, stat.st_uid, stat.st_gid,
+                         stat.st_mode & 0o7777)
 
     def check(self, topology: Topology, services: list[str]) -> None:
         """Stop before anything is created if a service asks what a swarm service cannot do."""
@@ -241,6 +257,7 @@ class SwarmBackend:
 
         The manager may refuse while a node still holds an endpoint, or accept and keep the
         network until the removed tasks are accounted for: either way, ask again until it is gone."""
+        labels = next((n.get("Labels") or {} for n in self.manager.networks() if n["Id"] == network_id), {})
         deadline = time.monotonic() + REMOVAL_PATIENCE
         while any(n["Id"] == network_id for n in self.manager.networks()):
             try:
@@ -252,6 +269,14 @@ class SwarmBackend:
                 raise EnvctlError(f"the swarm kept network {network_id[:12]} for {REMOVAL_PATIENCE:g}s",
                                   fix="look at 'docker network inspect' on the manager; 'envctl down' again removes it")
             time.sleep(0.2)
+        self._remove_files({k: labels[k] for k in (eng.PROJECT, eng.RUN) if k in labels})
+
+    def _remove_files(self, run: dict[str, str]) -> None:
+        """The run's secrets and configs: its network goes last of what its services use, so they go with it."""
+        if len(run) == 2:
+            for kind in ("secret", "config"):
+                for found in self.manager.swarm_files(kind, run):
+                    self.manager.remove_swarm_file(kind, found["ID"])
 
     def remove_volume(self, name: str) -> None:
         for engine in [self.manager, *self._node_engines()]:

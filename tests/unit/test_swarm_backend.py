@@ -244,3 +244,35 @@ def test_a_crashed_task_shows_until_its_replacement_runs() -> None:
     assert swarm._task("s").state == "running"
     swarm.manager = Tasks([task(1, "orphaned", "shutdown"), task(2, "pending")])  # a lost node's: not a crash
     assert swarm._task("s").state == "pending"
+
+
+class Files:
+    """A manager that keeps the secrets and configs asked of it."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, tuple[str, bytes, dict]] = {}
+
+    def create_swarm_file(self, kind, name, data, labels):
+        self.created[name] = (kind, data, labels)
+        return f"id-{name}"
+
+
+def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> None:
+    swarm, _ = backend()
+    swarm.manager = Files()  # type: ignore[assignment]
+    (tmp_path / "token").write_text("s3cret")
+    (tmp_path / "token").chmod(0o440)
+    (tmp_path / "app.conf").write_text("x=1")
+    spec = ContainerSpec(name="envctl-shop-r1-api", image="postgres:16", network="n", alias="api",
+                         labels=eng.run_labels("shop", "r1", "api"), mounts=[
+                             eng.Mount("/run/secrets/token", str(tmp_path / "token"), "bind", True, grant="secret"),
+                             eng.Mount("/etc/app.conf", str(tmp_path / "app.conf"), "bind", True, grant="config"),
+                             eng.Mount("/data", str(tmp_path), "bind")])
+    service = swarm.service_spec(spec)
+    assert [m.target for m in service.container.mounts] == ["/data"]  # the grants are no binds on a swarm
+    secret, config = service.files
+    assert (secret.kind, secret.target, secret.mode) == ("secret", "/run/secrets/token", 0o440)
+    assert (config.kind, config.target, config.id) == ("config", "/etc/app.conf", f"id-{config.name}")
+    kind, data, labels = swarm.manager.created[secret.name]
+    assert (kind, data, labels[eng.RUN], labels["envctl.swarm-service"]) == ("secret", b"s3cret", "r1", spec.name)
+    assert swarm.service_spec(spec).files == service.files  # the same content, the same names

@@ -54,10 +54,21 @@ def project_on_lab(lab: swarmlab.Lab) -> dict[str, list[str]]:
     labels = {eng.PROJECT: PROJECT}
     manager = lab.engines[1]
     left.update({"services": [s["Spec"]["Name"] for s in manager.services(labels)],
-                 "networks": [n["Name"] for n in manager.networks(labels)]})
+                 "networks": [n["Name"] for n in manager.networks(labels)],
+                 **{f"{kind}s": [f["Spec"]["Name"] for f in manager.swarm_files(kind, labels)]
+                    for kind in ("secret", "config")}})
     for index, engine in lab.engines.items():
         left[f"n{index} volumes"] = [v["Name"] for v in engine.volumes(labels)]
     return {k: v for k, v in left.items() if v}
+
+
+def failed_up(stack: Path, env: dict[str, str]) -> tuple[str, float]:
+    """`envctl up` that must fail without a traceback: what it said, and after how many seconds."""
+    began = time.monotonic()
+    up = envctl(["up"], stack, env, check=False)
+    said = up.stdout + up.stderr
+    assert up.returncode != 0 and "Traceback" not in said, said
+    return said, time.monotonic() - began
 
 
 def wait_until_nothing_left(lab: swarmlab.Lab, limit: float) -> float:
@@ -85,11 +96,7 @@ def test_a_service_no_node_can_take_fails_up_with_the_swarm_s_reason(swarm_lab: 
     probe: {{http: /healthz, port: 8000, timeout: 120s}}
     deploy: {deploy}
 """)
-    began = time.monotonic()
-    up = envctl(["up"], stack, lab_env, check=False)
-    failed_in = time.monotonic() - began
-    said = up.stdout + up.stderr
-    assert up.returncode != 0, said
+    said, failed_in = failed_up(stack, lab_env)
     assert "service 'unplaceable' did not become ready: it could not run: no suitable node" in said, said
     assert reason in said, said
     assert "not ready after 120s" not in said
@@ -109,11 +116,7 @@ def test_a_task_that_crashes_during_up_fails_it_with_its_exit_code(swarm_lab: sw
     ports: ["8000"]
     probe: {{http: /healthz, port: 8000, timeout: 120s}}
 """)
-    began = time.monotonic()
-    up = envctl(["up"], stack, lab_env, check=False)
-    failed_in = time.monotonic() - began
-    said = up.stdout + up.stderr
-    assert up.returncode != 0, said
+    said, failed_in = failed_up(stack, lab_env)
     assert "service 'crasher' did not become ready: its container exited with code 3" in said, said
     assert "about to fail" in said  # its log's tail
     print(f"\nrestart {restart}: up failed {failed_in:.2f}s after it began (its probe would wait 120s)")
@@ -167,9 +170,7 @@ def test_what_a_swarm_service_cannot_do_stops_up_before_anything_exists(swarm_la
     privileged: true
     x-envctl-allow: [privileged]
 """)
-    up = envctl(["up"], stack, lab_env, check=False)
-    said = up.stdout + up.stderr
-    assert up.returncode != 0 and "Traceback" not in said, said
+    said, _ = failed_up(stack, lab_env)
     assert f"{stack / 'envctl.yaml'}:" in said and "services.powerful.privileged" in said, said
     assert "cap_add" in said  # what to do instead
     assert project_on_lab(swarm_lab) == {}
@@ -215,4 +216,29 @@ def test_gc_removes_a_swarm_run_whose_owner_and_reaper_both_died(swarm_lab: swar
     gc = envctl(["gc"], stack, lab_env)
     assert f"removed {PROJECT} run orphan (1 containers, 1 networks, 1 volumes)" in gc.stdout, gc.stdout
     assert "is gone" in gc.stdout
+    assert project_on_lab(swarm_lab) == {}
+
+
+def test_secrets_and_configs_are_the_swarm_s_own_and_go_with_the_run(swarm_lab: swarmlab.Lab, tmp_path: Path,
+                                                                     lab_env: dict[str, str]) -> None:
+    stack = stack_with(tmp_path, STORE + """
+    secrets: [token]
+    configs: [{source: settings, target: /etc/app.conf, mode: "0440"}]
+secrets:
+  token: {file: ./token.txt}
+configs:
+  settings: {content: "answer=42"}
+""")
+    (stack / "token.txt").write_text("s3cret\n")
+    envctl(["up"], stack, lab_env)
+    try:
+        kinds = {kind: [f["Spec"]["Name"] for f in swarm_lab.engines[1].swarm_files(kind, {eng.PROJECT: PROJECT})]
+                 for kind in ("secret", "config")}
+        assert len(kinds["secret"]) == 1 and len(kinds["config"]) == 1, kinds
+        (stack / "token.txt").write_text("changed here\n")  # a bind of this machine's file would show it
+        inside = envctl(["exec", "store", "--", "sh", "-c", "cat /run/secrets/token /etc/app.conf; echo; "
+                         "stat -c %a /etc/app.conf"], stack, lab_env).stdout.split()
+        assert inside == ["s3cret", "answer=42", "440"], inside
+    finally:
+        envctl(["down"], stack, lab_env)
     assert project_on_lab(swarm_lab) == {}
