@@ -303,11 +303,12 @@ class SwarmBackend:
         if not tasks:
             return Task("created", None, None, False, None, None, "", {})
         # The newest task the swarm wants running, else the newest of all (a finished job's); but while
-        # that one does not run, one that failed says why (its replacement would hide a crash until it too fails).
+        # that one is still on its way, one that failed says why (its replacement would hide a crash until it too
+        # fails). A job that completed on a later attempt is complete.
         wanted = [t for t in tasks if t.get("DesiredState") == "running"] or tasks
         task = _newest(wanted)
         failed = [t for t in tasks if (t.get("Status") or {}).get("State") == "failed"]
-        if failed and (task.get("Status") or {}).get("State") != "running":
+        if failed and (task.get("Status") or {}).get("State") in _WAITING | {"starting"}:
             task = _newest(failed)
         status = task.get("Status") or {}
         node, address, down = self._node(task.get("NodeID"))

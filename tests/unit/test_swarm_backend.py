@@ -244,6 +244,8 @@ def test_a_crashed_task_shows_until_its_replacement_runs() -> None:
     assert swarm._task("s").state == "running"
     swarm.manager = Tasks([task(1, "orphaned", "shutdown"), task(2, "pending")])  # a lost node's: not a crash
     assert swarm._task("s").state == "pending"
+    swarm.manager = Tasks([crashed, task(2, "complete", code=0)])  # a job that made it on its second attempt
+    assert swarm._task("s").state == "complete"
 
 
 class Files:
