@@ -279,6 +279,8 @@ class Project:
         """
         recording = tuple(self.topology.mocks) if record_all else tuple(record)
         filling = tuple(self.topology.mocks) if record_missing_all else tuple(record_missing)
+        if isinstance(self.engine, SwarmBackend):  # what a swarm service cannot do stops `up` before anything exists
+            self.engine.check(self.topology, select_services(self.topology, services))
         result = run_api.up(self.topology, self.engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=self.run, keep_on_failure=keep_on_failure, progress=progress,
                             max_parallel_builds=max_parallel_builds, record=recording, record_missing=filling,

@@ -118,6 +118,7 @@ def options_fields(options: ContainerOptions) -> dict[str, Any]:
         value = getattr(options, key)
         if value:
             host[key] = value
+    cluster = _cluster_only(options)
     return {
         "host_options": host,
         "extra_hosts": dict(options.extra_hosts),
@@ -126,7 +127,15 @@ def options_fields(options: ContainerOptions) -> dict[str, Any]:
         "domainname": options.domainname,
         "stdin_open": options.stdin_open,
         "tty": options.tty,
+        **({"cluster": cluster} if cluster else {}),  # only when set: a spec's config hash stays as it was
     }
+
+
+def _cluster_only(options: ContainerOptions) -> dict[str, Any]:
+    """What a swarm's scheduler honours and one engine ignores (as docker compose does): placement, CPU reservation."""
+    found = {"constraints": list(options.placement), "spread": list(options.placement_spread),
+             "cpu_reservation": options.cpu_reservation}
+    return {key: value for key, value in found.items() if value}
 
 
 def docker_mount(topology: Topology, run: str, mount: Mount) -> eng.Mount:
@@ -152,14 +161,14 @@ def _grants(topology: Topology, service: Service, directory: Path, write: bool =
 
     A bind, not a copy into the container: a read-only container takes no copies."""
     mounts: list[eng.Mount] = []
-    for grant, source in [*((g, topology.secrets.get(g.source)) for g in service.secrets),
-                          *((g, topology.configs.get(g.source)) for g in service.configs)]:
+    for kind, grant, source in [*(("secret", g, topology.secrets.get(g.source)) for g in service.secrets),
+                                *(("config", g, topology.configs.get(g.source)) for g in service.configs)]:
         if source is None:
             continue
         file = getattr(source, "file", None)
         if file is None or grant.uid is not None or grant.gid is not None or grant.mode is not None:
             file = _write_grant(directory, grant, _grant_bytes(source)) if write else _grant_path(directory, grant)
-        mounts.append(eng.Mount(grant.target, str(file), type="bind", read_only=True))
+        mounts.append(eng.Mount(grant.target, str(file), type="bind", read_only=True, grant=kind))
     return mounts
 
 

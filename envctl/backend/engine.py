@@ -112,6 +112,7 @@ class Mount:
     subpath: str | None = None  # a volume's
     tmpfs_size: int | str | None = None
     tmpfs_mode: int | None = None
+    grant: str | None = None  # "secret", "config": a granted file (a cluster carries it itself, not as a bind)
 
     def as_api(self) -> dict[str, Any]:
         """The engine API's form (the options only where set, so a plain mount's form never changes)."""
@@ -154,6 +155,7 @@ class ContainerSpec:
     user_labels: dict[str, str] = field(default_factory=dict)  # the file's labels; envctl's own win
     stdin_open: bool = False
     tty: bool = False
+    cluster: dict[str, Any] = field(default_factory=dict)  # what only a cluster scheduler honours; one engine ignores it
 
 
 @dataclass(frozen=True)
@@ -809,9 +811,42 @@ class Engine:
                 return b"" if not follow else iter(())
         return _translated_stream(output) if follow else b"".join(_translated_stream(output))
 
+    def create_swarm_file(self, kind: str, name: str, data: bytes, labels: dict[str, str]) -> str:
+        """A swarm secret or config (`kind`): its id; the one of that name when it exists (its name says its content)."""
+        create, listing = ((self.api.create_secret, self.api.secrets) if kind == "secret" else
+                           (self.api.create_config, self.api.configs))
+        with _translated(f"cannot create the swarm {kind} {name}"):
+            found = [f for f in listing(filters={"name": name}) if f["Spec"]["Name"] == name]
+            return found[0]["ID"] if found else create(name, data, labels=labels)["ID"]
+
+    def swarm_files(self, kind: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The swarm secrets or configs (`kind`) carrying all of `labels`."""
+        return self._call(self.api.secrets if kind == "secret" else self.api.configs,
+                          filters={"label": label_filter(labels)})
+
+    def remove_swarm_file(self, kind: str, file_id: str) -> None:
+        with _translated(f"cannot remove swarm {kind} {file_id[:12]}"):
+            try:
+                (self.api.remove_secret if kind == "secret" else self.api.remove_config)(file_id)
+            except docker.errors.NotFound:
+                pass
+
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with _translated():
             return fn(*args, **kwargs)
+
+
+@dataclass(frozen=True)
+class SwarmFile:
+    """A secret or config on the swarm, granted to a service's tasks as a file."""
+
+    kind: str  # secret, config
+    id: str
+    name: str
+    target: str  # the path in the task's container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
 
 
 @dataclass(frozen=True)
@@ -835,6 +870,15 @@ class ServiceSpec:
     volume_labels: dict[str, str] = field(default_factory=dict)  # on the volumes the nodes create for it
     task_labels: dict[str, str] = field(default_factory=dict)  # on its tasks' containers (not the run's own:
     # those would make each node's engine see the run's containers, and a local `down` remove them)
+    constraints: tuple[str, ...] = ()  # placement constraints, e.g. "node.labels.zone == eu"
+    spread: tuple[str, ...] = ()  # spread preferences' descriptors, e.g. "node.labels.zone"
+    resources: dict[str, int] = field(default_factory=dict)  # cpu_limit, cpu_reservation (nano CPUs),
+    # mem_limit, mem_reservation (bytes), pids_limit
+    runtime: dict[str, Any] = field(default_factory=dict)  # the task container's: cap_add, cap_drop, sysctls,
+    # read_only, tty, open_stdin (docker.types.ContainerSpec's argument names)
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # name, soft, hard
+    log_driver: tuple[str, dict[str, str]] | None = None  # name, options
+    files: tuple[SwarmFile, ...] = ()  # secrets and configs, at their targets
 
     @property
     def name(self) -> str:
@@ -857,14 +901,34 @@ def _task_template(spec: ServiceSpec) -> docker.types.TaskTemplate:
         workdir=c.working_dir, user=c.user, labels={**c.user_labels, **spec.task_labels}, mounts=mounts or None,
         stop_grace_period=int(c.stop_timeout * 1e9), stop_signal=c.stop_signal, init=c.init,
         healthcheck=docker.types.Healthcheck(**c.healthcheck) if c.healthcheck else None,
-        hosts=c.extra_hosts or None)
+        hosts=c.extra_hosts or None, secrets=_file_references(spec.files, "secret"),
+        configs=_file_references(spec.files, "config"), **spec.runtime)
+    if spec.ulimits:  # API 1.41; the SDK has no argument for it
+        container["Ulimits"] = [{"Name": name, "Soft": soft, "Hard": hard} for name, soft, hard in spec.ulimits]
     networks = [docker.types.NetworkAttachmentConfig(c.network, aliases=[c.alias, *c.aliases])]
     networks += [docker.types.NetworkAttachmentConfig(n, aliases=a) for n, a in c.other_networks.items()]
     return docker.types.TaskTemplate(
         container, networks=networks,
         restart_policy=docker.types.RestartPolicy(condition=spec.restart, delay=0),
-        resources=docker.types.Resources(mem_limit=c.mem_limit) if c.mem_limit else None,
-        placement=docker.types.Placement(maxreplicas=spec.max_per_node) if spec.max_per_node else None)
+        resources=_service_resources(spec.resources),
+        log_driver=docker.types.DriverConfig(*spec.log_driver) if spec.log_driver else None,
+        placement=docker.types.Placement(constraints=list(spec.constraints) or None,
+                                         preferences=[("spread", s) for s in spec.spread] or None,
+                                         maxreplicas=spec.max_per_node or None))
+
+
+def _file_references(files: tuple[SwarmFile, ...], kind: str) -> list[Any] | None:
+    reference = docker.types.SecretReference if kind == "secret" else docker.types.ConfigReference
+    return [reference(f.id, f.name, filename=f.target, uid=str(f.uid), gid=str(f.gid), mode=f.mode)
+            for f in files if f.kind == kind] or None
+
+
+def _service_resources(wanted: dict[str, int]) -> docker.types.Resources | None:
+    pids = wanted.get("pids_limit")
+    resources = docker.types.Resources(**{k: v for k, v in wanted.items() if k != "pids_limit"})
+    if pids:  # API 1.41; the SDK has no argument for it
+        resources.setdefault("Limits", {})["Pids"] = pids
+    return resources or None
 
 
 def _service_mount(mount: Mount, volume_labels: dict[str, str]) -> dict[str, Any]:

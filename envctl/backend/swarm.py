@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from envctl.backend import engine as eng
-from envctl.backend.engine import ContainerSpec, ContainerState, Engine, ServicePort, ServiceSpec
-from envctl.errors import EnvctlError
+from envctl.backend import engine as eng, swarmopts
+from envctl.backend.engine import ContainerSpec, ContainerState, Engine, Mount, ServicePort, ServiceSpec, SwarmFile
+from envctl.errors import EnvctlError, TopologyError
 from envctl.topology.imageref import RegistryLocation
+from envctl.topology.model import Topology
 
 NODES_ENV = "ENVCTL_SWARM_NODES"  # hostname=DOCKER_HOST,...: nodes' engines, for exec and per-node volumes
 PULL_REGISTRY_ENV = "ENVCTL_SWARM_REGISTRY"  # the registry as the nodes reach it, when not as envctl does
@@ -40,12 +42,8 @@ TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
 
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
+_STARTING = {"assigned", "accepted", "preparing", "ready", "starting"}  # on a node, its container on the way
 _ENDED = {"complete", "failed", "shutdown", "rejected", "orphaned", "remove"}
-# `restart: no` (the default) is "on-failure" on a swarm: with "none", Swarm would not replace
-# the task of a node that was lost. A job that exits 0 is still done; one that crashes is
-# started again (its earlier failure is in `status`' detail).
-_RESTART = {"no": "on-failure", "": "on-failure", "on-failure": "on-failure", "always": "any",
-            "unless-stopped": "any"}
 UNPLACEABLE = "no suitable node"  # how the scheduler says a task cannot be placed (and why, after it)
 NODES_FRESH = 1.0  # seconds the nodes' list (and their states) is trusted
 
@@ -141,16 +139,37 @@ class SwarmBackend:
 
     def service_spec(self, spec: ContainerSpec) -> ServiceSpec:
         """`spec` as a swarm service: its image in the registry, dnsrr, host-mode ports, at 0 replicas."""
-        restart = _RESTART.get(str((spec.host_options.get("restart_policy") or {}).get("Name") or ""), "on-failure")
         ports = tuple(ServicePort(int(key.partition("/")[0]), host, key.partition("/")[2] or "tcp")
                       for key, (_, host) in spec.ports.items())
         container = dataclasses.replace(
             spec, image=self.pushed(spec.image),
+            mounts=[*(m for m in spec.mounts if not m.grant), *swarmopts.extra_mounts(spec)],
             hostname=spec.hostname or "{{.Node.Hostname}}-" + spec.alias,  # logs and replies say where
             open_stdin=False)
         run_labels = {k: v for k, v in spec.labels.items() if k in (eng.MANAGED, eng.PROJECT, eng.RUN)}
-        return ServiceSpec(container, replicas=0, restart=restart, ports=ports, max_per_node=1 if ports else 0,
-                           volume_labels=run_labels, task_labels={TASK_OF: spec.name})
+        return ServiceSpec(container, replicas=0, restart=swarmopts.restart_condition(spec), ports=ports,
+                           max_per_node=1 if ports else 0, volume_labels=run_labels, task_labels={TASK_OF: spec.name},
+                           files=tuple(self._granted(spec, m, run_labels) for m in spec.mounts if m.grant),
+                           **swarmopts.service_options(spec))
+
+    def _granted(self, spec: ContainerSpec, mount: Mount, run_labels: dict[str, str]) -> SwarmFile:
+        """A granted file (secret, config) as a swarm one of the run: the nodes need nothing of this machine's.
+
+        Its name says its service, target and content, so an unchanged one is used again; it goes with
+        the run's network (`remove_network`), after the services that use it."""
+        path = Path(mount.source or "")
+        data, stat = path.read_bytes(), path.stat()
+        digest = hashlib.sha256(b"\0".join([spec.name.encode(), mount.target.encode(), data])).hexdigest()
+        name = f"envctl-{digest[:24]}"
+        file_id = self.manager.create_swarm_file(mount.grant or "secret", name, data, {**run_labels, TASK_OF: spec.name})
+        return SwarmFile(mount.grant or "secret", file_id, name, mount.target, stat.st_uid, stat.st_gid,
+                         stat.st_mode & 0o7777)
+
+    def check(self, topology: Topology, services: list[str]) -> None:
+        """Stop before anything is created if a service asks what a swarm service cannot do."""
+        problems = swarmopts.refused(topology, services)
+        if problems:
+            raise TopologyError(problems)
 
     def start(self, container_id: str, what: str) -> None:
         self.manager.scale_service(container_id, 1)
@@ -208,6 +227,7 @@ class SwarmBackend:
 
         A node's agent removes a removed service's containers only seconds later (about 8 s in
         the lab); envctl stops and removes them itself, on the nodes it can reach, and waits."""
+        self._stop_starting(container_id, grace)
         self.manager.remove_service(container_id)
         engines = [self.manager, *self._node_engines()]
         for engine in engines:
@@ -221,11 +241,23 @@ class SwarmBackend:
                                   f"{grace + REMOVAL_PATIENCE:g}s", fix="look at 'docker service ps' on the manager")
             time.sleep(0.2)
 
+    def _stop_starting(self, service_id: str, grace: int) -> None:
+        """Scale to 0, and wait until no task is being started: one a node starts as its service goes
+        (a crash-looping task's replacement) would leave its container behind, unseen by the removal."""
+        with contextlib.suppress(EnvctlError):  # gone already
+            self.manager.scale_service(service_id, 0)
+            deadline = time.monotonic() + grace + REMOVAL_PATIENCE
+            while time.monotonic() < deadline and any(
+                    (t.get("Status") or {}).get("State") in _STARTING and not self._node(t.get("NodeID"))[2]
+                    for t in self.manager.service_tasks(service_id)):
+                time.sleep(0.1)
+
     def remove_network(self, network_id: str) -> None:
         """Remove the overlay, and wait until the swarm lets go of it.
 
         The manager may refuse while a node still holds an endpoint, or accept and keep the
         network until the removed tasks are accounted for: either way, ask again until it is gone."""
+        labels = next((n.get("Labels") or {} for n in self.manager.networks() if n["Id"] == network_id), {})
         deadline = time.monotonic() + REMOVAL_PATIENCE
         while any(n["Id"] == network_id for n in self.manager.networks()):
             try:
@@ -237,6 +269,14 @@ class SwarmBackend:
                 raise EnvctlError(f"the swarm kept network {network_id[:12]} for {REMOVAL_PATIENCE:g}s",
                                   fix="look at 'docker network inspect' on the manager; 'envctl down' again removes it")
             time.sleep(0.2)
+        self._remove_files({k: labels[k] for k in (eng.PROJECT, eng.RUN) if k in labels})
+
+    def _remove_files(self, run: dict[str, str]) -> None:
+        """The run's secrets and configs: its network goes last of what its services use, so they go with it."""
+        if len(run) == 2:
+            for kind in ("secret", "config"):
+                for found in self.manager.swarm_files(kind, run):
+                    self.manager.remove_swarm_file(kind, found["ID"])
 
     def remove_volume(self, name: str) -> None:
         for engine in [self.manager, *self._node_engines()]:
@@ -262,9 +302,14 @@ class SwarmBackend:
         tasks = self.manager.service_tasks(service_id)
         if not tasks:
             return Task("created", None, None, False, None, None, "", {})
-        # The newest task the swarm wants running, else the newest of all (a finished job's).
+        # The newest task the swarm wants running, else the newest of all (a finished job's); but while
+        # that one is still on its way, one that failed says why (its replacement would hide a crash until it too
+        # fails). A job that completed on a later attempt is complete.
         wanted = [t for t in tasks if t.get("DesiredState") == "running"] or tasks
-        task = max(wanted, key=lambda t: (t.get("Version") or {}).get("Index", 0))
+        task = _newest(wanted)
+        failed = [t for t in tasks if (t.get("Status") or {}).get("State") == "failed"]
+        if failed and (task.get("Status") or {}).get("State") in _WAITING | {"starting"}:
+            task = _newest(failed)
         status = task.get("Status") or {}
         node, address, down = self._node(task.get("NodeID"))
         container = status.get("ContainerStatus") or {}
@@ -301,6 +346,10 @@ class SwarmBackend:
             raise EnvctlError(f"its task runs on node '{task.node}', whose engine envctl cannot reach",
                               fix=f"name the nodes' engines in ${NODES_ENV} (HOSTNAME=DOCKER_HOST,...)")
         return self._node_engine(task.node), task.container
+
+
+def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(tasks, key=lambda t: (t.get("Version") or {}).get("Index", 0))
 
 
 def _status(task: Task, healthcheck: bool) -> tuple[str, str | None]:

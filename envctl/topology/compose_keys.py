@@ -38,7 +38,10 @@ REFUSED = {
     "isolation": "envctl uses the engine's default isolation; remove it",
 }
 # Swarm-only keys: Compose ignores them on one engine, and so does envctl (said once, as a warning).
-SWARM_ONLY = ("placement", "update_config", "rollback_config", "endpoint_mode", "labels", "mode")
+SWARM_ONLY = ("update_config", "rollback_config", "endpoint_mode", "labels", "mode")
+# Kept for a swarm (`--backend swarm`), ignored on one engine as docker compose ignores them (said once).
+ON_A_SWARM = "is honoured on a swarm (--backend swarm); on one engine envctl, like docker compose, ignores it"
+PLACEMENT_KEYS = ("constraints", "preferences", "max_replicas_per_node")
 RESTART_NAMES = ("no", "always", "on-failure", "unless-stopped")
 RESTART_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
 # The opt-ins for what gives a container the host: per service (`x-envctl-allow`) or for a
@@ -372,7 +375,7 @@ class ServiceKeys:
         return tuple(out)
 
     def deploy(self, service: str, value: Any, path: KeyPath) -> dict[str, Any] | None:
-        keys = ("resources", "restart_policy", "replicas", *SWARM_ONLY)
+        keys = ("resources", "restart_policy", "replicas", "placement", *SWARM_ONLY)
         body = self.reader.mapping(value, path, keys, "deploy")
         if body is None:
             return None
@@ -390,7 +393,36 @@ class ServiceKeys:
             out.update(resources)
         if "restart_policy" in body:
             out["restart"] = self.restart_policy(service, body["restart_policy"], path + ("restart_policy",))
+        if "placement" in body:
+            placement = self.placement(service, body["placement"], path + ("placement",))
+            if placement is None:
+                return None
+            out.update(placement)
         return None if any(v is None for v in out.values()) else out
+
+    def placement(self, service: str, value: Any, path: KeyPath) -> dict[str, Any] | None:
+        """`deploy.placement`: constraints and spread preferences, for a swarm's scheduler."""
+        body = self.reader.mapping(value, path, PLACEMENT_KEYS, "deploy.placement")
+        if body is None:
+            return None
+        self.refusals.ignore("deploy.placement", service, ON_A_SWARM)
+        if "max_replicas_per_node" in body:
+            self.refusals.ignore("deploy.placement.max_replicas_per_node", service,
+                                 "is ignored: envctl places at most one replica of a service with ports per node")
+        constraints = self.reader.string_list(body.get("constraints", []), path + ("constraints",), "constraints")
+        spread = []
+        for i, item in enumerate(body.get("preferences") or []):
+            where = path + ("preferences", i)
+            preference = self.reader.mapping(item, where, ("spread",), "a placement preference")
+            text = self.reader.string(preference.get("spread"), where + ("spread",)) if preference else None
+            if not text:
+                self.reader.problem(where, "a placement preference is '{spread: DESCRIPTOR}'",
+                                    "write e.g. '- spread: node.labels.zone'")
+                return None
+            spread.append(text)
+        if constraints is None:
+            return None
+        return {"placement": constraints, "placement_spread": tuple(spread)}
 
     def resources(self, service: str, value: Any, path: KeyPath) -> dict[str, Any] | None:
         body = self.reader.mapping(value, path, ("limits", "reservations"), "deploy.resources")
@@ -411,8 +443,8 @@ class ServiceKeys:
         if "memory" in reservations:
             out["mem_reservation"] = self.reader.byte_size(reservations["memory"], path + ("reservations", "memory"))
         if "cpus" in reservations:
-            self.refusals.ignore("deploy.resources.reservations.cpus", service,
-                                 "is ignored: one engine has no CPU reservations (docker compose ignores it too)")
+            out["cpu_reservation"] = self.cpus(reservations["cpus"], path + ("reservations", "cpus"))
+            self.refusals.ignore("deploy.resources.reservations.cpus", service, ON_A_SWARM)
         for key in ("devices", "generic_resources"):
             if key in reservations:
                 self.refusals.refuse(f"deploy.resources.reservations.{key}", service, path + ("reservations", key),

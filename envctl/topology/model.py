@@ -226,6 +226,10 @@ class ContainerOptions:
     mem_reservation: int | None = None
     pids_limit: int | None = None
     domainname: str | None = None
+    # deploy.placement and deploy.resources.reservations.cpus: a swarm's scheduler honours them, one engine ignores them
+    placement: tuple[str, ...] = ()  # constraints, e.g. "node.labels.zone == eu"
+    placement_spread: tuple[str, ...] = ()  # spread preferences, e.g. "node.labels.zone"
+    cpu_reservation: float | None = None
 
 
 @dataclass(frozen=True)

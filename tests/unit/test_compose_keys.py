@@ -186,9 +186,30 @@ def test_deploy_restart_policy_and_replicas(write_topology) -> None:
 def test_swarm_only_keys_are_one_warning_per_key(write_topology) -> None:
     topology = load(write_topology(
         "services:\n  a: {image: x, deploy: {placement: {constraints: []}}}\n"
-        "  b: {image: x, deploy: {placement: {constraints: []}}}\n"))
-    assert topology.warnings == ("'deploy.placement' (in 'a', 'b') is for Swarm; envctl, like docker compose on "
-                                 "one engine, ignores it",)
+        "  b: {image: x, deploy: {placement: {constraints: []}, update_config: {parallelism: 2}}}\n"))
+    assert topology.warnings == (
+        "'deploy.placement' (in 'a', 'b') is honoured on a swarm (--backend swarm); on one engine envctl, like "
+        "docker compose, ignores it",
+        "'deploy.update_config' (in 'b') is for Swarm; envctl, like docker compose on one engine, ignores it")
+
+
+def test_placement_and_cpu_reservations_are_kept_for_a_swarm(write_topology) -> None:
+    topology = load(write_topology(
+        "services:\n  a:\n    image: x\n    deploy:\n"
+        "      placement: {constraints: [node.labels.zone == eu], preferences: [{spread: node.labels.rack}]}\n"
+        "      resources: {reservations: {cpus: '0.25', memory: 64M}}\n"))
+    options = topology.services["a"].options
+    assert options.placement == ("node.labels.zone == eu",) and options.placement_spread == ("node.labels.rack",)
+    assert options.cpu_reservation == 0.25 and options.mem_reservation == 64 << 20
+    fields = containeropts.options_fields(options)
+    assert fields["cluster"] == {"constraints": ["node.labels.zone == eu"], "spread": ["node.labels.rack"],
+                                 "cpu_reservation": 0.25}
+    assert "cluster" not in containeropts.options_fields(topology.services["a"].options.__class__())
+
+
+def test_a_placement_preference_is_a_spread(write_topology) -> None:
+    text = problems(write_topology("services:\n  a: {image: x, deploy: {placement: {preferences: [{pack: x}]}}}\n"))
+    assert "deploy.placement.preferences" in text and "spread" in text, text
 
 
 def test_image_with_build_is_the_tag_of_the_built_image(write_topology) -> None:

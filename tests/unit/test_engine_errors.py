@@ -35,6 +35,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "swarm_init": ("10.0.0.1", "10.0.0.1:2377"), "swarm_join": ("m:2377", "t", "a", "l"), "swarm_state": (),
     "nodes": (), "create_service": (SERVICE,), "scale_service": ("s", 1), "services": ({},),
     "inspect_service": ("s",), "service_tasks": ("s",), "remove_service": ("s",), "service_logs": ("s",),
+    "create_swarm_file": ("secret", "n", b"x", {}), "swarm_files": ("config", {}), "remove_swarm_file": ("secret", "f"),
 }
 KEYWORDS = {
     "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},

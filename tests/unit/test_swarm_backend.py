@@ -171,3 +171,110 @@ def test_a_remote_engine_publishes_beyond_its_loopback_only_when_told(monkeypatc
     engine = remote_engine(monkeypatch, ENVCTL_PUBLISH_ADDRESS="10.1.2.3", ENVCTL_HOST_ADDRESS="203.0.113.7")
     assert engine._published_on("api", "127.0.0.1", 8080) == ("10.1.2.3", 8080)
     assert engine.address == "203.0.113.7"  # through a NAT: where the host dials
+
+
+def test_runtime_keys_placement_and_resources_become_the_service_s() -> None:
+    swarm, _ = backend()
+    spec = ContainerSpec(
+        name="w", image="postgres:16", network="n", alias="w", labels={}, mem_limit=256 << 20, tty=True,
+        host_options={"cap_add": ["SYS_TIME"], "cap_drop": ["NET_RAW"], "sysctls": {"net.core.somaxconn": "1024"},
+                      "ulimits": [{"name": "nofile", "soft": 10, "hard": 20}], "read_only": True, "nano_cpus": 5 * 10**8,
+                      "mem_reservation": 64 << 20, "pids_limit": 100, "tmpfs": {"/run": "size=1m,mode=1777"},
+                      "shm_size": 128 << 20, "log_config": {"type": "json-file", "config": {"max-size": "1m"}},
+                      "restart_policy": {"Name": "always"}},
+        cluster={"constraints": ["node.labels.zone == eu"], "spread": ["node.labels.rack"], "cpu_reservation": 0.25})
+    service = swarm.service_spec(spec)
+    assert service.restart == "any"
+    assert service.runtime == {"cap_add": ["SYS_TIME"], "cap_drop": ["NET_RAW"], "sysctls": {"net.core.somaxconn": "1024"},
+                               "read_only": True, "tty": True}
+    assert service.ulimits == (("nofile", 10, 20),) and service.log_driver == ("json-file", {"max-size": "1m"})
+    assert service.resources == {"cpu_limit": 5 * 10**8, "cpu_reservation": 25 * 10**7, "mem_limit": 256 << 20,
+                                 "mem_reservation": 64 << 20, "pids_limit": 100}
+    assert (service.constraints, service.spread) == (("node.labels.zone == eu",), ("node.labels.rack",))
+    tmpfs = {m.target: m for m in service.container.mounts if m.type == "tmpfs"}
+    assert (tmpfs["/run"].tmpfs_size, tmpfs["/run"].tmpfs_mode) == ("1m", 0o1777)
+    assert tmpfs["/dev/shm"].tmpfs_size == 128 << 20
+
+
+def test_what_a_swarm_service_cannot_do_is_named_with_its_file_line_and_key(tmp_path) -> None:
+    from envctl.backend import swarmopts
+    from envctl.errors import TopologyError
+    from envctl.topology import load_topology
+
+    (tmp_path / "envctl.yaml").write_text("name: shop\nservices:\n  api: {image: 'nginx:1'}\n"
+                                          "  root:\n    image: 'nginx:1'\n    privileged: true\n"
+                                          "    x-envctl-allow: [privileged]\n    security_opt: [no-new-privileges]\n")
+    topology = load_topology(tmp_path / "envctl.yaml", environ={})
+    swarm, _ = backend()
+    swarm.check(topology, ["api"])  # nothing it cannot do
+    with pytest.raises(TopologyError) as raised:
+        swarm.check(topology, ["api", "root"])
+    text = str(raised.value)
+    assert f"{tmp_path / 'envctl.yaml'}:4: services.root.privileged: cannot be honoured on a swarm" in text, text
+    assert "services.root.security_opt" in text and "cap_add" in text
+    assert len(swarmopts.refused(topology, ["root"])) == 2
+
+
+class Tasks:
+    """A manager that knows one service's tasks (and no nodes)."""
+
+    def __init__(self, tasks) -> None:
+        self.tasks = tasks
+
+    def service_tasks(self, service_id):
+        return self.tasks
+
+    def nodes(self):
+        return []
+
+
+def task(index: int, state: str, desired: str = "running", code: int | None = None, err: str = "") -> dict:
+    return {"Version": {"Index": index}, "DesiredState": desired,
+            "Status": {"State": state, "Err": err, "ContainerStatus": {"ExitCode": code}}}
+
+
+def test_a_crashed_task_shows_until_its_replacement_runs() -> None:
+    swarm, _ = backend()
+    crashed = task(1, "failed", "shutdown", 3, "task: non-zero exit (3)")
+    swarm.manager = Tasks([crashed, task(2, "pending")])  # type: ignore[assignment]
+    seen = swarm._task("s")
+    assert (seen.state, seen.exit_code, seen.error) == ("failed", 3, "task: non-zero exit (3)")
+    assert _status(seen, False) == ("exited", None)
+    swarm.manager = Tasks([crashed, task(2, "running")])  # type: ignore[assignment]
+    assert swarm._task("s").state == "running"
+    swarm.manager = Tasks([task(1, "orphaned", "shutdown"), task(2, "pending")])  # a lost node's: not a crash
+    assert swarm._task("s").state == "pending"
+    swarm.manager = Tasks([crashed, task(2, "complete", code=0)])  # a job that made it on its second attempt
+    assert swarm._task("s").state == "complete"
+
+
+class Files:
+    """A manager that keeps the secrets and configs asked of it."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, tuple[str, bytes, dict]] = {}
+
+    def create_swarm_file(self, kind, name, data, labels):
+        self.created[name] = (kind, data, labels)
+        return f"id-{name}"
+
+
+def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> None:
+    swarm, _ = backend()
+    swarm.manager = Files()  # type: ignore[assignment]
+    (tmp_path / "token").write_text("s3cret")
+    (tmp_path / "token").chmod(0o440)
+    (tmp_path / "app.conf").write_text("x=1")
+    spec = ContainerSpec(name="envctl-shop-r1-api", image="postgres:16", network="n", alias="api",
+                         labels=eng.run_labels("shop", "r1", "api"), mounts=[
+                             eng.Mount("/run/secrets/token", str(tmp_path / "token"), "bind", True, grant="secret"),
+                             eng.Mount("/etc/app.conf", str(tmp_path / "app.conf"), "bind", True, grant="config"),
+                             eng.Mount("/data", str(tmp_path), "bind")])
+    service = swarm.service_spec(spec)
+    assert [m.target for m in service.container.mounts] == ["/data"]  # the grants are no binds on a swarm
+    secret, config = service.files
+    assert (secret.kind, secret.target, secret.mode) == ("secret", "/run/secrets/token", 0o440)
+    assert (config.kind, config.target, config.id) == ("config", "/etc/app.conf", f"id-{config.name}")
+    kind, data, labels = swarm.manager.created[secret.name]
+    assert (kind, data, labels[eng.RUN], labels["envctl.swarm-service"]) == ("secret", b"s3cret", "r1", spec.name)
+    assert swarm.service_spec(spec).files == service.files  # the same content, the same names
