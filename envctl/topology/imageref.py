@@ -6,10 +6,18 @@ envctl accepts is one the engine accepts, registry ports and digests included.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
-from docker_image import reference as distribution
 
 DEFAULT_TAG = "latest"
+
+
+def _distribution() -> ModuleType:
+    """docker-image-py's grammar, imported on first use: compiling its expressions costs every
+    command ~15 ms of start-up, and most runs (services built from a Dockerfile) never parse a name."""
+    from docker_image import reference
+
+    return reference
 
 
 @dataclass(frozen=True)
@@ -21,7 +29,7 @@ class ImageReference:
     @property
     def registry(self) -> str | None:
         """The registry host (and port) the name starts with; None for Docker Hub."""
-        domain = distribution.Reference.split_docker_domain(self.name)[0]
+        domain = _distribution().Reference.split_docker_domain(self.name)[0]
         return None if domain == "docker.io" else domain
 
     @property
@@ -38,6 +46,7 @@ class InvalidReference(ValueError):
 
 
 def parse_image_reference(text: str) -> ImageReference:
+    distribution = _distribution()
     try:
         parsed = distribution.Reference.parse(text)
     except distribution.InvalidReference as exc:
@@ -74,6 +83,7 @@ def parse_registry_location(text: str) -> RegistryLocation:
     # A registry host has a dot or a port, or is localhost, as Docker decides where a name points.
     looks_like_host = "." in host or ":" in host or host == "localhost"
     probe = f"{host}/{prefix}/x" if prefix else f"{host}/x"
+    distribution = _distribution()
     try:
         valid = looks_like_host and distribution.Reference.parse(probe)["name"] == probe
     except distribution.InvalidReference:
