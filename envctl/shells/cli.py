@@ -164,7 +164,7 @@ def main(ctx: click.Context, files: tuple[str, ...], env_files: tuple[str, ...],
               help="Start everything else; containers reach SERVICE on the host, at PORT (repeatable).")
 @click.option("--profile", "profiles", multiple=True, help="Also start services of this profile.")
 @click.option("--keep-on-failure", is_flag=True, help="Leave the run up when start-up fails, for debugging.")
-@click.option("--parallel", default=BUILD_PARALLELISM, show_default="the machine's cores", type=click.IntRange(min=1),
+@click.option("--parallel", default=BUILD_PARALLELISM, show_default="twice the machine's cores", type=click.IntRange(min=1),
               help="Images built at once.")
 @click.option("--record", "record", multiple=True, metavar="MOCK",
               help="This mock proxies every request to its upstream and appends it to its cassettes (repeatable).")
@@ -279,7 +279,7 @@ def gc(c: Context, dry_run: bool, package_cache: bool) -> None:
 
 @main.command()
 @click.argument("services", nargs=-1)
-@click.option("--parallel", default=BUILD_PARALLELISM, show_default="the machine's cores", type=click.IntRange(min=1),
+@click.option("--parallel", default=BUILD_PARALLELISM, show_default="twice the machine's cores", type=click.IntRange(min=1),
               help="Images built at once.")
 @click.option("--tag-commit", is_flag=True, help="Also tag each image with the git commit (git-SHA).")
 @click.option("--push", "push_after", is_flag=True, help="Then push the images to the registry, as 'envctl push' does.")

@@ -158,3 +158,16 @@ def test_the_image_config_is_the_bases_with_the_changes_and_envctls_labels_last(
     assert config["config"]["Tty"] is False and config["created"] == "2023-11-14T22:13:20Z"
     assert [bool(h.get("empty_layer")) for h in config["history"]] == [False, True, False]
     assert "created" not in config["history"][0]  # the engine refuses Go's zero time written as year 1
+
+
+def test_the_reference_stacks_app_images_are_the_light_ones_that_need_no_build_place(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from envctl.images.builder import ImageBuilder, image_targets
+    from envctl.topology.loader import load_topology
+    monkeypatch.delenv("ENVCTL_ASSEMBLE", raising=False)
+    topology = load_topology(Path(__file__).parents[2] / "envctl.yaml")
+    builder = ImageBuilder(topology, engine=None)  # type: ignore[arg-type]
+    light = {k for k, t in image_targets(topology).items() if builder._code_only(t)}
+    assert light == {f"service:{name}" for name, s in topology.services.items() if s.base == "python"}
+    monkeypatch.setenv("ENVCTL_ASSEMBLE", "0")  # everything through the builder: every build takes a place
+    assert not any(builder._code_only(t) for t in image_targets(topology).values())

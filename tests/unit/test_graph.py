@@ -120,3 +120,39 @@ def test_when_a_base_is_done_its_most_depended_on_child_goes_first_whichever_thr
         assert "python" in order[1:3]
         # then the images on the OS base (packages to install) before the apps (code to add)
         assert max(order.index(n) for n in ("redis", "mock", "pg")) < min(order.index(f"app{i}") for i in range(3))
+
+
+def test_light_nodes_neither_wait_for_a_place_nor_take_one() -> None:
+    # One place, held by a long build; the code-only images on the base run beside it, at once,
+    # and the other long build still gets the place only when the first gives it back.
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    released = threading.Event()
+
+    def task(name: str, reach) -> None:
+        with lock:
+            events.append(("start", name))
+        if name == "pg":
+            assert released.wait(5)
+        with lock:
+            events.append(("end", name))
+
+    light = [f"app{i}" for i in range(3)]
+
+    def release_when_apps_are_done() -> None:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and sum(e == ("end", a) for e in events for a in light) < 3:
+            time.sleep(0.01)
+        released.set()
+
+    # pg and mock rank alike but for the order given: pg holds the place first
+    requires = {"os": [], "pg": [("os", "done")], **{f"app{i}": [("os", "done")] for i in range(3)},
+                "mock": [("os", "done")]}
+    helper = threading.Thread(target=release_when_apps_are_done)
+    helper.start()
+    outcome = run_dag(requires, task, max_parallel=1, light=light)
+    helper.join()
+    assert sorted(outcome.completed) == sorted(requires)
+    apps_done = max(events.index(("end", a)) for a in light)
+    assert apps_done < events.index(("end", "pg"))  # ran while pg held the only place
+    assert events.index(("end", "pg")) < events.index(("start", "mock"))  # the place was still one
