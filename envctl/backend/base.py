@@ -68,6 +68,9 @@ class Backend(Protocol):
     def start(self, container_id: str, what: str) -> None:
         """Start a created container (`what` names it in errors)."""
 
+    def path_kind(self, container_id: str, path: str, what: str = "the container") -> str | None:
+        """"dir", "file", "link" or None (missing) at `path` in a created container."""
+
     def release(self, container_id: str, word: bytes = b"go\n") -> None:
         """Let a container held at the start gate run its process."""
 

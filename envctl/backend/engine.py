@@ -379,6 +379,19 @@ class Engine:
         Use it as a context manager: the container is removed at the end."""
         return PathKinds(self, self._call(self.api.create_container, image, command=["true"])["Id"], image)
 
+    def path_kind(self, container_id: str, path: str, what: str = "the container") -> str | None:
+        """"dir", "file", "link" or None (missing) at `path` in a container, created or running:
+        the engine looks, nothing runs inside."""
+        api = self.api
+        with _translated():
+            response = api.head(api._url("/containers/{0}/archive", container_id), params={"path": path})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise EnvctlError(f"the engine could not look at {path} in {what}: HTTP {response.status_code}")
+        mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
+        return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
+
     def build(
         self,
         context: IO[bytes],
@@ -960,15 +973,7 @@ class PathKinds:
         self.engine, self.container, self.image = engine, container, image
 
     def kind(self, path: str) -> str | None:
-        api = self.engine.api
-        with _translated():
-            response = api.head(api._url("/containers/{0}/archive", self.container), params={"path": path})
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise EnvctlError(f"the engine could not look at {path} in {self.image}: HTTP {response.status_code}")
-        mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
-        return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
+        return self.engine.path_kind(self.container, path, self.image)
 
     def __enter__(self) -> Callable[[str], str | None]:
         return self.kind

@@ -177,6 +177,9 @@ class SwarmBackend:
     def release(self, container_id: str, word: bytes = b"go\n") -> None:
         raise EnvctlError("a swarm service cannot be held at the start gate", fix="this is a bug in envctl")
 
+    def path_kind(self, container_id: str, path: str, what: str = "the container") -> str | None:
+        raise EnvctlError("a swarm service cannot be held at the start gate", fix="this is a bug in envctl")
+
     # -- images ----------------------------------------------------------------------------
 
     def pushed(self, ref: str) -> str:
