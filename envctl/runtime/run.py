@@ -376,9 +376,10 @@ class _Apply:
         return gate.held_spec(spec, self.image_configs[image]) or spec
 
     def _start_held(self, name: str) -> None:
-        # Asked before the start: an init that cannot run the missing shell exits at once, but
-        # a release that comes sooner than that would see it running and call it ready.
-        if self.engine.path_kind(self.ids[name], gate.SHELL) is None:
+        # Without a probe, "running" is ready: an init that cannot run the missing shell exits at
+        # once, but a release sooner than that would see it running. So ask first (a probe sees
+        # the exit itself, and the question costs the engine a mount of the container's files).
+        if self.topology.services[name].probe is None and self.engine.path_kind(self.ids[name], gate.SHELL) is None:
             raise gate.NoShell(name)
         self.report(Event(name, "start"))
         try:
