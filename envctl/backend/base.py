@@ -11,10 +11,11 @@ a backend elsewhere, pushed to a registry it pulls from.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from envctl.backend.engine import ContainerSpec, ContainerState, Engine
+from envctl.topology.model import Topology
 
 
 @runtime_checkable
@@ -29,6 +30,13 @@ class Backend(Protocol):
     @property
     def holds_at_gate(self) -> bool:
         """Whether a container can be held at the start gate (its stdin kept open, then released)."""
+
+    @property
+    def notes(self) -> Sequence[str]:
+        """How this backend runs services otherwise than the topology says, for `up` to tell (its warnings)."""
+
+    def check(self, topology: Topology, services: list[str]) -> None:
+        """Raise `TopologyError` for what of `services` this backend cannot honour, before anything is created."""
 
     # -- what exists ------------------------------------------------------------------
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -34,6 +34,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from docker.utils.build import exclude_paths
 
 from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError, RegistryError
+
+if TYPE_CHECKING:
+    from envctl.topology.model import Topology
 
 # Labels on everything envctl creates; the labels, not local state, are the truth.
 PROJECT = "envctl.project"
@@ -210,6 +213,13 @@ class Engine:
     @property
     def holds_at_gate(self) -> bool:
         return True
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return ()  # services run as the topology says
+
+    def check(self, topology: Topology, services: list[str]) -> None:
+        """Nothing to refuse: the local engine honours every key a topology loads with."""
 
     # -- connection ----------------------------------------------------------------------
 
