@@ -60,6 +60,10 @@ class Backend(Protocol):
     def volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Volumes carrying all of `labels`."""
 
+    def granted_files(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Secrets and configs the backend keeps for services, carrying all of `labels`: each a dict of
+        "Kind" ("secret", "config"), "ID", "Name" and "Labels" (the local engine binds files instead: none)."""
+
     # -- making and starting ---------------------------------------------------------
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
                        options: dict[str, str] | None = None, internal: bool = False,
@@ -102,3 +106,6 @@ class Backend(Protocol):
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume."""
+
+    def remove_granted_file(self, kind: str, file_id: str) -> None:
+        """Remove a secret or config (`kind`) once no service uses it."""

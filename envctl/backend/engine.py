@@ -221,6 +221,12 @@ class Engine:
     def check(self, topology: Topology, services: list[str]) -> None:
         """Nothing to refuse: the local engine honours every key a topology loads with."""
 
+    def granted_files(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return []  # granted files are binds of the run's directory here
+
+    def remove_granted_file(self, kind: str, file_id: str) -> None:
+        """Nothing to remove: the local engine keeps no secrets or configs of its own."""
+
     # -- connection ----------------------------------------------------------------------
 
     @classmethod

@@ -121,6 +121,12 @@ class SwarmBackend:
             found.update({v["Name"]: v for v in engine.volumes(labels)})
         return list(found.values())
 
+    def granted_files(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The secrets and configs `_granted` made, carrying all of `labels`."""
+        return [{"Kind": kind, "ID": found["ID"], "Name": found["Spec"]["Name"],
+                 "Labels": found["Spec"].get("Labels") or {}}
+                for kind in ("secret", "config") for found in self.manager.swarm_files(kind, labels)]
+
     # -- making and starting ---------------------------------------------------------
 
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
@@ -155,8 +161,8 @@ class SwarmBackend:
     def _granted(self, spec: ContainerSpec, mount: Mount, run_labels: dict[str, str]) -> SwarmFile:
         """A granted file (secret, config) as a swarm one of the run: the nodes need nothing of this machine's.
 
-        Its name says its service, target and content, so an unchanged one is used again; it goes with
-        the run's network (`remove_network`), after the services that use it."""
+        Its name says its service, target and content, so an unchanged one is used again; the run's
+        teardown removes it by its labels (`granted_files`), after the services that use it."""
         path = Path(mount.source or "")
         data, stat = path.read_bytes(), path.stat()
         digest = hashlib.sha256(b"\0".join([spec.name.encode(), mount.target.encode(), data])).hexdigest()
@@ -260,26 +266,22 @@ class SwarmBackend:
 
         The manager may refuse while a node still holds an endpoint, or accept and keep the
         network until the removed tasks are accounted for: either way, ask again until it is gone."""
-        labels = next((n.get("Labels") or {} for n in self.manager.networks() if n["Id"] == network_id), {})
         deadline = time.monotonic() + REMOVAL_PATIENCE
-        while any(n["Id"] == network_id for n in self.manager.networks()):
+        while True:
             try:
                 self.manager.remove_network(network_id)
             except EnvctlError as exc:
                 if "active endpoints" not in str(exc) and "not found" not in str(exc).lower():
                     raise
+            if not any(n["Id"] == network_id for n in self.manager.networks()):
+                return
             if time.monotonic() > deadline:
                 raise EnvctlError(f"the swarm kept network {network_id[:12]} for {REMOVAL_PATIENCE:g}s",
                                   fix="look at 'docker network inspect' on the manager; 'envctl down' again removes it")
             time.sleep(0.2)
-        self._remove_files({k: labels[k] for k in (eng.PROJECT, eng.RUN) if k in labels})
 
-    def _remove_files(self, run: dict[str, str]) -> None:
-        """The run's secrets and configs: its network goes last of what its services use, so they go with it."""
-        if len(run) == 2:
-            for kind in ("secret", "config"):
-                for found in self.manager.swarm_files(kind, run):
-                    self.manager.remove_swarm_file(kind, found["ID"])
+    def remove_granted_file(self, kind: str, file_id: str) -> None:
+        self.manager.remove_swarm_file(kind, file_id)
 
     def remove_volume(self, name: str) -> None:
         for engine in [self.manager, *self._node_engines()]:

@@ -1,4 +1,4 @@
-"""Taking a run down: its containers (logs saved first), network and volumes, its record and lease.
+"""Taking a run down: its containers (logs saved first), networks, volumes, secrets and configs, its record and lease.
 
 Removal goes by the run's labels alone, so it works from any process: `down` with the
 topology at hand, `purge` without it (the reaper's and gc's way). Best effort: every removal
@@ -126,7 +126,8 @@ def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
 
 def remove_resources(engine: Engine, labels: dict[str, str], containers: list[ContainerState], grace,
                      log_dir: Path | None, masker: secrets.Masker, progress: Progress = silent) -> list[str]:
-    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks and volumes.
+    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks, volumes
+    and granted files (a swarm's secrets and configs).
 
     Every removal is tried, whatever happened to the others (the engine retries what it
     refuses for a moment); returns what the engine kept, each by id with its reason.
@@ -146,6 +147,9 @@ def remove_resources(engine: Engine, labels: dict[str, str], containers: list[Co
         _attempt(lambda: engine.remove_network(network["Id"]), f"network {network['Id'][:12]} ({network['Name']})", left)
     for volume in engine.volumes(labels):
         _attempt(lambda: engine.remove_volume(volume["Name"]), f"volume {volume['Name']}", left)
+    for granted in engine.granted_files(labels):  # a swarm's secrets and configs, once no service uses them
+        _attempt(lambda: engine.remove_granted_file(granted["Kind"], granted["ID"]),
+                 f"{granted['Kind']} {granted['Name']}", left)
     return left
 
 

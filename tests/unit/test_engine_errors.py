@@ -37,7 +37,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "inspect_service": ("s",), "service_tasks": ("s",), "remove_service": ("s",), "service_logs": ("s",),
     "create_swarm_file": ("secret", "n", b"x", {}), "swarm_files": ("config", {}), "remove_swarm_file": ("secret", "f"),
 }
-WITHOUT_SDK = {"check"}  # the seam's questions the local engine answers without asking Docker
+WITHOUT_SDK = {"check", "granted_files", "remove_granted_file"}  # the seam's questions the local engine answers without asking Docker
 KEYWORDS = {
     "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},
     "run_step": {"mounts": [], "changes": [], "log": io.StringIO(), "what": "x"},

@@ -278,3 +278,42 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     kind, data, labels = swarm.manager.created[secret.name]
     assert (kind, data, labels[eng.RUN], labels["envctl.swarm-service"]) == ("secret", b"s3cret", "r1", spec.name)
     assert swarm.service_spec(spec).files == service.files  # the same content, the same names
+
+
+class Networks:
+    """A manager whose one network goes at the first removal; counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.listed, self.removed, self.files_removed = 0, [], []
+        self.files = {"secret": [{"ID": "s1", "Spec": {"Name": "envctl-aa", "Labels": {eng.RUN: "r1"}}}],
+                      "config": [{"ID": "c1", "Spec": {"Name": "envctl-bb"}}]}
+
+    def networks(self, labels=None):
+        self.listed += 1
+        return [] if self.removed else [{"Id": "net1", "Labels": {eng.RUN: "r1"}}]
+
+    def remove_network(self, network_id):
+        self.removed.append(network_id)
+
+    def swarm_files(self, kind, labels):
+        return self.files[kind]
+
+    def remove_swarm_file(self, kind, file_id):
+        self.files_removed.append((kind, file_id))
+
+
+def test_removing_a_network_asks_once_whether_it_went_and_leaves_the_run_s_files_to_the_teardown() -> None:
+    swarm, _ = backend()
+    swarm.manager = Networks()  # type: ignore[assignment]
+    swarm.remove_network("net1")
+    assert (swarm.manager.removed, swarm.manager.listed, swarm.manager.files_removed) == (["net1"], 1, [])
+
+
+def test_granted_files_are_the_run_s_secrets_and_configs_by_kind() -> None:
+    swarm, _ = backend()
+    swarm.manager = Networks()  # type: ignore[assignment]
+    found = swarm.granted_files({eng.RUN: "r1"})
+    assert found == [{"Kind": "secret", "ID": "s1", "Name": "envctl-aa", "Labels": {eng.RUN: "r1"}},
+                     {"Kind": "config", "ID": "c1", "Name": "envctl-bb", "Labels": {}}]
+    swarm.remove_granted_file("config", "c1")
+    assert swarm.manager.files_removed == [("config", "c1")]
