@@ -39,6 +39,7 @@ IPVS_PROC = Path("/proc/sys/net/ipv4/vs")
 REMOVAL_PATIENCE = 30.0  # seconds for a removed service's tasks (and then its network) to go
 SWARM_SERVICE_ID = "com.docker.swarm.service.id"  # on each task's container
 TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
+SERVICE_OWN = (eng.SERVICE, eng.CONFIG_HASH, eng.REPLICA, TASK_OF)  # labels of a service, not of its run
 
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
@@ -152,7 +153,7 @@ class SwarmBackend:
             mounts=[*(m for m in spec.mounts if not m.grant), *swarmopts.extra_mounts(spec)],
             hostname=spec.hostname or "{{.Node.Hostname}}-" + spec.alias,  # logs and replies say where
             open_stdin=False)
-        run_labels = {k: v for k, v in spec.labels.items() if k in (eng.MANAGED, eng.PROJECT, eng.RUN)}
+        run_labels = _run_labels(spec.labels)
         return ServiceSpec(container, replicas=0, restart=swarmopts.restart_condition(spec), ports=ports,
                            max_per_node=1 if ports else 0, volume_labels=run_labels, task_labels={TASK_OF: spec.name},
                            files=tuple(self._granted(spec, m, run_labels) for m in spec.mounts if m.grant),
@@ -351,6 +352,13 @@ class SwarmBackend:
             raise EnvctlError(f"its task runs on node '{task.node}', whose engine envctl cannot reach",
                               fix=f"name the nodes' engines in ${NODES_ENV} (HOSTNAME=DOCKER_HOST,...)")
         return self._node_engine(task.node), task.container
+
+
+def _run_labels(labels: dict[str, str]) -> dict[str, str]:
+    """What a container's labels say of its run: project and run, and its lease (where the run's directory
+    is, who owns it, when it expires). The run's volumes, secrets and configs carry them too, so that `gc`
+    finds and judges a run by any of them, whatever else of it is gone."""
+    return {k: v for k, v in labels.items() if k.startswith("envctl.") and k not in SERVICE_OWN}
 
 
 def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any]:

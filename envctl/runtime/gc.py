@@ -27,6 +27,7 @@ class FoundRun:
     containers: int = 0
     networks: int = 0
     volumes: int = 0
+    files: int = 0  # a swarm's secrets and configs
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -68,6 +69,8 @@ def find_runs(engine: Engine) -> list[FoundRun]:
         note(network.get("Labels") or {}, "networks")
     for volume in engine.volumes(managed):
         note(volume.get("Labels") or {}, "volumes")
+    for granted in engine.granted_files(managed):  # a swarm's: an `up` may have died before anything else
+        note(granted["Labels"], "files")
     runs = []
     for (project, run), labels in sorted(seen.items()):
         directory = Path(labels[leases.STATE_LABEL]) if labels.get(leases.STATE_LABEL) else None
@@ -76,8 +79,9 @@ def find_runs(engine: Engine) -> list[FoundRun]:
             lease = leases.read(directory)
         elif directory is None or not directory.exists():
             lease = leases.Lease.from_labels(labels)  # its directory is gone: the first owner decides
-        runs.append(FoundRun(project, run, directory, lease, counts[(project, run)]["containers"],
-                             counts[(project, run)]["networks"], counts[(project, run)]["volumes"], labels))
+        count = counts[(project, run)]
+        runs.append(FoundRun(project, run, directory, lease, count["containers"], count["networks"], count["volumes"],
+                             count["files"], labels))
     return runs
 
 

@@ -70,6 +70,7 @@ def project_runs(engine: Engine, project: str) -> list[str]:
     runs = {c.run for c in engine.containers(labels)}
     runs |= {n["Labels"].get(eng.RUN, "") for n in engine.networks(labels)}
     runs |= {v["Labels"].get(eng.RUN, "") for v in engine.volumes(labels)}
+    runs |= {f["Labels"].get(eng.RUN, "") for f in engine.granted_files(labels)}
     return sorted(r for r in runs if r)
 
 

@@ -265,8 +265,10 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     (tmp_path / "token").write_text("s3cret")
     (tmp_path / "token").chmod(0o440)
     (tmp_path / "app.conf").write_text("x=1")
+    lease_labels = {"envctl.state": str(tmp_path / ".envctl/runs/r1"), "envctl.owner": "123@1700000000.0@ci"}
     spec = ContainerSpec(name="envctl-shop-r1-api", image="postgres:16", network="n", alias="api",
-                         labels=eng.run_labels("shop", "r1", "api"), mounts=[
+                         labels={**eng.run_labels("shop", "r1", "api"), **lease_labels, eng.CONFIG_HASH: "c0ffee",
+                                 "com.example.team": "payments"}, mounts=[
                              eng.Mount("/run/secrets/token", str(tmp_path / "token"), "bind", True, grant="secret"),
                              eng.Mount("/etc/app.conf", str(tmp_path / "app.conf"), "bind", True, grant="config"),
                              eng.Mount("/data", str(tmp_path), "bind")])
@@ -277,6 +279,10 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     assert (config.kind, config.target, config.id) == ("config", "/etc/app.conf", f"id-{config.name}")
     kind, data, labels = swarm.manager.created[secret.name]
     assert (kind, data, labels[eng.RUN], labels["envctl.swarm-service"]) == ("secret", b"s3cret", "r1", spec.name)
+    # the run's labels and lease, so `gc` finds and judges a run of which only this is left; not the service's own
+    assert {k: v for k, v in labels.items() if k != "envctl.swarm-service"} == {**eng.run_labels("shop", "r1"),
+                                                                                 **lease_labels}
+    assert service.volume_labels == {**eng.run_labels("shop", "r1"), **lease_labels}
     assert swarm.service_spec(spec).files == service.files  # the same content, the same names
 
 
