@@ -349,7 +349,8 @@ class Engine:
         """
         os_name, _, arch = platform.partition("/")
         arch, _, variant = arch.partition("/")
-        diff_id = "sha256:" + _file_sha256(tarball)
+        with open(tarball, "rb") as layer:
+            diff_id = "sha256:" + hashlib.file_digest(layer, "sha256").hexdigest()
         image_config = {"architecture": arch, "os": os_name, "config": config,
                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
                         "history": [{"created_by": "envctl: bootstrapped root filesystem"}]}
@@ -1196,14 +1197,6 @@ def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
 
     threading.Thread(target=watch, name="envctl-build-cancel", daemon=True).start()
     return done
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def context_paths(root: str, patterns: list[str], dockerfile: str | None) -> set[str]:
