@@ -32,7 +32,6 @@ from envctl import doctor as doctor_api
 from envctl.doctor import Diagnosis, Finding
 from envctl.backend import engine as eng
 from envctl.backend.base import Backend
-from envctl.backend.engine import Engine
 from envctl.errors import EnvctlError, NoRun, TeardownIncomplete
 from envctl.images import builder as image_api
 from envctl.images import package_cache
@@ -160,7 +159,7 @@ class GarbageCollection:
 class Exec:
     """A command running in a service's container: its output as it comes, then its exit code."""
 
-    def __init__(self, engine: Engine, exec_id: str, output: Iterator[bytes]) -> None:
+    def __init__(self, engine: Backend, exec_id: str, output: Iterator[bytes]) -> None:
         self._engine, self._id = engine, exec_id
         self.output = output
 
@@ -557,7 +556,7 @@ class Project:
         return Diagnosis(doctor_api.diagnose(None))
 
     @staticmethod
-    def gc(engine: Engine | None = None, *, dry_run: bool = False) -> GarbageCollection:
+    def gc(engine: Backend | None = None, *, dry_run: bool = False) -> GarbageCollection:
         """Remove every run on the engine (any project) whose owner has died or whose time ran out;
         runs nobody owns are kept. `dry_run` only says what would go."""
         removed, kept = gc_api.collect(engine or backends.connect_for_removal(), dry_run=dry_run)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from envctl.backend import engine as eng
 from envctl.runtime import lease as leases
-from envctl.backend.engine import Engine
+from envctl.backend.base import Backend
 from envctl.runtime.reaper import reap
 from envctl.runtime.teardown import purge
 
@@ -48,7 +48,7 @@ class FoundRun:
         return "it has not expired yet"
 
 
-def find_runs(engine: Engine) -> list[FoundRun]:
+def find_runs(engine: Backend) -> list[FoundRun]:
     """Every envctl run on the engine, with the lease that decides its fate."""
     managed = {eng.MANAGED: "true"}
     seen: dict[tuple[str, str], dict[str, str]] = {}
@@ -85,7 +85,7 @@ def find_runs(engine: Engine) -> list[FoundRun]:
     return runs
 
 
-def collect(engine: Engine, dry_run: bool = False) -> tuple[list[tuple[FoundRun, str]], list[FoundRun]]:
+def collect(engine: Backend, dry_run: bool = False) -> tuple[list[tuple[FoundRun, str]], list[FoundRun]]:
     """Remove abandoned runs; returns (removed with why, kept)."""
     removed, kept = [], []
     for found in find_runs(engine):

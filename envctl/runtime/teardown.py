@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from envctl.backend import engine as eng
-from envctl.backend.engine import ContainerState, Engine
+from envctl.backend.base import Backend
+from envctl.backend.engine import ContainerState
 from envctl.errors import EngineUnavailable, EnvctlError, TeardownIncomplete
 from envctl.mocks.report import fetch_report
 from envctl.progress import Event, Progress, silent
@@ -65,7 +66,7 @@ def verdict(outcomes: Iterable[DownResult | EnvctlError]) -> Verdict:
     return Verdict(violations, errors)
 
 
-def project_runs(engine: Engine, project: str) -> list[str]:
+def project_runs(engine: Backend, project: str) -> list[str]:
     labels = {eng.PROJECT: project}
     runs = {c.run for c in engine.containers(labels)}
     runs |= {n["Labels"].get(eng.RUN, "") for n in engine.networks(labels)}
@@ -74,7 +75,7 @@ def project_runs(engine: Engine, project: str) -> list[str]:
     return sorted(r for r in runs if r)
 
 
-def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True,
+def down(topology: Topology, engine: Backend, run: str, *, save_logs: bool = True,
          progress: Progress = silent) -> DownResult:
     """Save each container's log, then remove the run's containers, network and volumes.
 
@@ -108,7 +109,7 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
     return result
 
 
-def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
+def purge(engine: Backend, project: str, run: str, log_dir: Path | None = None,
           masker: secrets.Masker | None = None) -> int:
     """Remove a run from its labels alone, without its topology and without grace (the reaper's and gc's way).
 
@@ -125,7 +126,7 @@ def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
     return len(containers)
 
 
-def remove_resources(engine: Engine, labels: dict[str, str], containers: list[ContainerState], grace,
+def remove_resources(engine: Backend, labels: dict[str, str], containers: list[ContainerState], grace,
                      log_dir: Path | None, masker: secrets.Masker, progress: Progress = silent) -> list[str]:
     """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks, volumes
     and granted files (a swarm's secrets and configs).
@@ -164,7 +165,7 @@ def _attempt(removal, what: str, left: list[str]) -> None:
         left.append(f"{what}: {exc.message}")
 
 
-def _save_log(engine: Engine, container_id: str, path: Path, masker: secrets.Masker) -> None:
+def _save_log(engine: Backend, container_id: str, path: Path, masker: secrets.Masker) -> None:
     try:
         data = engine.logs(container_id, timestamps=True)
     except EngineUnavailable:
@@ -175,7 +176,7 @@ def _save_log(engine: Engine, container_id: str, path: Path, masker: secrets.Mas
     path.write_bytes(masker.mask_bytes(data) if isinstance(data, bytes) else b"")
 
 
-def remove_containers(engine: Engine, container_ids: list[str]) -> list[str]:
+def remove_containers(engine: Backend, container_ids: list[str]) -> list[str]:
     """Remove containers (best effort, in parallel); returns what the engine kept."""
     left: list[str] = []
     _in_parallel(lambda cid: _attempt(lambda: engine.remove_container(cid, grace=1), f"container {cid[:12]}", left),
