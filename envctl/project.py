@@ -31,7 +31,7 @@ from filelock import FileLock
 from envctl import doctor as doctor_api
 from envctl.doctor import Diagnosis, Finding
 from envctl.backend import engine as eng
-from envctl.backend.engine import Engine
+from envctl.backend.base import Backend
 from envctl.errors import EnvctlError, NoRun, TeardownIncomplete
 from envctl.images import builder as image_api
 from envctl.images import package_cache
@@ -51,7 +51,6 @@ from envctl.planning.plan import Plan
 from envctl.planning.plan import describe as describe_plan
 from envctl.planning.selection import select_services
 from envctl.progress import Progress, silent
-from envctl.backend.swarm import SwarmBackend
 from envctl.runtime import backends
 from envctl.runtime.backends import BACKEND_ENV, BACKENDS
 from envctl.runtime import gc as gc_api
@@ -160,7 +159,7 @@ class GarbageCollection:
 class Exec:
     """A command running in a service's container: its output as it comes, then its exit code."""
 
-    def __init__(self, engine: Engine, exec_id: str, output: Iterator[bytes]) -> None:
+    def __init__(self, engine: Backend, exec_id: str, output: Iterator[bytes]) -> None:
         self._engine, self._id = engine, exec_id
         self.output = output
 
@@ -180,14 +179,14 @@ class Project:
     recorded in `.envctl/`), and `up` sets it to the run it brought up.
     """
 
-    def __init__(self, topology: Topology, engine: Engine | None = None, run: str | None = None) -> None:
+    def __init__(self, topology: Topology, engine: Backend | None = None, run: str | None = None) -> None:
         self.topology = topology
         self._engine = engine
         self.run = run
 
     @classmethod
     def load(cls, files: Sequence[str | Path] | str | Path | None = None, *, env_files: Sequence[str | Path] = (),
-             run: str | None = None, engine: Engine | None = None, starts_containers: bool = True) -> Project:
+             run: str | None = None, engine: Backend | None = None, starts_containers: bool = True) -> Project:
         """Load and validate the topology from `files` (default: the current directory's, as Compose finds
         it), with host variables from `env_files` instead of the `.env` beside it.
 
@@ -203,8 +202,9 @@ class Project:
         return cls(topology, engine, cls.run_id(run) if run else None)
 
     @property
-    def engine(self) -> Engine:
-        """The Docker engine, connected on first use (`EngineUnavailable` when it does not answer)."""
+    def engine(self) -> Backend:
+        """Where runs go (the local engine, or a swarm), connected on first use (`EngineUnavailable` when it does
+        not answer)."""
         if self._engine is None:
             self._engine = backends.connect(self.topology)
         return self._engine
@@ -275,18 +275,18 @@ class Project:
         `record_missing_all`: every mock). `owner` is the run's lease once up (default: this
         process, so the run is reaped when it exits; see `lease_for`). `make_current` makes it
         the run the CLI acts on. Raises `StartupFailed` (after tearing down, unless
-        `keep_on_failure`) when a service does not become ready. The project then acts on the run.
+        `keep_on_failure`) when a service does not become ready, and `TopologyError` before anything
+        is created when the backend cannot honour a key (a swarm: `privileged`...). The project then
+        acts on the run.
         """
         recording = tuple(self.topology.mocks) if record_all else tuple(record)
         filling = tuple(self.topology.mocks) if record_missing_all else tuple(record_missing)
-        if isinstance(self.engine, SwarmBackend):  # what a swarm service cannot do stops `up` before anything exists
-            self.engine.check(self.topology, select_services(self.topology, services))
+        self.engine.check(self.topology, select_services(self.topology, services))  # before anything exists
         result = run_api.up(self.topology, self.engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=self.run, keep_on_failure=keep_on_failure, progress=progress,
                             max_parallel_builds=max_parallel_builds, record=recording, record_missing=filling,
                             make_current=make_current, owner=owner, cache=cache, platform=platform)
-        if isinstance(self.engine, SwarmBackend):
-            result.warnings.extend(self.engine.notes)
+        result.warnings.extend(self.engine.notes)
         self.run = result.run
         return result
 
@@ -300,6 +300,7 @@ class Project:
         volumes. `describe_plan(plan)` gives it as lines (`envctl up --dry-run`)."""
         recording = tuple(self.topology.mocks) if record_all else tuple(record)
         filling = tuple(self.topology.mocks) if record_missing_all else tuple(record_missing)
+        self.engine.check(self.topology, select_services(self.topology, services))  # as `up` would refuse
         return run_api.plan_up(self.topology, self.engine, services=services, except_services=except_services,
                                profiles=profiles, run_id=self.run, record=recording, record_missing=filling,
                                platform=platform)
@@ -555,7 +556,7 @@ class Project:
         return Diagnosis(doctor_api.diagnose(None))
 
     @staticmethod
-    def gc(engine: Engine | None = None, *, dry_run: bool = False) -> GarbageCollection:
+    def gc(engine: Backend | None = None, *, dry_run: bool = False) -> GarbageCollection:
         """Remove every run on the engine (any project) whose owner has died or whose time ran out;
         runs nobody owns are kept. `dry_run` only says what would go."""
         removed, kept = gc_api.collect(engine or backends.connect_for_removal(), dry_run=dry_run)

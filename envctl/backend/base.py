@@ -11,10 +11,11 @@ a backend elsewhere, pushed to a registry it pulls from.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from envctl.backend.engine import ContainerSpec, ContainerState, Engine
+from envctl.topology.model import Topology
 
 
 @runtime_checkable
@@ -29,6 +30,13 @@ class Backend(Protocol):
     @property
     def holds_at_gate(self) -> bool:
         """Whether a container can be held at the start gate (its stdin kept open, then released)."""
+
+    @property
+    def notes(self) -> Sequence[str]:
+        """How this backend runs services otherwise than the topology says, for `up` to tell (its warnings)."""
+
+    def check(self, topology: Topology, services: list[str]) -> None:
+        """Raise `TopologyError` for what of `services` this backend cannot honour, before anything is created."""
 
     # -- what exists ------------------------------------------------------------------
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:
@@ -51,6 +59,10 @@ class Backend(Protocol):
 
     def volumes(self, labels: dict[str, str]) -> list[dict[str, Any]]:
         """Volumes carrying all of `labels`."""
+
+    def granted_files(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """Secrets and configs the backend keeps for services, carrying all of `labels`: each a dict of
+        "Kind" ("secret", "config"), "ID", "Name" and "Labels" (the local engine binds files instead: none)."""
 
     # -- making and starting ---------------------------------------------------------
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
@@ -94,3 +106,6 @@ class Backend(Protocol):
 
     def remove_volume(self, name: str) -> None:
         """Remove a volume."""
+
+    def remove_granted_file(self, kind: str, file_id: str) -> None:
+        """Remove a secret or config (`kind`) once no service uses it."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -34,6 +34,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 from docker.utils.build import exclude_paths
 
 from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError, RegistryError
+
+if TYPE_CHECKING:
+    from envctl.topology.model import Topology
 
 # Labels on everything envctl creates; the labels, not local state, are the truth.
 PROJECT = "envctl.project"
@@ -211,6 +214,19 @@ class Engine:
     def holds_at_gate(self) -> bool:
         return True
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return ()  # services run as the topology says
+
+    def check(self, topology: Topology, services: list[str]) -> None:
+        """Nothing to refuse: the local engine honours every key a topology loads with."""
+
+    def granted_files(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        return []  # granted files are binds of the run's directory here
+
+    def remove_granted_file(self, kind: str, file_id: str) -> None:
+        """Nothing to remove: the local engine keeps no secrets or configs of its own."""
+
     # -- connection ----------------------------------------------------------------------
 
     @classmethod
@@ -333,7 +349,8 @@ class Engine:
         """
         os_name, _, arch = platform.partition("/")
         arch, _, variant = arch.partition("/")
-        diff_id = "sha256:" + _file_sha256(tarball)
+        with open(tarball, "rb") as layer:
+            diff_id = "sha256:" + hashlib.file_digest(layer, "sha256").hexdigest()
         image_config = {"architecture": arch, "os": os_name, "config": config,
                         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
                         "history": [{"created_by": "envctl: bootstrapped root filesystem"}]}
@@ -1180,14 +1197,6 @@ def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
 
     threading.Thread(target=watch, name="envctl-build-cancel", daemon=True).start()
     return done
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as data:
-        for block in iter(lambda: data.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def context_paths(root: str, patterns: list[str], dockerfile: str | None) -> set[str]:

@@ -39,6 +39,7 @@ IPVS_PROC = Path("/proc/sys/net/ipv4/vs")
 REMOVAL_PATIENCE = 30.0  # seconds for a removed service's tasks (and then its network) to go
 SWARM_SERVICE_ID = "com.docker.swarm.service.id"  # on each task's container
 TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
+SERVICE_OWN = (eng.SERVICE, eng.CONFIG_HASH, eng.REPLICA, TASK_OF)  # labels of a service, not of its run
 
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
@@ -121,6 +122,12 @@ class SwarmBackend:
             found.update({v["Name"]: v for v in engine.volumes(labels)})
         return list(found.values())
 
+    def granted_files(self, labels: dict[str, str]) -> list[dict[str, Any]]:
+        """The secrets and configs `_granted` made, carrying all of `labels`."""
+        return [{"Kind": kind, "ID": found["ID"], "Name": found["Spec"]["Name"],
+                 "Labels": found["Spec"].get("Labels") or {}}
+                for kind in ("secret", "config") for found in self.manager.swarm_files(kind, labels)]
+
     # -- making and starting ---------------------------------------------------------
 
     def create_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
@@ -146,7 +153,7 @@ class SwarmBackend:
             mounts=[*(m for m in spec.mounts if not m.grant), *swarmopts.extra_mounts(spec)],
             hostname=spec.hostname or "{{.Node.Hostname}}-" + spec.alias,  # logs and replies say where
             open_stdin=False)
-        run_labels = {k: v for k, v in spec.labels.items() if k in (eng.MANAGED, eng.PROJECT, eng.RUN)}
+        run_labels = _run_labels(spec.labels)
         return ServiceSpec(container, replicas=0, restart=swarmopts.restart_condition(spec), ports=ports,
                            max_per_node=1 if ports else 0, volume_labels=run_labels, task_labels={TASK_OF: spec.name},
                            files=tuple(self._granted(spec, m, run_labels) for m in spec.mounts if m.grant),
@@ -155,8 +162,8 @@ class SwarmBackend:
     def _granted(self, spec: ContainerSpec, mount: Mount, run_labels: dict[str, str]) -> SwarmFile:
         """A granted file (secret, config) as a swarm one of the run: the nodes need nothing of this machine's.
 
-        Its name says its service, target and content, so an unchanged one is used again; it goes with
-        the run's network (`remove_network`), after the services that use it."""
+        Its name says its service, target and content, so an unchanged one is used again; the run's
+        teardown removes it by its labels (`granted_files`), after the services that use it."""
         path = Path(mount.source or "")
         data, stat = path.read_bytes(), path.stat()
         digest = hashlib.sha256(b"\0".join([spec.name.encode(), mount.target.encode(), data])).hexdigest()
@@ -260,26 +267,22 @@ class SwarmBackend:
 
         The manager may refuse while a node still holds an endpoint, or accept and keep the
         network until the removed tasks are accounted for: either way, ask again until it is gone."""
-        labels = next((n.get("Labels") or {} for n in self.manager.networks() if n["Id"] == network_id), {})
         deadline = time.monotonic() + REMOVAL_PATIENCE
-        while any(n["Id"] == network_id for n in self.manager.networks()):
+        while True:
             try:
                 self.manager.remove_network(network_id)
             except EnvctlError as exc:
                 if "active endpoints" not in str(exc) and "not found" not in str(exc).lower():
                     raise
+            if not any(n["Id"] == network_id for n in self.manager.networks()):
+                return
             if time.monotonic() > deadline:
                 raise EnvctlError(f"the swarm kept network {network_id[:12]} for {REMOVAL_PATIENCE:g}s",
                                   fix="look at 'docker network inspect' on the manager; 'envctl down' again removes it")
             time.sleep(0.2)
-        self._remove_files({k: labels[k] for k in (eng.PROJECT, eng.RUN) if k in labels})
 
-    def _remove_files(self, run: dict[str, str]) -> None:
-        """The run's secrets and configs: its network goes last of what its services use, so they go with it."""
-        if len(run) == 2:
-            for kind in ("secret", "config"):
-                for found in self.manager.swarm_files(kind, run):
-                    self.manager.remove_swarm_file(kind, found["ID"])
+    def remove_granted_file(self, kind: str, file_id: str) -> None:
+        self.manager.remove_swarm_file(kind, file_id)
 
     def remove_volume(self, name: str) -> None:
         for engine in [self.manager, *self._node_engines()]:
@@ -349,6 +352,13 @@ class SwarmBackend:
             raise EnvctlError(f"its task runs on node '{task.node}', whose engine envctl cannot reach",
                               fix=f"name the nodes' engines in ${NODES_ENV} (HOSTNAME=DOCKER_HOST,...)")
         return self._node_engine(task.node), task.container
+
+
+def _run_labels(labels: dict[str, str]) -> dict[str, str]:
+    """What a container's labels say of its run: project and run, and its lease (where the run's directory
+    is, who owns it, when it expires). The run's volumes, secrets and configs carry them too, so that `gc`
+    finds and judges a run by any of them, whatever else of it is gone."""
+    return {k: v for k, v in labels.items() if k.startswith("envctl.") and k not in SERVICE_OWN}
 
 
 def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any]:

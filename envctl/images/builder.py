@@ -195,6 +195,7 @@ class ImageBuilder:
         if cache is not None:
             cache.on_warning = lambda message: self.progress(Event("", "warning", message))
         self.fill_cache = fill_cache  # also push images found locally that the cache lacks
+        self._dockerfiles: dict[Path, tuple[str, codeonly.Parsed | codeonly.NotCodeOnly]] = {}
 
     @cached_property
     def engine_platform(self) -> str:
@@ -238,18 +239,26 @@ class ImageBuilder:
 
     def _code_only(self, target: ImageTarget) -> bool:
         """Whether `target` is a service image to be assembled without the builder (a second's work,
-        which need not wait for a build's place); a wrong guess only costs it a place."""
+        which need not wait for a build's place). The guess stops at the Dockerfile's instructions: one
+        the assembler then leaves to the builder (a wildcard in a COPY) has no RUN, so it is quick too."""
         service = self.topology.services.get(target.name) if target.kind == "service" else None
         if service is None or service.build is None or not assemble.enabled():
             return False
         if set(self._build_options(target)) - {"labels", "cachefrom"}:
             return False
         try:
-            text = BuildContext(service.build.context, service.build.dockerfile).dockerfile_path.read_text(errors="replace")
+            _, parsed = self._dockerfile(BuildContext(service.build.context, service.build.dockerfile).dockerfile_path)
         except OSError:
             return False
-        args = dict(service.build.args, **({"BASE_IMAGE": "the-base"} if target.parent else {}))
-        return isinstance(codeonly.classify(text, args), codeonly.CodeOnly)
+        return isinstance(parsed, codeonly.Parsed)
+
+    def _dockerfile(self, path: Path) -> tuple[str, codeonly.Parsed | codeonly.NotCodeOnly]:
+        """A Dockerfile's text and instructions, read and parsed once for all who ask: the scheduler's
+        guess (light or not), the secret steps' check and the assembler."""
+        if path not in self._dockerfiles:  # two threads may both read it: the same answer
+            text = path.read_text(errors="replace")
+            self._dockerfiles[path] = (text, codeonly.parse(text))
+        return self._dockerfiles[path]
 
     def expected_refs(self) -> set[str]:
         """The image refs the topology produces now, without building anything."""
@@ -500,7 +509,7 @@ class ImageBuilder:
         self._emit(target, "build", ref)
         label = _label_line(self._labels(target, target.kind, ref.split(":")[1]))
         what = f"{target.kind} '{target.name}' ({context.dockerfile_path})"
-        plan = secretbuild.plan(context.dockerfile_path.read_text(errors="replace"), context.dockerfile_path)
+        plan = secretbuild.plan(self._dockerfile(context.dockerfile_path)[0], context.dockerfile_path)
         self.logs.mkdir(parents=True, exist_ok=True)
         log_name = f"{target.name}.log" if target.kind == "service" else f"{target.kind}-{target.name}.log"
         with open(self.logs / log_name, "w") as log_file:
@@ -531,8 +540,9 @@ class ImageBuilder:
             return None
         own = self._labels(target, target.kind, ref.split(":")[1])
         try:
-            image_id = assemble.assemble(self.engine, context, buildargs, ref, {**options.get("labels", {}), **own},
-                                         self._platform_of(target), context.generated_dockerfile((_label_line(own),)))
+            image_id = assemble.assemble(self.engine, context, self._dockerfile(context.dockerfile_path)[1], buildargs,
+                                         ref, {**options.get("labels", {}), **own}, self._platform_of(target),
+                                         context.generated_dockerfile((_label_line(own),)))
         except assemble.NotAssembled as exc:
             log.write(f"envctl: not assembled ({exc}); building with the builder\n")
             return None

@@ -3,7 +3,9 @@
 Such an image needs no builder: `assemble.py` writes it as one new layer on the base's
 layers. This module decides, without an engine, and says what the image would be: the
 FROM image, the files to copy and directories to create (in order), and the config the
-classic builder would end with, given the base's config. Anything it does not understand
+classic builder would end with, given the base's config. It reads a Dockerfile once
+(`parse`: which instructions, enough for the build scheduler's guess) and then decides
+what it makes with the build's arguments on its base (`decide`, when the base is there). Anything it does not understand
 exactly (RUN, several stages, flags on COPY, wildcards, URLs, SHELL, ...) is not code-only,
 with the reason, and the builder does it as before.
 """
@@ -53,41 +55,74 @@ class _Refused(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class Parsed:
+    """A Dockerfile of one stage whose every instruction could be code-only; what it makes depends
+    on the build's arguments and the base's config (`decide`)."""
+
+    before_from: tuple[str, ...]  # the values of the ARGs before FROM
+    from_value: str
+    instructions: tuple[tuple[str, str], ...]  # (INSTRUCTION, value) after FROM
+
+
+def parse(text: str) -> Parsed | NotCodeOnly:
+    """The Dockerfile `text` read once, or why it needs the builder whatever its arguments and base
+    (a RUN, several stages, a parser directive...)."""
+    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in text.splitlines()[:5]
+           if line.startswith("#")):
+        return NotCodeOnly("a parser directive (# escape= or # syntax=)")
+    structure = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
+    instructions = [(i["instruction"], i["value"]) for i in structure]
+    froms = [index for index, (name, _) in enumerate(instructions) if name == "FROM"]
+    if len(froms) != 1:
+        return NotCodeOnly("a Dockerfile with several stages" if froms else "no FROM")
+    before, after = instructions[:froms[0]], instructions[froms[0] + 1:]
+    for name, _ in before:
+        if name != "ARG":
+            return NotCodeOnly(f"{name} before FROM")
+    for name, _ in after:
+        if name not in _HANDLERS:
+            return NotCodeOnly(f"{name} needs the builder")
+    return Parsed(tuple(value for _, value in before), instructions[froms[0]][1], tuple(after))
+
+
 def classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any] | None = None) -> CodeOnly | NotCodeOnly:
     """What the Dockerfile `text` makes, or why it needs the builder; `base_config` is the FROM image's config."""
+    parsed = parse(text)
+    return parsed if isinstance(parsed, NotCodeOnly) else decide(parsed, buildargs, base_config)
+
+
+def base_of(parsed: Parsed, buildargs: dict[str, str]) -> str | NotCodeOnly:
+    """The FROM image, build arguments substituted: the base `decide` needs the config of."""
     try:
-        return _classify(text, buildargs, dict(base_config or {}))
+        return _from(parsed.from_value, _meta(parsed, buildargs))
     except _Refused as exc:
         return NotCodeOnly(str(exc))
 
 
-def _classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any]) -> CodeOnly:
-    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in text.splitlines()[:5]
-           if line.startswith("#")):
-        raise _Refused("a parser directive (# escape= or # syntax=)")
-    instructions = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
-    froms = [i for i in instructions if i["instruction"] == "FROM"]
-    if len(froms) != 1:
-        raise _Refused("a Dockerfile with several stages" if froms else "no FROM")
+def decide(parsed: Parsed, buildargs: dict[str, str], base_config: dict[str, Any] | None = None) -> CodeOnly | NotCodeOnly:
+    """What `parsed` makes with these arguments on a base of `base_config`, or why it needs the builder."""
+    try:
+        return _decide(parsed, buildargs, dict(base_config or {}))
+    except _Refused as exc:
+        return NotCodeOnly(str(exc))
+
+
+def _meta(parsed: Parsed, buildargs: dict[str, str]) -> dict[str, str]:
+    """The ARGs before FROM: what FROM (and a redeclared ARG) may name."""
     meta: dict[str, str] = {}
+    for value in parsed.before_from:
+        meta.update(_arg(value, buildargs, {}))
+    return meta
+
+
+def _decide(parsed: Parsed, buildargs: dict[str, str], base_config: dict[str, Any]) -> CodeOnly:
+    meta = _meta(parsed, buildargs)
+    base = _from(parsed.from_value, meta)
     state = _State({k: base_config.get(k) for k in CONFIG_KEYS}, buildargs)
-    seen_from = False
-    for item in instructions:
-        name, value = item["instruction"], item["value"]
-        if not seen_from:
-            if name == "ARG":
-                meta.update(_arg(value, buildargs, {}))
-                continue
-            if name != "FROM":
-                raise _Refused(f"{name} before FROM")
-            base = _from(value, meta)
-            seen_from = True
-            state.config["Env"] = list(state.config.get("Env") or [])
-            continue
-        handler = _HANDLERS.get(name)
-        if handler is None:
-            raise _Refused(f"{name} needs the builder")
-        handler(state, value, meta)
+    state.config["Env"] = list(state.config.get("Env") or [])
+    for name, value in parsed.instructions:
+        _HANDLERS[name](state, value, meta)
     return CodeOnly(base, tuple(state.steps), state.config)
 
 

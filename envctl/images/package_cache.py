@@ -158,11 +158,8 @@ def mmdebstrap_hooks(inbox: str, outbox: str) -> list[str]:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _recorded_digest(deb: Path) -> str | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from envctl.backend import engine as eng
 from envctl.runtime import lease as leases
-from envctl.backend.engine import Engine
+from envctl.backend.base import Backend
 from envctl.runtime.reaper import reap
 from envctl.runtime.teardown import purge
 
@@ -27,6 +27,7 @@ class FoundRun:
     containers: int = 0
     networks: int = 0
     volumes: int = 0
+    files: int = 0  # a swarm's secrets and configs
     labels: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -47,7 +48,7 @@ class FoundRun:
         return "it has not expired yet"
 
 
-def find_runs(engine: Engine) -> list[FoundRun]:
+def find_runs(engine: Backend) -> list[FoundRun]:
     """Every envctl run on the engine, with the lease that decides its fate."""
     managed = {eng.MANAGED: "true"}
     seen: dict[tuple[str, str], dict[str, str]] = {}
@@ -68,6 +69,8 @@ def find_runs(engine: Engine) -> list[FoundRun]:
         note(network.get("Labels") or {}, "networks")
     for volume in engine.volumes(managed):
         note(volume.get("Labels") or {}, "volumes")
+    for granted in engine.granted_files(managed):  # a swarm's: an `up` may have died before anything else
+        note(granted["Labels"], "files")
     runs = []
     for (project, run), labels in sorted(seen.items()):
         directory = Path(labels[leases.STATE_LABEL]) if labels.get(leases.STATE_LABEL) else None
@@ -76,12 +79,13 @@ def find_runs(engine: Engine) -> list[FoundRun]:
             lease = leases.read(directory)
         elif directory is None or not directory.exists():
             lease = leases.Lease.from_labels(labels)  # its directory is gone: the first owner decides
-        runs.append(FoundRun(project, run, directory, lease, counts[(project, run)]["containers"],
-                             counts[(project, run)]["networks"], counts[(project, run)]["volumes"], labels))
+        count = counts[(project, run)]
+        runs.append(FoundRun(project, run, directory, lease, count["containers"], count["networks"], count["volumes"],
+                             count["files"], labels))
     return runs
 
 
-def collect(engine: Engine, dry_run: bool = False) -> tuple[list[tuple[FoundRun, str]], list[FoundRun]]:
+def collect(engine: Backend, dry_run: bool = False) -> tuple[list[tuple[FoundRun, str]], list[FoundRun]]:
     """Remove abandoned runs; returns (removed with why, kept)."""
     removed, kept = [], []
     for found in find_runs(engine):

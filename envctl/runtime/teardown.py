@@ -1,4 +1,4 @@
-"""Taking a run down: its containers (logs saved first), network and volumes, its record and lease.
+"""Taking a run down: its containers (logs saved first), networks, volumes, secrets and configs, its record and lease.
 
 Removal goes by the run's labels alone, so it works from any process: `down` with the
 topology at hand, `purge` without it (the reaper's and gc's way). Best effort: every removal
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from envctl.backend import engine as eng
-from envctl.backend.engine import ContainerState, Engine
+from envctl.backend.base import Backend
+from envctl.backend.engine import ContainerState
 from envctl.errors import EngineUnavailable, EnvctlError, TeardownIncomplete
 from envctl.mocks.report import fetch_report
 from envctl.progress import Event, Progress, silent
@@ -65,15 +66,16 @@ def verdict(outcomes: Iterable[DownResult | EnvctlError]) -> Verdict:
     return Verdict(violations, errors)
 
 
-def project_runs(engine: Engine, project: str) -> list[str]:
+def project_runs(engine: Backend, project: str) -> list[str]:
     labels = {eng.PROJECT: project}
     runs = {c.run for c in engine.containers(labels)}
     runs |= {n["Labels"].get(eng.RUN, "") for n in engine.networks(labels)}
     runs |= {v["Labels"].get(eng.RUN, "") for v in engine.volumes(labels)}
+    runs |= {f["Labels"].get(eng.RUN, "") for f in engine.granted_files(labels)}
     return sorted(r for r in runs if r)
 
 
-def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True,
+def down(topology: Topology, engine: Backend, run: str, *, save_logs: bool = True,
          progress: Progress = silent) -> DownResult:
     """Save each container's log, then remove the run's containers, network and volumes.
 
@@ -107,7 +109,7 @@ def down(topology: Topology, engine: Engine, run: str, *, save_logs: bool = True
     return result
 
 
-def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
+def purge(engine: Backend, project: str, run: str, log_dir: Path | None = None,
           masker: secrets.Masker | None = None) -> int:
     """Remove a run from its labels alone, without its topology and without grace (the reaper's and gc's way).
 
@@ -124,9 +126,10 @@ def purge(engine: Engine, project: str, run: str, log_dir: Path | None = None,
     return len(containers)
 
 
-def remove_resources(engine: Engine, labels: dict[str, str], containers: list[ContainerState], grace,
+def remove_resources(engine: Backend, labels: dict[str, str], containers: list[ContainerState], grace,
                      log_dir: Path | None, masker: secrets.Masker, progress: Progress = silent) -> list[str]:
-    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks and volumes.
+    """Save each container's log (masked) into `log_dir` if given, remove them in parallel, then networks, volumes
+    and granted files (a swarm's secrets and configs).
 
     Every removal is tried, whatever happened to the others (the engine retries what it
     refuses for a moment); returns what the engine kept, each by id with its reason.
@@ -146,6 +149,9 @@ def remove_resources(engine: Engine, labels: dict[str, str], containers: list[Co
         _attempt(lambda: engine.remove_network(network["Id"]), f"network {network['Id'][:12]} ({network['Name']})", left)
     for volume in engine.volumes(labels):
         _attempt(lambda: engine.remove_volume(volume["Name"]), f"volume {volume['Name']}", left)
+    for granted in engine.granted_files(labels):  # a swarm's secrets and configs, once no service uses them
+        _attempt(lambda: engine.remove_granted_file(granted["Kind"], granted["ID"]),
+                 f"{granted['Kind']} {granted['Name']}", left)
     return left
 
 
@@ -159,7 +165,7 @@ def _attempt(removal, what: str, left: list[str]) -> None:
         left.append(f"{what}: {exc.message}")
 
 
-def _save_log(engine: Engine, container_id: str, path: Path, masker: secrets.Masker) -> None:
+def _save_log(engine: Backend, container_id: str, path: Path, masker: secrets.Masker) -> None:
     try:
         data = engine.logs(container_id, timestamps=True)
     except EngineUnavailable:
@@ -170,7 +176,7 @@ def _save_log(engine: Engine, container_id: str, path: Path, masker: secrets.Mas
     path.write_bytes(masker.mask_bytes(data) if isinstance(data, bytes) else b"")
 
 
-def remove_containers(engine: Engine, container_ids: list[str]) -> list[str]:
+def remove_containers(engine: Backend, container_ids: list[str]) -> list[str]:
     """Remove containers (best effort, in parallel); returns what the engine kept."""
     left: list[str] = []
     _in_parallel(lambda cid: _attempt(lambda: engine.remove_container(cid, grace=1), f"container {cid[:12]}", left),

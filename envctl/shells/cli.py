@@ -269,8 +269,9 @@ def gc(c: Context, dry_run: bool, package_cache: bool) -> None:
     collected = Project.gc(dry_run=dry_run)
     verb = "would remove" if dry_run else "removed"
     for found, reason in collected.removed:
+        files = f", {found.files} secrets and configs" if found.files else ""
         out.print(f"{verb} {found.project} run {found.run} ({found.containers} containers, "
-                  f"{found.networks} networks, {found.volumes} volumes): {reason}")
+                  f"{found.networks} networks, {found.volumes} volumes{files}): {reason}")
     for found in collected.kept:
         out.print(f"kept {found.project} run {found.run}: {found.keep_reason}")
     if not collected.removed and not collected.kept:

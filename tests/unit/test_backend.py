@@ -31,3 +31,19 @@ def test_starting_waiting_and_inspecting_a_run_ask_the_backend_only_for_the_seam
                 used.setdefault(node.attr, set()).add(module)
     beyond = {name: sorted(where) for name, where in used.items() if name not in SEAM + PROPERTIES}
     assert beyond == {}, "runtime code calls engine methods outside envctl.backend.base.Backend"
+
+
+def test_the_local_engine_refuses_nothing_and_runs_services_as_the_topology_says(write_topology) -> None:
+    from envctl.topology import load_topology
+
+    topology = load_topology(write_topology("name: demo\nservices:\n  api: {image: 'nginx:1'}\n"))
+    engine = Engine.__new__(Engine)  # no connection: neither answer asks the engine
+    assert engine.check(topology, ["api"]) is None and list(engine.notes) == []
+
+
+def test_nothing_above_the_backends_asks_which_backend_it_has() -> None:
+    """Only the module that chooses the backend names the swarm's; the rest ask the seam."""
+    package = Path(__file__).parents[2] / "envctl"
+    naming = sorted(str(path.relative_to(package)) for path in package.rglob("*.py")
+                    if path.parent.name != "backend" and "SwarmBackend" in path.read_text())
+    assert naming == ["runtime/backends.py"]

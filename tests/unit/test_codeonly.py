@@ -8,7 +8,8 @@ import pytest
 
 from envctl.images import assemble
 from envctl.images.buildcontext import BuildContext
-from envctl.images.codeonly import CodeOnly, Copy, NotCodeOnly, Workdir, classify
+from envctl.images import codeonly
+from envctl.images.codeonly import CodeOnly, Copy, NotCodeOnly, Parsed, Workdir, classify
 
 BASE = {"Env": ["PATH=/usr/bin:/bin", "LANG=C.UTF-8"], "Cmd": ["/bin/bash"], "Labels": {"from": "base"}}
 
@@ -78,6 +79,16 @@ def test_copy_destinations_follow_workdir_and_arguments() -> None:
 def test_undeclared_build_arguments_are_not_substituted() -> None:
     result = code_only("FROM a\nCOPY app.py /$DEST/\n", {"DEST": "srv"})
     assert result.steps == (Copy(("app.py",), "/"),)
+
+
+def test_parsing_refuses_what_no_argument_or_base_could_make_code_only_and_decides_nothing_else() -> None:
+    assert codeonly.parse("FROM a\nRUN true\n") == NotCodeOnly("RUN needs the builder")
+    parsed = codeonly.parse("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY *.py /app/\n")
+    assert isinstance(parsed, Parsed)  # the scheduler's guess: light
+    assert codeonly.base_of(parsed, {"BASE_IMAGE": "shop/base:1"}) == "shop/base:1"
+    assert isinstance(codeonly.base_of(parsed, {}), NotCodeOnly)  # BASE_IMAGE unset
+    decided = codeonly.decide(parsed, {"BASE_IMAGE": "shop/base:1"}, BASE)
+    assert isinstance(decided, NotCodeOnly) and "wildcard" in decided.reason  # the assembler's: the builder's job
 
 
 # -- the layer's layout, against a made-up base --------------------------------------------------
@@ -171,3 +182,35 @@ def test_the_reference_stacks_app_images_are_the_light_ones_that_need_no_build_p
     assert light == {f"service:{name}" for name, s in topology.services.items() if s.base == "python"}
     monkeypatch.setenv("ENVCTL_ASSEMBLE", "0")  # everything through the builder: every build takes a place
     assert not any(builder._code_only(t) for t in image_targets(topology).values())
+
+
+class NoBase:
+    """An engine without the base: the assembler gives up after deciding the base, before any layer."""
+
+    def image_id(self, ref):
+        return None
+
+
+def test_each_dockerfile_is_read_and_parsed_once_for_the_scheduler_the_secret_check_and_the_assembler(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from envctl.images.builder import ImageBuilder, image_targets
+    from envctl.topology.loader import load_topology
+    monkeypatch.delenv("ENVCTL_ASSEMBLE", raising=False)
+    parsed: list[str] = []
+    parse = codeonly.parse
+    monkeypatch.setattr(codeonly, "parse", lambda text: parsed.append(text) or parse(text))
+    topology = load_topology(Path(__file__).parents[2] / "envctl.yaml")
+    builder = ImageBuilder(topology, engine=NoBase())  # type: ignore[arg-type]
+    builder.__dict__["platform"] = "linux/amd64"
+    light = [t for t in image_targets(topology).values() if builder._code_only(t)]
+    dockerfiles = {BuildContext(s.build.context, s.build.dockerfile).dockerfile_path
+                   for s in topology.services.values() if s.build is not None}
+    assert light and len(parsed) == len(dockerfiles)
+    log = io.StringIO()
+    for target in light:
+        service = topology.services[target.name]
+        context = BuildContext(service.build.context, service.build.dockerfile)
+        builder._dockerfile(context.dockerfile_path)  # the secret steps' check
+        assert builder._assembled(target, context, {"BASE_IMAGE": "shop/base-python:1"}, "shop/x:1", log) is None
+    assert "the base shop/base-python:1 is not on the engine" in log.getvalue()
+    assert len(parsed) == len(dockerfiles)

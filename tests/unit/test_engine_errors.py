@@ -37,6 +37,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "inspect_service": ("s",), "service_tasks": ("s",), "remove_service": ("s",), "service_logs": ("s",),
     "create_swarm_file": ("secret", "n", b"x", {}), "swarm_files": ("config", {}), "remove_swarm_file": ("secret", "f"),
 }
+WITHOUT_SDK = {"check", "granted_files", "remove_granted_file"}  # the seam's questions the local engine answers without asking Docker
 KEYWORDS = {
     "build": {"dockerfile": "Dockerfile", "tag": "t", "buildargs": {}, "log": io.StringIO(), "what": "x"},
     "run_step": {"mounts": [], "changes": [], "log": io.StringIO(), "what": "x"},
@@ -67,7 +68,7 @@ def engine_failing_with(error: BaseException) -> Engine:
 
 def test_the_table_names_every_public_method_of_the_engine() -> None:
     public = {name for name, _ in inspect.getmembers(Engine, inspect.isfunction) if not name.startswith("_")}
-    assert public == set(CALLS)
+    assert public == set(CALLS) | WITHOUT_SDK
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))

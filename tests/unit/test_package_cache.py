@@ -16,6 +16,14 @@ def test_the_cache_is_under_xdg_cache_home_then_home(tmp_path: Path) -> None:
     assert pc.cache_root({pc.ENV: "/elsewhere", "XDG_CACHE_HOME": "/x"}) == Path("/elsewhere")
 
 
+def test_a_file_s_digest_is_the_sha256_of_its_bytes(tmp_path: Path) -> None:
+    import hashlib
+
+    data = os.urandom(3 << 20)  # more than one read's worth
+    (tmp_path / "a.deb").write_bytes(data)
+    assert pc.sha256(tmp_path / "a.deb") == hashlib.sha256(data).hexdigest()
+
+
 @pytest.mark.parametrize("word", ["off", "OFF", "0", "no", "false", "none", " off "])
 def test_the_cache_can_be_turned_off(word: str) -> None:
     assert pc.cache_root({pc.ENV: word, "HOME": "/h"}) is None

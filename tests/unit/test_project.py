@@ -12,11 +12,13 @@ import sys
 
 import pytest
 
-from envctl.errors import EnvctlError, TeardownIncomplete, TopologyError
+from envctl.errors import EnvctlError, Problem, TeardownIncomplete, TopologyError
 from envctl.mocks.drift import DriftReport, HeaderSyntaxError, MockDrift, parse_headers
 from envctl.project import Project, RemovedRun, Teardown
 from envctl.runtime import lease, state
+from envctl.runtime import run as run_api
 from envctl.runtime import teardown as teardown_api
+from envctl.runtime.run import UpResult
 from envctl.runtime.teardown import DownResult
 
 TOPOLOGY = """
@@ -66,6 +68,38 @@ def test_down_tries_every_run_and_gathers_what_each_left(project: Project, monke
     errors = teardown.errors()  # what the engine kept first; the strict verdict, last, decides
     assert [type(e) for e in errors] == [TeardownIncomplete, EnvctlError] and "strict mocks saw" in str(errors[-1])
     assert Teardown(["r3"], [DownResult(runs=["r3"])]).errors() == []
+
+
+class Refusing:
+    """A backend that refuses every service, and fails the test if asked for anything after that."""
+
+    notes = ("runs it otherwise",)
+
+    def __init__(self, refuse: bool = True) -> None:
+        self.refuse, self.checked = refuse, []
+
+    def check(self, topology, services):
+        self.checked.append(services)
+        if self.refuse:
+            raise TopologyError([Problem(topology.file, 3, f"services.{services[0]}.privileged", "cannot be honoured")])
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the backend was asked for {name} after it refused")
+
+
+@pytest.mark.parametrize("method", ["up", "plan"])
+def test_up_and_its_dry_run_ask_the_backend_what_it_refuses_before_anything_else(project: Project,
+                                                                                 method: str) -> None:
+    backend = Refusing()
+    with pytest.raises(TopologyError, match="services.api.privileged"):
+        getattr(Project(project.topology, backend), method)(["api"])  # type: ignore[arg-type]
+    assert backend.checked == [["api"]]
+
+
+def test_up_tells_how_the_backend_runs_services_otherwise(project: Project, monkeypatch) -> None:
+    monkeypatch.setattr(run_api, "up", lambda *args, **kwargs: UpResult(run="r1", warnings=["cache unreachable"]))
+    result = Project(project.topology, Refusing(refuse=False)).up()  # type: ignore[arg-type]
+    assert result.warnings == ["cache unreachable", "runs it otherwise"]
 
 
 def test_a_run_kept_for_debugging_belongs_to_nobody(project: Project) -> None:

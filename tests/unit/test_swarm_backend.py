@@ -265,8 +265,10 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     (tmp_path / "token").write_text("s3cret")
     (tmp_path / "token").chmod(0o440)
     (tmp_path / "app.conf").write_text("x=1")
+    lease_labels = {"envctl.state": str(tmp_path / ".envctl/runs/r1"), "envctl.owner": "123@1700000000.0@ci"}
     spec = ContainerSpec(name="envctl-shop-r1-api", image="postgres:16", network="n", alias="api",
-                         labels=eng.run_labels("shop", "r1", "api"), mounts=[
+                         labels={**eng.run_labels("shop", "r1", "api"), **lease_labels, eng.CONFIG_HASH: "c0ffee",
+                                 "com.example.team": "payments"}, mounts=[
                              eng.Mount("/run/secrets/token", str(tmp_path / "token"), "bind", True, grant="secret"),
                              eng.Mount("/etc/app.conf", str(tmp_path / "app.conf"), "bind", True, grant="config"),
                              eng.Mount("/data", str(tmp_path), "bind")])
@@ -277,4 +279,47 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     assert (config.kind, config.target, config.id) == ("config", "/etc/app.conf", f"id-{config.name}")
     kind, data, labels = swarm.manager.created[secret.name]
     assert (kind, data, labels[eng.RUN], labels["envctl.swarm-service"]) == ("secret", b"s3cret", "r1", spec.name)
+    # the run's labels and lease, so `gc` finds and judges a run of which only this is left; not the service's own
+    assert {k: v for k, v in labels.items() if k != "envctl.swarm-service"} == {**eng.run_labels("shop", "r1"),
+                                                                                 **lease_labels}
+    assert service.volume_labels == {**eng.run_labels("shop", "r1"), **lease_labels}
     assert swarm.service_spec(spec).files == service.files  # the same content, the same names
+
+
+class Networks:
+    """A manager whose one network goes at the first removal; counts what it is asked."""
+
+    def __init__(self) -> None:
+        self.listed, self.removed, self.files_removed = 0, [], []
+        self.files = {"secret": [{"ID": "s1", "Spec": {"Name": "envctl-aa", "Labels": {eng.RUN: "r1"}}}],
+                      "config": [{"ID": "c1", "Spec": {"Name": "envctl-bb"}}]}
+
+    def networks(self, labels=None):
+        self.listed += 1
+        return [] if self.removed else [{"Id": "net1", "Labels": {eng.RUN: "r1"}}]
+
+    def remove_network(self, network_id):
+        self.removed.append(network_id)
+
+    def swarm_files(self, kind, labels):
+        return self.files[kind]
+
+    def remove_swarm_file(self, kind, file_id):
+        self.files_removed.append((kind, file_id))
+
+
+def test_removing_a_network_asks_once_whether_it_went_and_leaves_the_run_s_files_to_the_teardown() -> None:
+    swarm, _ = backend()
+    swarm.manager = Networks()  # type: ignore[assignment]
+    swarm.remove_network("net1")
+    assert (swarm.manager.removed, swarm.manager.listed, swarm.manager.files_removed) == (["net1"], 1, [])
+
+
+def test_granted_files_are_the_run_s_secrets_and_configs_by_kind() -> None:
+    swarm, _ = backend()
+    swarm.manager = Networks()  # type: ignore[assignment]
+    found = swarm.granted_files({eng.RUN: "r1"})
+    assert found == [{"Kind": "secret", "ID": "s1", "Name": "envctl-aa", "Labels": {eng.RUN: "r1"}},
+                     {"Kind": "config", "ID": "c1", "Name": "envctl-bb", "Labels": {}}]
+    swarm.remove_granted_file("config", "c1")
+    assert swarm.manager.files_removed == [("config", "c1")]

@@ -242,3 +242,20 @@ configs:
     finally:
         envctl(["down"], stack, lab_env)
     assert project_on_lab(swarm_lab) == {}
+
+
+def test_gc_removes_a_run_of_which_only_a_secret_was_made(swarm_lab: swarmlab.Lab, tmp_path: Path,
+                                                          lab_env: dict[str, str]) -> None:
+    """An `up` that died after making a service's secret and before anything else: the secret alone is the run."""
+    from envctl.runtime import lease
+
+    owner = subprocess.Popen(["sleep", "600"])
+    dead = lease.Lease(lease.Owner.of(owner.pid))
+    owner.kill()
+    owner.wait()
+    labels = {**eng.run_labels(PROJECT, "secretonly"), **dead.labels(tmp_path / ".envctl/runs/secretonly")}
+    swarm_lab.engines[1].create_swarm_file("secret", "envctl-secretonly-token", b"s3cret", labels)
+    gc = envctl(["gc"], tmp_path, lab_env)
+    assert (f"removed {PROJECT} run secretonly (0 containers, 0 networks, 0 volumes, 1 secrets and configs)"
+            in gc.stdout), gc.stdout
+    assert project_on_lab(swarm_lab) == {}
