@@ -30,6 +30,10 @@ class Backend(Protocol):
     def holds_at_gate(self) -> bool:
         """Whether a container can be held at the start gate (its stdin kept open, then released)."""
 
+    @property
+    def execs_healthchecks(self) -> bool:
+        """Whether readiness may run a container's healthcheck itself (by exec) rather than wait for the backend's verdict."""
+
     # -- what exists ------------------------------------------------------------------
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:
         """Every container (running or not) carrying all of `labels`."""

@@ -211,6 +211,10 @@ class Engine:
     def holds_at_gate(self) -> bool:
         return True
 
+    @property
+    def execs_healthchecks(self) -> bool:
+        return True
+
     # -- connection ----------------------------------------------------------------------
 
     @classmethod
