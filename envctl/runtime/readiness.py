@@ -6,45 +6,30 @@ in the container), else when its Docker healthcheck passes, else when its contai
 it exits 0. Each wait is bounded by the probe's timeout; a failure says why, with the logs'
 tail and a diagnostics bundle. A container held at the start gate is released here.
 
-The engine runs a healthcheck's first test only after its `interval` (30 s by default; Docker
-20.10 has no `start_interval`), so waiting for its "healthy" costs that long however soon the
-service is up. envctl runs the test itself meanwhile, as the engine would (an exec, with the
-container's user, environment and working directory, bounded by the check's timeout), on the
-probes' eager schedule: healthy means that one test passed, and the first pass, or the
-engine's own "healthy" if that comes first, makes the service ready. Not on Swarm, where the
-engine's verdict is what puts a task in its service's DNS; not with ENVCTL_EAGER_HEALTHCHECKS=0.
+A healthcheck's test is run by envctl too (`healthchecks.py`), on the probes' eager schedule,
+rather than only after the engine's `interval`: its first pass, or the engine's own "healthy"
+if that comes first, makes the service ready.
 """
 from __future__ import annotations
 
-import functools
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 from envctl.backend.base import Backend
 from envctl.backend.engine import ContainerState
-from envctl.errors import EngineUnavailable, EnvctlError, StartupFailed
+from envctl.errors import EnvctlError, StartupFailed
 from envctl.graph import DependencyFailed
 from envctl.planning import gate
 from envctl.progress import Event, Progress
 from envctl.runtime import diagnostics
+from envctl.runtime.healthchecks import HealthTest, OwnHealthcheck, exec_result
 from envctl.runtime.probes import (EAGER_EXEC_INTERVAL, NotReady, ProbeHistory, ProbeResult, http_check, tcp_check,
                                    wait_until_ready)
 from envctl.topology import Service, Topology
 
 LOG_TAIL = 20
 DEFAULT_PATIENCE = 120.0  # seconds to ready (or to completed) for a service without a probe timeout
-EAGER_HEALTHCHECKS = "ENVCTL_EAGER_HEALTHCHECKS"  # "0": wait for the engine's own "healthy", as before
-# The engine's defaults for a healthcheck that does not say.
-ENGINE_HEALTHCHECK_INTERVAL = 30.0
-ENGINE_HEALTHCHECK_TIMEOUT = 30.0
-ENGINE_SHELL = ("/bin/sh", "-c")  # CMD-SHELL's, unless the image sets a SHELL
-
-T = TypeVar("T")
 
 
 def release(engine: Backend, container_id: str) -> bool:
@@ -94,7 +79,7 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
             said = f": {container.detail}" if container.detail else ""
             raise NotReady(f"its container exited with code {container.exit_code}{oom}{said}")
 
-    healthcheck = OwnHealthcheck(engine, container_id)
+    healthcheck = OwnHealthcheck(engine, container_id, cancel)
     probe = readiness_check(engine, service, container_id, current, healthcheck)
     own_test = healthcheck.test if service.probe is None else None
     report(Event(service.name, "wait", _describe_readiness(service, own_test)))
@@ -137,7 +122,7 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
     if probe is not None:
         def command_probe() -> ProbeResult:
             code, output = engine.exec(container_id, list(probe.command))
-            return _exec_result(" ".join(probe.command), code, output)
+            return exec_result(" ".join(probe.command), code, output)
         return command_probe
     healthcheck = healthcheck or OwnHealthcheck(engine, container_id)
 
@@ -155,103 +140,6 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
             return ProbeResult(True, "completed")
         return ProbeResult(container.running, f"container {container.status}")
     return engine_state
-
-
-@dataclass(frozen=True)
-class HealthTest:
-    """A container's healthcheck test as the engine runs it."""
-
-    argv: tuple[str, ...]
-    timeout: float  # seconds one run may take; longer is a failure
-    interval: float  # the engine's own schedule, for the report
-    shown: str  # the test as the file wrote it
-
-
-def health_test(config: Mapping[str, Any]) -> HealthTest | None:
-    """The healthcheck in a container's inspected `Config` (where the engine merged in the image's
-    HEALTHCHECK), as the engine would run it; None without one (or with `NONE`).
-
-    CMD runs as an argv, CMD-SHELL through the image's SHELL or /bin/sh -c. User, environment and
-    working directory need nothing here: the engine's exec takes the container's, as its checks do."""
-    check = config.get("Healthcheck") or {}
-    test = list(check.get("Test") or [])
-    if len(test) < 2 or test[0] not in ("CMD", "CMD-SHELL"):
-        return None  # none, NONE (disabled), or nothing to run: the engine's verdict stands
-    argv = test[1:] if test[0] == "CMD" else [*(config.get("Shell") or ENGINE_SHELL), *test[1:]]
-    return HealthTest(tuple(argv), _seconds(check.get("Timeout")) or ENGINE_HEALTHCHECK_TIMEOUT,
-                      _seconds(check.get("Interval")) or ENGINE_HEALTHCHECK_INTERVAL, " ".join(test[1:]))
-
-
-def _seconds(nanoseconds: int | None) -> float:
-    return (nanoseconds or 0) / 1e9
-
-
-def eager_healthchecks(engine: Backend, environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether envctl runs healthchecks itself here (see module docstring)."""
-    switched_off = environ.get(EAGER_HEALTHCHECKS, "1").strip().lower() in ("0", "off", "false", "no")
-    return engine.execs_healthchecks and not switched_off
-
-
-class OwnHealthcheck:
-    """A container's healthcheck, run by envctl: looked up (one inspect) when first needed."""
-
-    def __init__(self, engine: Backend, container_id: str) -> None:
-        self.engine = engine
-        self.container_id = container_id
-
-    @functools.cached_property
-    def test(self) -> HealthTest | None:
-        if not eager_healthchecks(self.engine):
-            return None
-        try:
-            info = self.engine.inspect_container(self.container_id)
-        except EngineUnavailable:
-            raise
-        except EnvctlError:
-            return None  # gone: `alive` says so
-        return health_test(info.get("Config") or {})
-
-    def __call__(self) -> ProbeResult:
-        test = self.test
-        assert test is not None
-        try:
-            ran = _bounded(lambda: self.engine.exec(self.container_id, list(test.argv)), test.timeout)
-        except EngineUnavailable:
-            raise
-        except EnvctlError as exc:  # e.g. it stopped meanwhile: `alive` will say how
-            return ProbeResult(False, f"healthcheck {test.shown}: {exc}")
-        if ran is None:
-            return ProbeResult(False, f"healthcheck {test.shown}: timed out after {test.timeout:g}s")
-        code, output = ran
-        if code == 0:
-            return ProbeResult(True, f"healthcheck passed, run by envctl (docker's own: every {test.interval:g}s)")
-        return _exec_result(f"healthcheck {test.shown}", code, output)
-
-
-def _bounded(call: Callable[[], T], timeout: float) -> T | None:
-    """`call()`'s result, or None if it takes longer than `timeout` seconds; what it raises is raised.
-
-    A call that overruns is left to finish on its own, as the engine leaves an overrunning check."""
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(call())
-        except BaseException as exc:  # handed to the caller's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run, name="healthcheck", daemon=True)
-    worker.start()
-    worker.join(timeout)
-    if failure:
-        raise failure[0]
-    return outcome[0] if outcome else None
-
-
-def _exec_result(label: str, code: int | None, output: bytes | None) -> ProbeResult:
-    text = output.decode(errors="replace").strip().splitlines()[-1:] if output else []
-    return ProbeResult(code == 0, f"{label}: exit {code}" + (f": {text[0]}" if text else ""))
 
 
 def _describe_readiness(service: Service, own_test: HealthTest | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Readiness without an engine: a container's healthcheck turned into what envctl runs, and when it runs it."""
+"""A container's healthcheck, without an engine: what envctl runs for it, how, and when readiness runs it."""
 from __future__ import annotations
 
 import threading
@@ -8,8 +8,8 @@ import pytest
 from envctl.backend.engine import ContainerState
 from envctl.backend.swarm import SwarmBackend
 from envctl.errors import EngineUnavailable, EnvctlError
-from envctl.runtime.readiness import (EAGER_HEALTHCHECKS, HealthTest, OwnHealthcheck, eager_healthchecks, health_test,
-                                      readiness_check)
+from envctl.runtime.healthchecks import EAGER_HEALTHCHECKS, HealthTest, OwnHealthcheck, eager_healthchecks, health_test
+from envctl.runtime.readiness import readiness_check
 from envctl.topology import Service
 
 SECOND = 1_000_000_000
@@ -90,21 +90,38 @@ def test_a_failing_test_is_not_ready_and_says_what_it_printed() -> None:
     assert not result.ok and result.detail == "healthcheck pg_isready: exit 2: no response"
 
 
-def test_a_test_that_overruns_its_timeout_fails() -> None:
+def hanging_test(cancel: threading.Event | None = None) -> tuple[OwnHealthcheck, threading.Event]:
+    """A healthcheck whose run does not end until the returned event is set."""
     let_go = threading.Event()
 
     def hangs() -> tuple:
         let_go.wait(60)
         return 0, b""
 
-    backend = Container("starting", answer=hangs)
-    own = OwnHealthcheck(backend, "c1")  # type: ignore[arg-type]
+    own = OwnHealthcheck(Container("starting", answer=hangs), "c1", cancel)  # type: ignore[arg-type]
     own.test = HealthTest(("sleep", "100"), timeout=0.05, interval=30.0, shown="sleep 100")
+    return own, let_go
+
+
+def test_a_test_that_overruns_its_timeout_fails() -> None:
+    own, let_go = hanging_test()
     try:
         result = own()
     finally:
         let_go.set()
     assert not result.ok and result.detail == "healthcheck sleep 100: timed out after 0.05s"
+
+
+def test_a_cancelled_run_does_not_wait_for_a_test_under_way() -> None:
+    cancel = threading.Event()
+    own, let_go = hanging_test(cancel)
+    own.test = HealthTest(("sleep", "100"), timeout=3600.0, interval=30.0, shown="sleep 100")
+    cancel.set()
+    try:
+        result = own()
+    finally:
+        let_go.set()
+    assert not result.ok and result.detail == "healthcheck sleep 100: cancelled"
 
 
 def test_an_exec_the_engine_refuses_is_a_failed_check_and_a_lost_engine_is_an_error() -> None:
