@@ -38,6 +38,10 @@ class Backend(Protocol):
     def check(self, topology: Topology, services: list[str]) -> None:
         """Raise `TopologyError` for what of `services` this backend cannot honour, before anything is created."""
 
+    @property
+    def execs_healthchecks(self) -> bool:
+        """Whether readiness may run a container's healthcheck itself (by exec) rather than wait for the backend's verdict."""
+
     # -- what exists ------------------------------------------------------------------
     def containers(self, labels: dict[str, str]) -> list[ContainerState]:
         """Every container (running or not) carrying all of `labels`."""

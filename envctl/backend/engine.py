@@ -227,6 +227,10 @@ class Engine:
     def remove_granted_file(self, kind: str, file_id: str) -> None:
         """Nothing to remove: the local engine keeps no secrets or configs of its own."""
 
+    @property
+    def execs_healthchecks(self) -> bool:
+        return True
+
     # -- connection ----------------------------------------------------------------------
 
     @classmethod

@@ -75,6 +75,9 @@ class SwarmBackend:
     """A run's services on a swarm, reached through a manager's engine."""
 
     holds_at_gate = False  # a task's stdin cannot be held and released: services start plainly
+    # Swarm puts a task in its service's DNS only once it saw it healthy: a dependent let go at
+    # envctl's own first pass could not reach it yet (and a node's engine may be out of reach).
+    execs_healthchecks = False
 
     def __init__(self, manager: Engine, images: Engine, registry: RegistryLocation | None,
                  pull_registry: RegistryLocation | None = None, node_engines: dict[str, str] | None = None) -> None:

@@ -1,10 +1,14 @@
 """Readiness: waiting, from the host, until a service is what its dependents wait for.
 
 A service is ready when its probe passes (http or tcp on a published port, or a command run
-in the container), else when its Docker healthcheck says healthy, else when its container runs
+in the container), else when its Docker healthcheck passes, else when its container runs
 (or a one-shot job exited 0). A `service_completed_successfully` dependency is waited for until
 it exits 0. Each wait is bounded by the probe's timeout; a failure says why, with the logs'
 tail and a diagnostics bundle. A container held at the start gate is released here.
+
+A healthcheck's test is run by envctl too (`healthchecks.py`), on the probes' eager schedule,
+rather than only after the engine's `interval`: its first pass, or the engine's own "healthy"
+if that comes first, makes the service ready.
 """
 from __future__ import annotations
 
@@ -19,13 +23,13 @@ from envctl.graph import DependencyFailed
 from envctl.planning import gate
 from envctl.progress import Event, Progress
 from envctl.runtime import diagnostics
+from envctl.runtime.healthchecks import HealthTest, OwnHealthcheck, exec_result
 from envctl.runtime.probes import (EAGER_EXEC_INTERVAL, NotReady, ProbeHistory, ProbeResult, http_check, tcp_check,
                                    wait_until_ready)
 from envctl.topology import Service, Topology
 
 LOG_TAIL = 20
 DEFAULT_PATIENCE = 120.0  # seconds to ready (or to completed) for a service without a probe timeout
-
 
 
 def release(engine: Backend, container_id: str) -> bool:
@@ -75,10 +79,12 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
             said = f": {container.detail}" if container.detail else ""
             raise NotReady(f"its container exited with code {container.exit_code}{oom}{said}")
 
-    probe = readiness_check(engine, service, container_id, current)
-    report(Event(service.name, "wait", _describe_readiness(service)))
+    healthcheck = OwnHealthcheck(engine, container_id, cancel)
+    probe = readiness_check(engine, service, container_id, current, healthcheck)
+    own_test = healthcheck.test if service.probe is None else None
+    report(Event(service.name, "wait", _describe_readiness(service, own_test)))
     try:
-        by_exec = service.probe is not None and service.probe.kind not in ("http", "tcp")
+        by_exec = own_test is not None or (service.probe is not None and service.probe.kind not in ("http", "tcp"))
         result = wait_until_ready(probe, timeout=timeout, max_interval=interval, cancel=cancel,
                                   alive=alive, history=history,
                                   eager_interval=EAGER_EXEC_INTERVAL if by_exec else None)
@@ -94,7 +100,11 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
     raise startup_failed(engine, service, container_id, why, history, bundle)
 
 
-def readiness_check(engine: Backend, service: Service, container_id: str, current: dict[str, ContainerState]):
+def readiness_check(engine: Backend, service: Service, container_id: str, current: dict[str, ContainerState],
+                    healthcheck: OwnHealthcheck | None = None):
+    """The check that says whether the service is ready now; `current` holds the container as last seen.
+
+    `healthcheck`: the container's own, run by envctl while the engine has not said healthy."""
     probe = service.probe
     if probe is not None and probe.kind in ("http", "tcp"):
         address = service.port(probe.port).reach  # the loader checked that the probed port is listed
@@ -112,9 +122,9 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
     if probe is not None:
         def command_probe() -> ProbeResult:
             code, output = engine.exec(container_id, list(probe.command))
-            text = output.decode(errors="replace").strip().splitlines()[-1:] if output else []
-            return ProbeResult(code == 0, f"{' '.join(probe.command)}: exit {code}" + (f": {text[0]}" if text else ""))
+            return exec_result(" ".join(probe.command), code, output)
         return command_probe
+    healthcheck = healthcheck or OwnHealthcheck(engine, container_id)
 
     def engine_state() -> ProbeResult:
         # The check itself: a state handed in is used once, then each check asks afresh.
@@ -123,6 +133,8 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
         if container is None:
             return ProbeResult(False, "no container")
         if container.health is not None:
+            if container.health != "healthy" and container.running and healthcheck.test is not None:
+                return healthcheck()
             return ProbeResult(container.health == "healthy", f"healthcheck: {container.health}")
         if container.status == "exited" and container.exit_code == 0:
             return ProbeResult(True, "completed")
@@ -130,10 +142,12 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
     return engine_state
 
 
-def _describe_readiness(service: Service) -> str:
+def _describe_readiness(service: Service, own_test: HealthTest | None = None) -> str:
     probe = service.probe
+    if own_test is not None:
+        return f"healthcheck, run by envctl at once (docker's own first after {own_test.interval:g}s)"
     if probe is None:
-        return "healthcheck" if service.healthcheck else "running"
+        return "healthcheck" if service.healthcheck and not service.healthcheck.disable else "running"
     if probe.kind == "http":
         return f"http {probe.path} on {probe.port}"
     if probe.kind == "tcp":

@@ -22,7 +22,7 @@ def test_starting_waiting_and_inspecting_a_run_ask_the_backend_only_for_the_seam
     """Calls on an `engine` in the runtime's container code are the seam's: a second backend needs no more."""
     runtime = Path(__file__).parents[2] / "envctl" / "runtime"
     used: dict[str, set[str]] = {}
-    for module in ("readiness.py", "run.py", "launch.py", "diagnostics.py"):
+    for module in ("readiness.py", "healthchecks.py", "run.py", "launch.py", "diagnostics.py"):
         for node in ast.walk(ast.parse((runtime / module).read_text())):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "engine":
                 used.setdefault(node.attr, set()).add(module)

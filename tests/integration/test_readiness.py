@@ -1,0 +1,53 @@
+"""Readiness on the real engine: a Docker healthcheck counts from its first pass, not from the engine's first run."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from envctl.backend import engine as eng
+from envctl.backend.engine import Engine
+
+from .conftest import PROJECT, add_services, envctl, run_resources
+
+pytestmark = pytest.mark.integration
+
+# The engine would run this test first after 300 s; it passes at once, but only as the engine
+# would run it: as the service's user, in its environment (`$$`: a literal `$`, as in Compose).
+# `after` waits for it to be healthy.
+CHECKED = """
+  checked:
+    base: os
+    command: [sleep, infinity]
+    user: "4321"
+    environment: {HEALTH_MARK: set}
+    healthcheck:
+      test: ["CMD-SHELL", 'test "$(id -u)" = 4321 && test "$$HEALTH_MARK" = set']
+      interval: 300s
+  after:
+    base: os
+    command: [sleep, infinity]
+    depends_on: {checked: {condition: service_healthy}}
+"""
+
+
+def test_a_healthcheck_s_first_pass_makes_the_service_ready_before_the_engine_runs_it(
+        engine: Engine, stack_dir: Path, stack_env: dict) -> None:
+    add_services(stack_dir, CHECKED)
+    result = envctl(["up", "--run", "health", "after"], stack_dir, stack_env)
+    try:
+        assert re.search(r"checked\s+ready\s+healthcheck passed, run by envctl", result.stderr), result.stderr
+        # The engine has not run the check yet: `up` did not wait for it.
+        checked = engine.containers({eng.PROJECT: PROJECT, eng.RUN: "health", eng.SERVICE: "checked"})[0]
+        assert checked.health == "starting"
+        # Its dependent was let go only once it was healthy (its check had passed).
+        events = json.loads((stack_dir / ".envctl" / "runs" / "health" / "timeline.json").read_text())["events"]
+        when = {(e["subject"], e["phase"]): e["t"] for e in events}
+        assert when[("after", "wait")] >= when[("checked", "ready")], events
+        status = envctl(["status"], stack_dir, stack_env).stdout
+        assert "not ready" not in status and status.count("ready") >= 2, status
+    finally:
+        envctl(["down", "--run", "health"], stack_dir, stack_env)
+    assert not any(run_resources(engine, "health").values())

@@ -1,0 +1,147 @@
+"""A container's healthcheck, without an engine: what envctl runs for it, how, and when readiness runs it."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from envctl.backend.engine import ContainerState
+from envctl.backend.swarm import SwarmBackend
+from envctl.errors import EngineUnavailable, EnvctlError
+from envctl.runtime.healthchecks import EAGER_HEALTHCHECKS, HealthTest, OwnHealthcheck, eager_healthchecks, health_test
+from envctl.runtime.readiness import readiness_check
+from envctl.topology import Service
+
+SECOND = 1_000_000_000
+
+
+def test_a_cmd_test_runs_as_its_argv() -> None:
+    test = health_test({"Healthcheck": {"Test": ["CMD", "wget", "--spider", "http://localhost/"]}})
+    assert test is not None and test.argv == ("wget", "--spider", "http://localhost/")
+
+
+def test_a_cmd_shell_test_runs_through_sh_or_the_image_s_shell() -> None:
+    plain = health_test({"Healthcheck": {"Test": ["CMD-SHELL", "pg_isready -U $USER"]}})
+    assert plain is not None and plain.argv == ("/bin/sh", "-c", "pg_isready -U $USER")
+    shell = ["/bin/bash", "-o", "pipefail", "-c"]  # a Dockerfile's SHELL is the engine's shell for CMD-SHELL too
+    bash = health_test({"Healthcheck": {"Test": ["CMD-SHELL", "curl -f localhost | grep ok"]}, "Shell": shell})
+    assert bash is not None and bash.argv == (*shell, "curl -f localhost | grep ok")
+    assert bash.shown == "curl -f localhost | grep ok"
+
+
+@pytest.mark.parametrize("config", [
+    {}, {"Healthcheck": None}, {"Healthcheck": {"Test": ["NONE"]}}, {"Healthcheck": {"Test": []}},
+    {"Healthcheck": {"Test": ["CMD"]}}, {"Healthcheck": {"Interval": 5 * SECOND}},
+])
+def test_no_test_to_run_leaves_the_engine_s_verdict(config: dict) -> None:
+    assert health_test(config) is None
+
+
+def test_timeout_and_interval_are_the_check_s_or_the_engine_s_defaults() -> None:
+    own = health_test({"Healthcheck": {"Test": ["CMD", "true"], "Timeout": 5 * SECOND, "Interval": 300 * SECOND}})
+    assert own is not None and (own.timeout, own.interval) == (5.0, 300.0)
+    default = health_test({"Healthcheck": {"Test": ["CMD", "true"], "Timeout": 0}})
+    assert default is not None and (default.timeout, default.interval) == (30.0, 30.0)
+
+
+class Container:
+    """A backend with one container: its state and healthcheck as given; execs recorded and answered."""
+
+    execs_healthchecks = True
+
+    def __init__(self, health: str | None, test: list[str] | None = None, answer=(0, b"")) -> None:
+        self.health, self.test, self.answer = health, test, answer
+        self.ran: list[tuple] = []
+
+    def container_state(self, container_id: str) -> ContainerState:
+        return ContainerState(container_id, "c", "svc", "run", "running", None, False, self.health, {}, "image", {})
+
+    def inspect_container(self, container_id: str) -> dict:
+        return {"Config": {"Healthcheck": {"Test": self.test} if self.test else None, "User": "postgres"}}
+
+    def exec(self, container_id: str, command: list[str], **options) -> tuple:
+        self.ran.append((container_id, command, options))
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer() if callable(self.answer) else self.answer
+
+
+def check(backend: Container, service: Service | None = None):
+    return readiness_check(backend, service or Service(name="svc"), "c1", {})  # type: ignore[arg-type]
+
+
+def test_while_the_engine_says_starting_envctl_runs_the_test_as_the_engine_would() -> None:
+    backend = Container("starting", ["CMD-SHELL", "pg_isready"])
+    result = check(backend)()
+    assert result.ok and result.detail.startswith("healthcheck passed, run by envctl")
+    # No user, environment or working directory of envctl's own: the engine's exec takes the
+    # container's (here user postgres), as its own healthchecks do.
+    assert backend.ran == [("c1", ["/bin/sh", "-c", "pg_isready"], {})]
+
+
+def test_the_engine_s_healthy_is_enough_without_running_anything() -> None:
+    backend = Container("healthy", ["CMD", "true"])
+    assert check(backend)().ok and backend.ran == []
+
+
+def test_a_failing_test_is_not_ready_and_says_what_it_printed() -> None:
+    backend = Container("starting", ["CMD", "pg_isready"], answer=(2, b"noise\nno response\n"))
+    result = check(backend)()
+    assert not result.ok and result.detail == "healthcheck pg_isready: exit 2: no response"
+
+
+def hanging_test(cancel: threading.Event | None = None) -> tuple[OwnHealthcheck, threading.Event]:
+    """A healthcheck whose run does not end until the returned event is set."""
+    let_go = threading.Event()
+
+    def hangs() -> tuple:
+        let_go.wait(60)
+        return 0, b""
+
+    own = OwnHealthcheck(Container("starting", answer=hangs), "c1", cancel)  # type: ignore[arg-type]
+    own.test = HealthTest(("sleep", "100"), timeout=0.05, interval=30.0, shown="sleep 100")
+    return own, let_go
+
+
+def test_a_test_that_overruns_its_timeout_fails() -> None:
+    own, let_go = hanging_test()
+    try:
+        result = own()
+    finally:
+        let_go.set()
+    assert not result.ok and result.detail == "healthcheck sleep 100: timed out after 0.05s"
+
+
+def test_a_cancelled_run_does_not_wait_for_a_test_under_way() -> None:
+    cancel = threading.Event()
+    own, let_go = hanging_test(cancel)
+    own.test = HealthTest(("sleep", "100"), timeout=3600.0, interval=30.0, shown="sleep 100")
+    cancel.set()
+    try:
+        result = own()
+    finally:
+        let_go.set()
+    assert not result.ok and result.detail == "healthcheck sleep 100: cancelled"
+
+
+def test_an_exec_the_engine_refuses_is_a_failed_check_and_a_lost_engine_is_an_error() -> None:
+    refused = Container("starting", ["CMD", "true"], answer=EnvctlError("container is not running"))
+    assert check(refused)().detail == "healthcheck true: container is not running"
+    lost = Container("starting", ["CMD", "true"], answer=EngineUnavailable("cannot reach the Docker engine"))
+    with pytest.raises(EngineUnavailable):
+        check(lost)()
+
+
+def test_switched_off_or_on_swarm_the_engine_s_verdict_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = Container("starting", ["CMD", "true"])
+    monkeypatch.setenv(EAGER_HEALTHCHECKS, "0")
+    result = check(backend)()
+    assert not result.ok and result.detail == "healthcheck: starting" and backend.ran == []
+    assert eager_healthchecks(backend, {}) is True  # type: ignore[arg-type]
+    assert SwarmBackend.execs_healthchecks is False  # Swarm lists a task in DNS only once it saw it healthy
+
+
+def test_a_container_without_a_healthcheck_is_ready_when_it_runs() -> None:
+    backend = Container(None)
+    result = check(backend)()
+    assert result.ok and result.detail == "container running" and backend.ran == []
