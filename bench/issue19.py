@@ -1,6 +1,7 @@
 """Issue 19's figures, this checkout against the commit before it, in one run.
 
     python bench/benchmark.py --issue19 [--before 2c5c619] [--cold-rounds 2] [--rounds 3]
+    python bench/benchmark.py --issue19 --cold-rounds 0 [--warm-on host]   # (c) alone, printed only
 
 (a) The reference stack's cold `up` on an engine with no envctl images: each side, each
     round, on a fresh private engine (bench/private_engine.py: its own dockerd, data-root and
@@ -205,9 +206,22 @@ def _warm_rounds(clis: dict[str, list[str]], env: dict[str, str], root: Path, ro
                 times.setdefault(f"{name} {what}", []).append(elapsed)
         times.setdefault("compose up", []).append(_compose_up_to_healthy(root, env, inside, client))
         times.setdefault("compose down", []).append(_compose(root, env, inside, "down"))
+        # The engine's floor: the same 12 containers created and started at once, nothing waited for.
+        floor = benchmark.floor_up(client, image)
+        times.setdefault("floor up", []).append(floor[0])
+        times.setdefault("floor down", []).append(floor[1])
         print(f"warm round {round_ + 1}/{rounds}: " + ", ".join(
             f"{k} {v[-1]:.2f} s" for k, v in times.items() if k.endswith(" up")), flush=True)
     return times
+
+
+def warm_summary(warm: dict[str, list[float]]) -> str:
+    """The warm rounds' medians, and each side's `up` over compose's."""
+    med = {k: statistics.median(v) for k, v in warm.items()}
+    lines = [f"{k}: median {med[k]:.2f} s of {[round(x, 2) for x in v]}" for k, v in warm.items()]
+    lines += [f"{side} up / compose up: {med[f'{side} up'] / med['compose up']:.2f}x"
+              for side in ("before", "after", "floor") if f"{side} up" in med]
+    return "\n".join(lines)
 
 
 # -- the pictures and the section ------------------------------------------------------------
@@ -289,6 +303,10 @@ def section(results: dict) -> str:
         f"| {w['after up'] / w['before up']:.2f}x | <= 0.4x compose | {ok(w['after up'] / w['compose up'] <= 0.4)} |",
         f"| (c) the same, / docker-compose `up` ({w['compose up']:.2f} s) | {w['before up'] / w['compose up']:.2f}x "
         f"| {w['after up'] / w['compose up']:.2f}x | | | |",
+        *([f"| (c) the engine's floor: the same 12 containers created and started at once, nothing waited for "
+           f"| | {w['floor up']:.2f} s | | | {w['floor up'] / w['compose up']:.2f}x compose; after's `up` is "
+           f"{w['after up'] / w['floor up']:.2f}x the floor |"]
+          if "floor up" in w else []),
         f"| 12 services, `down --no-logs` | {w['before down']:.2f} s | {w['after down']:.2f} s "
         f"| {w['after down'] / w['before down']:.2f}x | (compose: {w['compose down']:.2f} s) | |", "",
         f"Medians: (a) of {len(cold['after'])} rounds per side, (b) of {REBUILDS} rebuilds per cold round, "
@@ -334,7 +352,7 @@ def run(before: str, cold_rounds: int, warm_rounds: int, out: Path, command: str
     results: dict = {"labels": labels, "command": command,
                      "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
     try:
-        results["cold"] = measure_cold(clis, env, work, cold_rounds)
+        results["cold"] = measure_cold(clis, env, work, cold_rounds) if cold_rounds else {}
         for side, runs in results["cold"].items():
             for r in runs:
                 r["label"] = labels[side].split()[0]
@@ -348,6 +366,9 @@ def run(before: str, cold_rounds: int, warm_rounds: int, out: Path, command: str
         keep = Path(tempfile.gettempdir()) / "envctl-issue19-last.json"
         keep.write_text(json.dumps({k: v for k, v in results.items()}, default=str))
         shutil.rmtree(work, ignore_errors=True)
+    if not cold_rounds:  # the warm part alone (to iterate on it): its figures, no section written
+        print(warm_summary(results["warm"]))
+        return results
     results["machine"] = _machine(results["cold"]["after"][0]["engine"])
     if results["warm"]:
         text = section(results)

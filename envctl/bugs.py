@@ -14,7 +14,6 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 # EX_SOFTWARE in sysexits.h: an internal software error, distinct from envctl's own codes.
@@ -54,6 +53,8 @@ def record_bug(error: BaseException, mask: Callable[[str], str] = lambda text: t
 
 
 def _version() -> str:
+    from importlib import metadata  # only when a bug is reported: its import costs every command ~15 ms
+
     try:
         return metadata.version("envctl")
     except metadata.PackageNotFoundError:
