@@ -378,7 +378,8 @@ class ImageBuilder:
 
     def _bootstrap_ref(self, target: ImageTarget, base: Base) -> str:
         assert base.bootstrap is not None
-        return f"{target.repository}-rootfs:" + self._hash(target, {"bootstrap": asdict(base.bootstrap)})
+        return f"{target.repository}-rootfs:" + self._hash(target, {"bootstrap": asdict(base.bootstrap),
+                                                                    "recipe": bootstrap.RECIPE})
 
     def _existing(self, target: ImageTarget, ref: str) -> ResolvedImage | None:
         """`ref` if the engine has it (offered to the image cache) or the image cache does; else None."""

@@ -55,8 +55,8 @@ def test_an_arm_variant_is_part_of_the_image_platform() -> None:
 def test_mmdebstrap_is_asked_for_the_target_architecture_in_debians_words() -> None:
     spec = Bootstrap(distro="debian", suite="bookworm", packages=("python3",), mirror="http://m/debian")
     assert bootstrap.mmdebstrap_arguments(spec, "linux/arm64", "/out.tar") == [
-        "--variant=minbase", "--format=tar", "--architectures=arm64", "--include=python3", "bookworm", "/out.tar",
-        "http://m/debian"]
+        "--variant=minbase", "--format=tar", "--architectures=arm64", "--dpkgopt=force-unsafe-io",
+        '--aptopt=Acquire::Languages "none"', "--include=python3", "bookworm", "/out.tar", "http://m/debian"]
     assert "--architectures=armhf" in bootstrap.mmdebstrap_arguments(spec, "linux/arm/v7", "/out.tar")
 
 
