@@ -444,12 +444,9 @@ class ImageBuilder:
             return existing
         self._emit(target, "build", "trusting the host's CA bundle")
         repository, tag = ref.split(":")
-        changes = [f"ENV {name}={CA_TARGET}" for name in CA_ENV]
-        changes.append(_label_line(self._labels(target, "base", tag)))
-        image_id = self.engine.commit_files(
-            raw.ref, {CA_TARGET: data, "/usr/local/share/ca-certificates/envctl-host-ca.crt": data},
-            repository, tag, changes,
-        )
+        image_id = assemble.with_files(
+            self.engine, raw.ref, {CA_TARGET: data, "/usr/local/share/ca-certificates/envctl-host-ca.crt": data},
+            {name: CA_TARGET for name in CA_ENV}, self._labels(target, "base", tag), ref, "the host's CA bundle")
         self._emit(target, "built", ref)
         self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)
