@@ -11,7 +11,11 @@ namespace (its bridge and iptables rules never touch the host's) and mount names
 container mounts never appear in the host's table). The recipe is
 /work/shared/notes/swarm-lab.md's "node-up", with one addition: outbound access, as the
 host has it, for bootstraps (the Debian mirror) and pip: a veth pair to the host and
-MASQUERADE for that /30 only (and FORWARD rules for that veth), removed at the end.
+MASQUERADE for that /30 only (and FORWARD rules for that veth), removed at the end. Both ends
+of the pair, and the engine's own bridge, take the MTU of the host's uplink: an end left at
+the default 1500 behind a 1400 uplink announces a TCP MSS the uplink cannot carry back, and
+each connection made from the namespace itself (mmdebstrap's apt, on the host side of the
+engine) then waited 6.4 s for its first byte while the host and the containers waited 0.01 s.
 
 Commands that must reach the engine's published ports on 127.0.0.1 run inside the
 namespace (`inside`). Everything is stopped by PID (the engine's, then whatever is left in
@@ -44,6 +48,10 @@ def host_uplink() -> str:
     return json.loads(route)[0]["dev"]
 
 
+def link_mtu(interface: str) -> int:
+    return int(Path(f"/sys/class/net/{interface}/mtu").read_text())
+
+
 def _nat_rules(uplink: str, leg: str, subnet: str) -> list[list[str]]:
     """(table, chain, rule...) for one /30 only: forwarded out and back, masqueraded on the uplink."""
     mark = ["-m", "comment", "--comment", COMMENT]
@@ -57,16 +65,16 @@ class PrivateEngine:
     """One fresh engine; `with` it so that it is always torn down."""
 
     def __init__(self, directory: Path, role: str = "cold", storage_driver: str = "fuse-overlayfs",
-                 mtu: int = 1400) -> None:
+                 mtu: int | None = None) -> None:
         self.directory = directory
         self.namespace, self.leg, self.subnet = f"envbench-{role}", f"envbench-{role}-h"[:15], SUBNETS[role]
         self.storage_driver = storage_driver
-        self.mtu = mtu
+        self.uplink = host_uplink()
+        self.mtu = mtu or link_mtu(self.uplink)  # as the host's own traffic sees the network
         self.socket = directory / "docker.sock"
         self.cgroup_parent = f"{self.namespace}-{os.getpid()}"
         self.process: subprocess.Popen | None = None
         self.mount_namespace = ""
-        self.uplink = host_uplink()
         self.start_seconds = 0.0
 
     def env(self) -> dict[str, str]:
@@ -99,7 +107,7 @@ class PrivateEngine:
         _run("ip", "netns", "add", self.namespace)
         _run("ip", "-n", self.namespace, "link", "set", "lo", "up")
         _run("ip", "link", "add", self.leg, "mtu", str(self.mtu), "type", "veth", "peer", "name", "eth0",
-             "netns", self.namespace)
+             "mtu", str(self.mtu), "netns", self.namespace)
         _run("ip", "addr", "add", f"{self.subnet}.1/30", "dev", self.leg)
         _run("ip", "link", "set", self.leg, "up")
         _run("ip", "-n", self.namespace, "addr", "add", f"{self.subnet}.2/30", "dev", "eth0")

@@ -210,8 +210,28 @@ class _Hashing:
         return self.out.tell()
 
 
+def with_files(engine: Engine, base_ref: str, files: dict[str, bytes], env: dict[str, str], labels: dict[str, str],
+               ref: str, what: str) -> str:
+    """`base_ref` plus `files` (root-owned, 0644), `env` and `labels`: what `docker commit` of a container
+    with the files put in would make, loaded as one more layer without a container (a tenth of the time)."""
+    base = engine.inspect_image(base_ref)
+    created = max(_epoch(base.get("Created") or ""), 0)  # a loaded root filesystem is dated year 1
+    entries = {path: Entry("file", 0o644, created, data) for path, data in files.items()}
+    base_env = [e for e in (base.get("Config") or {}).get("Env") or [] if e.split("=", 1)[0] not in env]
+    with tempfile.TemporaryDirectory(prefix="envctl-assemble-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with open(layer, "wb") as out:
+            diff_id = write_layer(entries, created, out)
+        config = image_config(base, {"Env": base_env + [f"{k}={v}" for k, v in env.items()]}, labels, diff_id, created,
+                              engine.image_history(base["Id"]), "", created_by=f"envctl: {what}")
+        image_id = engine.load_image(config, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
+    if image_id is None:
+        raise EnvctlError(f"docker load did not produce {ref}")
+    return image_id
+
+
 def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str, str], diff_id: str, created: int,
-                 history: list[dict[str, Any]], dockerfile: str) -> dict[str, Any]:
+                 history: list[dict[str, Any]], dockerfile: str, created_by: str | None = None) -> dict[str, Any]:
     """The image config the builder would write: the base's, the Dockerfile's changes, `labels` last."""
     merged = {**(base.get("Config") or {}), **config, "Image": base["Id"]}
     merged["Labels"] = {**(merged.get("Labels") or {}), **labels}
@@ -220,7 +240,8 @@ def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str,
     steps = [{**({"created": _rfc3339(h["Created"])} if (h.get("Created") or 0) > 0 else {}),  # unset: Go's year 1
               "created_by": h.get("CreatedBy") or "", **({"comment": h["Comment"]} if h.get("Comment") else {}),
               **({"empty_layer": True} if not h.get("Size") else {})} for h in history]
-    steps.append({"created": stamp, "created_by": f"envctl: {dockerfile}'s files and settings, without the builder"})
+    steps.append({"created": stamp,
+                  "created_by": created_by or f"envctl: {dockerfile}'s files and settings, without the builder"})
     out = {"architecture": base.get("Architecture"), "os": base.get("Os"), "created": stamp, "config": merged,
            "rootfs": {"type": "layers", "diff_ids": [*base["RootFS"]["Layers"], diff_id]}, "history": steps}
     if base.get("Variant"):

@@ -387,7 +387,8 @@ class ImageBuilder:
 
     def _bootstrap_ref(self, target: ImageTarget, base: Base) -> str:
         assert base.bootstrap is not None
-        return f"{target.repository}-rootfs:" + self._hash(target, {"bootstrap": asdict(base.bootstrap)})
+        return f"{target.repository}-rootfs:" + self._hash(target, {"bootstrap": asdict(base.bootstrap),
+                                                                    "recipe": bootstrap.RECIPE})
 
     def _existing(self, target: ImageTarget, ref: str) -> ResolvedImage | None:
         """`ref` if the engine has it (offered to the image cache) or the image cache does; else None."""
@@ -452,12 +453,9 @@ class ImageBuilder:
             return existing
         self._emit(target, "build", "trusting the host's CA bundle")
         repository, tag = ref.split(":")
-        changes = [f"ENV {name}={CA_TARGET}" for name in CA_ENV]
-        changes.append(_label_line(self._labels(target, "base", tag)))
-        image_id = self.engine.commit_files(
-            raw.ref, {CA_TARGET: data, "/usr/local/share/ca-certificates/envctl-host-ca.crt": data},
-            repository, tag, changes,
-        )
+        image_id = assemble.with_files(
+            self.engine, raw.ref, {CA_TARGET: data, "/usr/local/share/ca-certificates/envctl-host-ca.crt": data},
+            {name: CA_TARGET for name in CA_ENV}, self._labels(target, "base", tag), ref, "the host's CA bundle")
         self._emit(target, "built", ref)
         self._to_cache(target, ref, built=True)
         return ResolvedImage(target.key, ref, image_id, built=True)

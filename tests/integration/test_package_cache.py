@@ -59,6 +59,13 @@ def cached_debs_in(tarball: Path) -> list[str]:
         return [m.name for m in tar if m.name.endswith(".deb")]
 
 
+def text_in(tarball: Path, name: str) -> str:
+    with tarfile.open(tarball) as tar:
+        member = tar.extractfile(f"./{name}")
+        assert member is not None
+        return member.read().decode()
+
+
 def test_a_second_bootstrap_takes_every_package_from_the_cache(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verbose_mmdebstrap: None) -> None:
     root = tmp_path / "cache"
@@ -79,6 +86,9 @@ def test_a_second_bootstrap_takes_every_package_from_the_cache(
     assert cached_debs_in(cold) == [] and cached_debs_in(warm) == [], "no .deb in the root filesystem"
     assert differences(cold, warm) == [], "the cache changes nothing in the root filesystem"
     assert list(cache.runs.iterdir()) == [], "each bootstrap's work directory is gone"
+    # what Debian's own container images set for package builds (docs/topology.md, "Bases")
+    assert text_in(cold, "etc/dpkg/dpkg.cfg.d/99mmdebstrap").split() == list(bootstrap.DPKG_OPTIONS)
+    assert all(option in text_in(cold, "etc/apt/apt.conf.d/99mmdebstrap") for option in bootstrap.APT_OPTIONS)
 
     # apt takes a same-size file in its archive as it is; the cache drops it so apt fetches it again.
     victim = cache.debs / next(name for name in sorted(os.listdir(cache.debs)) if name.startswith("hello_"))

@@ -55,9 +55,15 @@ def test_an_arm_variant_is_part_of_the_image_platform() -> None:
 def test_mmdebstrap_is_asked_for_the_target_architecture_in_debians_words() -> None:
     spec = Bootstrap(distro="debian", suite="bookworm", packages=("python3",), mirror="http://m/debian")
     assert bootstrap.mmdebstrap_arguments(spec, "linux/arm64", "/out.tar") == [
-        "--variant=minbase", "--format=tar", "--architectures=arm64", "--include=python3", "bookworm", "/out.tar",
-        "http://m/debian"]
+        "--variant=minbase", "--format=tar", "--architectures=arm64",
+        *(f"--dpkgopt={option}" for option in bootstrap.DPKG_OPTIONS),
+        *(f"--aptopt={option}" for option in bootstrap.APT_OPTIONS),
+        "--include=python3", "bookworm", "/out.tar", "http://m/debian"]
     assert "--architectures=armhf" in bootstrap.mmdebstrap_arguments(spec, "linux/arm/v7", "/out.tar")
+    assert "--dpkgopt=force-unsafe-io" in bootstrap.mmdebstrap_arguments(spec, "linux/amd64", "/out.tar")
+    extract = Bootstrap(distro="debian", suite="bookworm", packages=("busybox-static",), variant="extract")
+    assert not any(a.startswith(("--dpkgopt", "--aptopt")) for a in bootstrap.mmdebstrap_arguments(
+        extract, "linux/amd64", "/out.tar")), "'extract' installs nothing: no dpkg or apt settings"
 
 
 def test_without_mmdebstrap_on_path_the_bootstrap_runs_in_a_container(tmp_path: Path,
