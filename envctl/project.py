@@ -281,7 +281,6 @@ class Project:
         """
         recording = tuple(self.topology.mocks) if record_all else tuple(record)
         filling = tuple(self.topology.mocks) if record_missing_all else tuple(record_missing)
-        self.engine.check(self.topology, select_services(self.topology, services))  # before anything exists
         result = run_api.up(self.topology, self.engine, services=services, except_services=except_services,
                             profiles=profiles, run_id=self.run, keep_on_failure=keep_on_failure, progress=progress,
                             max_parallel_builds=max_parallel_builds, record=recording, record_missing=filling,
@@ -300,7 +299,6 @@ class Project:
         volumes. `describe_plan(plan)` gives it as lines (`envctl up --dry-run`)."""
         recording = tuple(self.topology.mocks) if record_all else tuple(record)
         filling = tuple(self.topology.mocks) if record_missing_all else tuple(record_missing)
-        self.engine.check(self.topology, select_services(self.topology, services))  # as `up` would refuse
         return run_api.plan_up(self.topology, self.engine, services=services, except_services=except_services,
                                profiles=profiles, run_id=self.run, record=recording, record_missing=filling,
                                platform=platform)

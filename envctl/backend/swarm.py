@@ -39,7 +39,7 @@ IPVS_PROC = Path("/proc/sys/net/ipv4/vs")
 REMOVAL_PATIENCE = 30.0  # seconds for a removed service's tasks (and then its network) to go
 SWARM_SERVICE_ID = "com.docker.swarm.service.id"  # on each task's container
 TASK_OF = "envctl.swarm-service"  # on each task's container: its service's name
-SERVICE_OWN = (eng.SERVICE, eng.CONFIG_HASH, eng.REPLICA, TASK_OF)  # labels of a service, not of its run
+LEASE_LABELS = ("envctl.state", "envctl.owner", "envctl.expires")  # runtime/lease.py's, which sit above this seam
 
 # Task states, as Swarm names them, to the container states envctl speaks of.
 _WAITING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "ready"}
@@ -361,7 +361,8 @@ def _run_labels(labels: dict[str, str]) -> dict[str, str]:
     """What a container's labels say of its run: project and run, and its lease (where the run's directory
     is, who owns it, when it expires). The run's volumes, secrets and configs carry them too, so that `gc`
     finds and judges a run by any of them, whatever else of it is gone."""
-    return {k: v for k, v in labels.items() if k.startswith("envctl.") and k not in SERVICE_OWN}
+    # An allowlist: these labels cannot be changed later, and gc judges runs by them.
+    return {k: v for k, v in labels.items() if k in (eng.MANAGED, eng.PROJECT, eng.RUN, *LEASE_LABELS)}
 
 
 def _newest(tasks: list[dict[str, Any]]) -> dict[str, Any]:

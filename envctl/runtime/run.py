@@ -78,12 +78,13 @@ class _Request:
     modes: dict[str, str]  # recording mocks: "record" or "record_missing"
 
     @classmethod
-    def checked(cls, topology: Topology, services: Iterable[str], except_services: Iterable[str],
+    def checked(cls, topology: Topology, engine: Backend, services: Iterable[str], except_services: Iterable[str],
                 profiles: Iterable[str], record: Iterable[str], record_missing: Iterable[str]) -> _Request:
         on_host = selection.parse_except(topology, except_services)
         modes = selection.recording_modes(topology, record, record_missing)
         selected = selection.selection(topology, services, profiles, on_host, modes)
         check_cassettes(topology, [n for n in selected if n in topology.mocks], set(modes))
+        engine.check(topology, selected)  # what this backend cannot honour, of exactly what would start
         return cls(selected, on_host, modes)
 
 
@@ -115,7 +116,7 @@ def plan_up(topology: Topology, engine: Engine, *, services: Iterable[str] = (),
             except_services: Iterable[str] = (), profiles: Iterable[str] = (), run_id: str | None = None,
             record: Iterable[str] = (), record_missing: Iterable[str] = (), platform: str | None = None) -> Plan:
     """What `up` with these options would do now, changing nothing (`envctl up --dry-run`)."""
-    request = _Request.checked(topology, services, except_services, profiles, record, record_missing)
+    request = _Request.checked(topology, engine, services, except_services, profiles, record, record_missing)
     found = _Found.find(topology, engine, run_id)
     planned = ImageBuilder(topology, engine.builder, platform=platform).planned(request.selected)
     return _planned(topology, found, request, planned, engine.holds_at_gate)[2]
@@ -187,7 +188,7 @@ def up(
     reaped when the process dies). Until then this process owns a new run, and a reaper
     removes it if the process dies half-way.
     """
-    request = _Request.checked(topology, services, except_services, profiles, record, record_missing)
+    request = _Request.checked(topology, engine, services, except_services, profiles, record, record_missing)
     image_cache = registry.cache_for(topology, engine.builder, cache)  # a bad setting stops `up` before anything exists
     found = _Found.find(topology, engine, run_id)
     _check_fixed_ports(topology, [n for n in request.selected if n in topology.services], found.existing)

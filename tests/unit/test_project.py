@@ -96,6 +96,22 @@ def test_up_and_its_dry_run_ask_the_backend_what_it_refuses_before_anything_else
     assert backend.checked == [["api"]]
 
 
+@pytest.mark.parametrize("method", ["up", "plan"])
+def test_the_backend_checks_exactly_what_up_would_start_profiles_and_exceptions_included(write_topology,
+                                                                                         method: str) -> None:
+    topology = Project.load(write_topology("""
+        name: demo
+        services:
+          api: {image: debian:bookworm}
+          store: {image: debian:bookworm}
+          debug: {image: debian:bookworm, profiles: [debug]}
+    """), run=None).topology
+    backend = Refusing()
+    with pytest.raises(TopologyError):
+        getattr(Project(topology, backend), method)(profiles=["debug"], except_services=["store"])  # type: ignore[arg-type]
+    assert [sorted(s) for s in backend.checked] == [["api", "debug"]]
+
+
 def test_up_tells_how_the_backend_runs_services_otherwise(project: Project, monkeypatch) -> None:
     monkeypatch.setattr(run_api, "up", lambda *args, **kwargs: UpResult(run="r1", warnings=["cache unreachable"]))
     result = Project(project.topology, Refusing(refuse=False)).up()  # type: ignore[arg-type]

@@ -268,7 +268,7 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     lease_labels = {"envctl.state": str(tmp_path / ".envctl/runs/r1"), "envctl.owner": "123@1700000000.0@ci"}
     spec = ContainerSpec(name="envctl-shop-r1-api", image="postgres:16", network="n", alias="api",
                          labels={**eng.run_labels("shop", "r1", "api"), **lease_labels, eng.CONFIG_HASH: "c0ffee",
-                                 "com.example.team": "payments"}, mounts=[
+                                 "com.example.team": "payments", "envctl.held": "true"}, mounts=[
                              eng.Mount("/run/secrets/token", str(tmp_path / "token"), "bind", True, grant="secret"),
                              eng.Mount("/etc/app.conf", str(tmp_path / "app.conf"), "bind", True, grant="config"),
                              eng.Mount("/data", str(tmp_path), "bind")])
@@ -286,13 +286,21 @@ def test_granted_files_become_swarm_secrets_and_configs_of_the_run(tmp_path) -> 
     assert swarm.service_spec(spec).files == service.files  # the same content, the same names
 
 
+def test_the_lease_labels_a_swarm_puts_on_a_run_s_files_are_the_lease_s_own() -> None:
+    from envctl.backend.swarm import LEASE_LABELS
+    from envctl.runtime import lease
+    assert set(LEASE_LABELS) == {lease.STATE_LABEL, lease.OWNER_LABEL, lease.EXPIRES_LABEL}
+
+
 class Networks:
     """A manager whose one network goes at the first removal; counts what it is asked."""
 
     def __init__(self) -> None:
         self.listed, self.removed, self.files_removed = 0, [], []
-        self.files = {"secret": [{"ID": "s1", "Spec": {"Name": "envctl-aa", "Labels": {eng.RUN: "r1"}}}],
-                      "config": [{"ID": "c1", "Spec": {"Name": "envctl-bb"}}]}
+        self.files = {"secret": [{"ID": "s1", "Spec": {"Name": "envctl-aa", "Labels": {eng.RUN: "r1"}}},
+                                 {"ID": "s2", "Spec": {"Name": "envctl-cc", "Labels": {eng.RUN: "r2"}}}],
+                      "config": [{"ID": "c1", "Spec": {"Name": "envctl-bb", "Labels": {eng.RUN: "r1"}}}]}
+        self.asked_labels: list[dict] = []
 
     def networks(self, labels=None):
         self.listed += 1
@@ -301,8 +309,9 @@ class Networks:
     def remove_network(self, network_id):
         self.removed.append(network_id)
 
-    def swarm_files(self, kind, labels):
-        return self.files[kind]
+    def swarm_files(self, kind, labels):  # as the engine filters: every label given, on the file
+        self.asked_labels.append(labels)
+        return [f for f in self.files[kind] if labels.items() <= f["Spec"].get("Labels", {}).items()]
 
     def remove_swarm_file(self, kind, file_id):
         self.files_removed.append((kind, file_id))
@@ -320,6 +329,7 @@ def test_granted_files_are_the_run_s_secrets_and_configs_by_kind() -> None:
     swarm.manager = Networks()  # type: ignore[assignment]
     found = swarm.granted_files({eng.RUN: "r1"})
     assert found == [{"Kind": "secret", "ID": "s1", "Name": "envctl-aa", "Labels": {eng.RUN: "r1"}},
-                     {"Kind": "config", "ID": "c1", "Name": "envctl-bb", "Labels": {}}]
+                     {"Kind": "config", "ID": "c1", "Name": "envctl-bb", "Labels": {eng.RUN: "r1"}}]
+    assert swarm.manager.asked_labels == [{eng.RUN: "r1"}] * 2  # the filter goes to the manager: no other run's
     swarm.remove_granted_file("config", "c1")
     assert swarm.manager.files_removed == [("config", "c1")]

@@ -52,8 +52,10 @@ class RecordingEngine:
     def remove_volume(self, name):
         self.removed.append(name)
 
-    def granted_files(self, labels):
-        return [{"Kind": "secret", "ID": "secret-id-0123", "Name": "envctl-0a1b", "Labels": labels}]
+    def granted_files(self, labels):  # the run's one secret, found only by the run's own labels
+        self.asked_files = labels
+        mine = {"envctl.managed": "true", "envctl.project": "demo", "envctl.run": "r1"}
+        return [{"Kind": "secret", "ID": "secret-id-0123", "Name": "envctl-0a1b", "Labels": mine}] if labels == mine else []
 
     def remove_granted_file(self, kind, file_id):
         self.removed.append(file_id)
@@ -82,6 +84,7 @@ def test_one_refused_removal_skips_nothing_else_and_is_reported_by_id(topology) 
     assert sorted(engine.removed) == sorted(["store-id-0123456789", "backend-id-0123456789", "api-id-0123456789",
                                              "net-id-0123456789", "envctl-demo-r1-data", "secret-id-0123"])
     assert engine.removed[-1] == "secret-id-0123"  # after the services that use it
+    assert engine.asked_files == {"envctl.managed": "true", "envctl.project": "demo", "envctl.run": "r1"}
     assert raised.value.left == ["container backend-id-0 (backend): cannot remove container backend-id-01: "
                                  "device or resource busy"]
     assert "envctl --run r1 down" in str(raised.value)
