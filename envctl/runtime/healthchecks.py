@@ -90,19 +90,28 @@ class OwnHealthcheck:
     def __call__(self) -> ProbeResult:
         test = self.test
         assert test is not None
-        try:
-            ran = _bounded(lambda: self.engine.exec(self.container_id, list(test.argv)), test.timeout, self.cancel)
-        except EngineUnavailable:
-            raise
-        except EnvctlError as exc:  # e.g. it stopped meanwhile: `alive` will say how
-            return ProbeResult(False, f"healthcheck {test.shown}: {exc}")
-        if ran is None:
-            said = "cancelled" if self.cancel.is_set() else f"timed out after {test.timeout:g}s"
-            return ProbeResult(False, f"healthcheck {test.shown}: {said}")
-        code, output = ran
-        if code == 0:
+        result = run_exec(self.engine, self.container_id, test.argv, f"healthcheck {test.shown}", test.timeout,
+                          self.cancel)
+        if result.ok:
             return ProbeResult(True, f"healthcheck passed, run by envctl (docker's own: every {test.interval:g}s)")
-        return exec_result(f"healthcheck {test.shown}", code, output)
+        return result
+
+
+def run_exec(engine: Backend, container_id: str, argv: tuple[str, ...], label: str, timeout: float,
+             cancel: threading.Event) -> ProbeResult:
+    """One run of a command in the container as a readiness check (a healthcheck's test, a `cmd` probe):
+    exit 0 passes; a run longer than `timeout` seconds, a cancelled one, or an exec the engine refuses
+    (e.g. the container stopped meanwhile: the caller's `alive` says how) fails. A lost engine is raised."""
+    try:
+        ran = _bounded(lambda: engine.exec(container_id, list(argv)), timeout, cancel)
+    except EngineUnavailable:
+        raise
+    except EnvctlError as exc:
+        return ProbeResult(False, f"{label}: {exc}")
+    if ran is None:
+        return ProbeResult(False, f"{label}: " + ("cancelled" if cancel.is_set() else f"timed out after {timeout:g}s"))
+    code, output = ran
+    return exec_result(label, code, output)
 
 
 def _bounded(call: Callable[[], T], timeout: float, cancel: threading.Event) -> T | None:

@@ -23,7 +23,7 @@ from envctl.graph import DependencyFailed
 from envctl.planning import gate
 from envctl.progress import Event, Progress
 from envctl.runtime import diagnostics
-from envctl.runtime.healthchecks import HealthTest, OwnHealthcheck, exec_result
+from envctl.runtime.healthchecks import HealthTest, OwnHealthcheck, health_test, run_exec
 from envctl.runtime.probes import (EAGER_EXEC_INTERVAL, NotReady, ProbeHistory, ProbeResult, http_check, tcp_check,
                                    wait_until_ready)
 from envctl.topology import Service, Topology
@@ -82,7 +82,8 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
     healthcheck = OwnHealthcheck(engine, container_id, cancel)
     probe = readiness_check(engine, service, container_id, current, healthcheck)
     own_test = healthcheck.test if service.probe is None else None
-    report(Event(service.name, "wait", _describe_readiness(service, own_test)))
+    report(Event(service.name, "wait", _describe_readiness(service, own_test, _declared_test(engine, service,
+                                                                                           container_id, own_test))))
     try:
         by_exec = own_test is not None or (service.probe is not None and service.probe.kind not in ("http", "tcp"))
         result = wait_until_ready(probe, timeout=timeout, max_interval=interval, cancel=cancel,
@@ -119,12 +120,15 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
                 return http_check(host, port, probe.path)
             return tcp_check(host, port)
         return host_probe
-    if probe is not None:
-        def command_probe() -> ProbeResult:
-            code, output = engine.exec(container_id, list(probe.command))
-            return exec_result(" ".join(probe.command), code, output)
-        return command_probe
     healthcheck = healthcheck or OwnHealthcheck(engine, container_id)
+    if probe is not None:
+        # Each run bounded, as a healthcheck's: a hung command must not hold `up` past its patience.
+        run_timeout = min(probe.cmd_timeout, probe.timeout)
+
+        def command_probe() -> ProbeResult:
+            return run_exec(engine, container_id, probe.command, " ".join(probe.command), run_timeout,
+                            healthcheck.cancel)
+        return command_probe
 
     def engine_state() -> ProbeResult:
         # The check itself: a state handed in is used once, then each check asks afresh.
@@ -142,17 +146,33 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
     return engine_state
 
 
-def _describe_readiness(service: Service, own_test: HealthTest | None = None) -> str:
+def _declared_test(engine: Backend, service: Service, container_id: str,
+                   own_test: HealthTest | None) -> HealthTest | None:
+    """The container's healthcheck (the topology's or its image's) when envctl does not run it but
+    waits for the engine's verdict (ENVCTL_EAGER_HEALTHCHECKS=0): one inspect, for the report."""
+    if own_test is not None or service.probe is not None or not engine.execs_healthchecks:
+        return None
+    try:
+        info = engine.inspect_container(container_id)
+    except EnvctlError:
+        return None  # gone, or the engine lost: `alive` says so
+    return health_test(info.get("Config") or {})
+
+
+def _describe_readiness(service: Service, own_test: HealthTest | None = None,
+                        declared: HealthTest | None = None) -> str:
     probe = service.probe
     if own_test is not None:
         return f"healthcheck, run by envctl at once (docker's own first after {own_test.interval:g}s)"
+    if declared is not None:
+        return f"healthcheck, docker's own (first after {declared.interval:g}s)"
     if probe is None:
         return "healthcheck" if service.healthcheck and not service.healthcheck.disable else "running"
     if probe.kind == "http":
         return f"http {probe.path} on {probe.port}"
     if probe.kind == "tcp":
         return f"tcp {probe.port}"
-    return "cmd " + " ".join(probe.command)
+    return "cmd " + " ".join(probe.command) + f" (each run at most {min(probe.cmd_timeout, probe.timeout):g}s)"
 
 
 def _patience(service: Service) -> float:

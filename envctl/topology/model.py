@@ -99,6 +99,9 @@ class PortSpec:
         return not ipaddress.ip_address(self.host_ip).is_loopback
 
 
+CMD_PROBE_TIMEOUT = 30.0
+
+
 @dataclass(frozen=True)
 class Probe:
     """A readiness check run from the host side: http, tcp, or a command in the container."""
@@ -109,6 +112,9 @@ class Probe:
     command: tuple[str, ...] = ()
     timeout: float = 120.0
     interval: float = 0.5  # the slowest poll interval; polling starts much faster
+    # `cmd`: how long one run may take before it counts as failed (and is tried again); as a
+    # Docker healthcheck's default timeout, which a command written for one expects.
+    cmd_timeout: float = CMD_PROBE_TIMEOUT
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,45 @@ def test_a_healthcheck_s_first_pass_makes_the_service_ready_before_the_engine_ru
     finally:
         envctl(["down", "--run", "health"], stack_dir, stack_env)
     assert not any(run_resources(engine, "health").values())
+
+
+# Its first probe run stops it (its shell exits 3 on TERM); the runs after are execs into a
+# stopped container, which the engine refuses: `up` must still fail as for any exit, with the tail.
+STOPPED_BY_ITS_PROBE = """
+  leaving:
+    base: os
+    command: [sh, -c, 'trap "echo going away; exit 3" TERM; while :; do sleep 0.1; done']
+    probe: {cmd: [sh, -c, "kill 1; exit 1"], timeout: 60s}
+"""
+
+# Its first probe run hangs; only a second run, after the first was cut, can pass.
+HANGS_ONCE = """
+  slow:
+    base: os
+    command: [sleep, infinity]
+    probe: {cmd: [sh, -c, "test -e /tmp/tried && exit 0; touch /tmp/tried; sleep 3600"], cmd_timeout: 1s, timeout: 60s}
+"""
+
+
+def test_a_cmd_probe_refused_because_its_container_exited_fails_up_with_the_log_tail(
+        engine: Engine, stack_dir: Path, stack_env: dict) -> None:
+    add_services(stack_dir, STOPPED_BY_ITS_PROBE)
+    result = envctl(["up", "--run", "refused", "leaving"], stack_dir, stack_env, check=False)
+    try:
+        assert result.returncode != 0, result.stderr
+        assert "exited with code 3" in result.stderr and "going away" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+    finally:
+        envctl(["down", "--run", "refused"], stack_dir, stack_env, check=False)
+    assert not any(run_resources(engine, "refused").values())
+
+
+def test_a_hanging_cmd_probe_is_cut_at_its_cmd_timeout_and_tried_again(
+        engine: Engine, stack_dir: Path, stack_env: dict) -> None:
+    add_services(stack_dir, HANGS_ONCE)
+    result = envctl(["up", "--run", "hangs", "slow"], stack_dir, stack_env)
+    try:
+        assert re.search(r"slow\s+ready", result.stderr), result.stderr
+    finally:
+        envctl(["down", "--run", "hangs"], stack_dir, stack_env)
+    assert not any(run_resources(engine, "hangs").values())

@@ -145,3 +145,33 @@ def test_a_container_without_a_healthcheck_is_ready_when_it_runs() -> None:
     backend = Container(None)
     result = check(backend)()
     assert result.ok and result.detail == "container running" and backend.ran == []
+
+
+def test_a_cmd_probe_run_is_bounded_by_its_cmd_timeout_and_a_refused_exec_is_a_failed_check() -> None:
+    from envctl.topology.model import Probe
+    let_go = threading.Event()
+    hangs = Container(None, answer=lambda: let_go.wait(60) and (0, b""))
+    service = Service(name="svc", probe=Probe(kind="cmd", command=("sleep", "100"), cmd_timeout=0.05))
+    try:
+        assert check(hangs, service)().detail == "sleep 100: timed out after 0.05s"
+    finally:
+        let_go.set()
+    refused = Container(None, answer=EnvctlError("container is not running"))
+    assert check(refused, service)().detail == "sleep 100: container is not running"
+    lost = Container(None, answer=EngineUnavailable("cannot reach the Docker engine"))
+    with pytest.raises(EngineUnavailable):
+        check(lost, service)()
+
+
+def test_a_cmd_probe_run_never_outlasts_the_probe_s_patience() -> None:
+    from envctl.runtime.readiness import _describe_readiness
+    from envctl.topology.model import Probe
+    service = Service(name="svc", probe=Probe(kind="cmd", command=("true",), timeout=5.0))
+    assert _describe_readiness(service) == "cmd true (each run at most 5s)"
+
+
+def test_with_eager_healthchecks_off_an_image_s_healthcheck_is_still_described_as_one() -> None:
+    from envctl.runtime.readiness import _describe_readiness
+    declared = HealthTest(("true",), timeout=30.0, interval=30.0, shown="true")
+    assert _describe_readiness(Service(name="svc"), None, declared) == "healthcheck, docker's own (first after 30s)"
+    assert _describe_readiness(Service(name="svc")) == "running"

@@ -302,3 +302,20 @@ def test_config_output_loads_again_as_the_same_topology(write_topology, tmp_path
     again.write_text(yaml.safe_dump(to_document(first), sort_keys=False))
     second = load_topology(again, environ={})
     assert second.services == first.services and second.bases == first.bases
+
+
+def test_a_cmd_probe_s_run_timeout_is_cmd_timeout_and_only_a_cmd_probe_takes_one(write_topology) -> None:
+    path = write_topology(
+        """
+        services:
+          db:
+            image: postgres
+            ports: ["5432"]
+            probe: {cmd: [pg_isready], cmd_timeout: 5s}
+        """
+    )
+    assert load(path).services["db"].probe.cmd_timeout == 5
+    path.write_text(path.read_text().replace("{cmd: [pg_isready], cmd_timeout: 5s}", "{tcp: 5432, cmd_timeout: 5s}"))
+    assert "cmd_timeout bounds one run of a cmd probe; this probe is tcp" in problems(path)
+    path.write_text(path.read_text().replace("{tcp: 5432, cmd_timeout: 5s}", "{cmd: [pg_isready], cmd_timeout: 0}"))
+    assert "cmd_timeout must be more than 0" in problems(path)

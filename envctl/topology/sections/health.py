@@ -8,7 +8,7 @@ from envctl.topology.readers import Reader
 from envctl.topology.source import KeyPath
 
 HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval")
+PROBE_KEYS = ("http", "tcp", "cmd", "port", "timeout", "interval", "cmd_timeout")
 
 
 def healthcheck(reader: Reader, raw: Any, path: KeyPath) -> Healthcheck | None:
@@ -56,10 +56,18 @@ def probe(reader: Reader, raw: Any, path: KeyPath, ports: tuple[PortSpec, ...]) 
         return None
     kind = kinds[0]
     fields: dict[str, Any] = {"kind": kind}
-    for key in ("timeout", "interval"):
+    if "cmd_timeout" in body and kind != "cmd":
+        reader.problem(path + ("cmd_timeout",), f"cmd_timeout bounds one run of a cmd probe; this probe is {kind}",
+                       "remove cmd_timeout (timeout is how long up waits for the service)")
+        return None
+    for key in ("timeout", "interval", "cmd_timeout"):
         if key in body:
             fields[key] = reader.duration(body[key], path + (key,))
             if fields[key] is None:
+                return None
+            if key == "cmd_timeout" and fields[key] <= 0:
+                reader.problem(path + (key,), f"cmd_timeout must be more than 0, not {body[key]!r}",
+                               "write how long one run of the command may take, e.g. 10s")
                 return None
     if kind == "cmd":
         command = reader.command(body["cmd"], path + ("cmd",))
