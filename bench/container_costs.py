@@ -22,7 +22,7 @@ import docker
 LABEL = {"envctl.bench": "container-costs"}
 ENVCTL_LABELS = {f"envctl.{k}": v for k, v in {
     "config-hash": "1c55736e0685f065", "input-hash": "37eac1a3ccd18e0f", "kind": "service", "managed": "true",
-    "name": "x", "owner": "vm/1/1.5", "platform": "linux/amd64", "project": "bench", "run": "abcdef",
+    "name": "x", "owner": "vm/1/1.5", "platform": "linux/amd64", "project": "container-costs", "run": "abcdef",
     "service": "x", "state": "/tmp/x/.envctl/runs/abcdef", "held": "true"}.items()}
 GATE = ["/bin/sh", "-c", 'IFS= read -r word; [ "$word" = go ] || exit 125; exec "$@" </dev/null', "envctl-gate"]
 COMMAND = ["python3", "-c", "import time; time.sleep(600)"]
@@ -71,13 +71,22 @@ def variant(client: docker.APIClient, image: str, key: str, changes: dict, paral
     network = client.create_network(f"envctl-costs-{abs(hash(key)) % 10**6}", labels=LABEL)["Id"]
     names = [f"envctl-costs-{i}" for i in range(COUNT)]
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        releases = list(pool.map(lambda n: one(client, image, network, n, options), names))
-    elapsed = time.perf_counter() - started
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        list(pool.map(lambda n: client.remove_container(n, force=True), names))
-    client.remove_network(network)
+    try:
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            releases = list(pool.map(lambda n: one(client, image, network, n, options), names))
+        elapsed = time.perf_counter() - started
+    finally:  # an interrupted round leaves nothing behind for the next to trip on
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            list(pool.map(lambda n: _remove(client, n), names))
+        client.remove_network(network)
     return elapsed, sum(releases) / COUNT
+
+
+def _remove(client: docker.APIClient, name: str) -> None:
+    try:
+        client.remove_container(name, force=True)
+    except docker.errors.NotFound:
+        pass
 
 
 def main() -> None:

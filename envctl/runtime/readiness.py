@@ -137,7 +137,8 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
         if container is None:
             return ProbeResult(False, "no container")
         if container.health is not None:
-            if container.health != "healthy" and container.running and healthcheck.test is not None:
+            # Only while the engine has no verdict: its "unhealthy" (retries spent) stands.
+            if container.health == "starting" and container.running and healthcheck.test is not None:
                 return healthcheck()
             return ProbeResult(container.health == "healthy", f"healthcheck: {container.health}")
         if container.status == "exited" and container.exit_code == 0:

@@ -75,13 +75,19 @@ def test_while_the_engine_says_starting_envctl_runs_the_test_as_the_engine_would
     result = check(backend)()
     assert result.ok and result.detail.startswith("healthcheck passed, run by envctl")
     # No user, environment or working directory of envctl's own: the engine's exec takes the
-    # container's (here user postgres), as its own healthchecks do.
+    # container's, as its own healthchecks do (the user itself is proven in test_readiness.py).
     assert backend.ran == [("c1", ["/bin/sh", "-c", "pg_isready"], {})]
 
 
 def test_the_engine_s_healthy_is_enough_without_running_anything() -> None:
     backend = Container("healthy", ["CMD", "true"])
     assert check(backend)().ok and backend.ran == []
+
+
+def test_the_engine_s_unhealthy_stands_without_running_anything() -> None:
+    backend = Container("unhealthy", ["CMD", "true"])
+    result = check(backend)()
+    assert not result.ok and result.detail == "healthcheck: unhealthy" and backend.ran == []
 
 
 def test_a_failing_test_is_not_ready_and_says_what_it_printed() -> None:
