@@ -290,8 +290,9 @@ def section(results: dict) -> str:
         "## Issue 19: the cold path, this change against the commit before it", "",
         f"Date: {results['date']}. Machine: {results['machine']}. "
         f"Before: {labels['before']}; after: {labels['after']}. Produced by "
-        f"`{results['command']}` (one run: the cold rounds, then the warm ones, {warm_where}). Other helpers' tests and builds ran on the 2 cores at the same time, so "
-        "these figures are noisy; the lead reruns the final one.", "",
+        f"`{results['command']}` (one run: the cold rounds, then the warm ones, {warm_where}). The machine's "
+        f"load average (1 min) was {results.get('load', ('?', '?'))[0]} at the start and "
+        f"{results.get('load', ('?', '?'))[1]} at the end: the same cores ran anything else on the machine.", "",
         "| | before | after | after / before | target | |", "| --- | --- | --- | --- | --- | --- |",
         f"| (a) reference stack, cold `envctl up` (no envctl images, fresh engine, no package cache) "
         f"| {up['before']:.1f} s | {up['after']:.1f} s | {up['after'] / up['before']:.2f}x | <= 0.6x "
@@ -351,7 +352,7 @@ def run(before: str, cold_rounds: int, warm_rounds: int, out: Path, command: str
         ["git", "-C", str(benchmark.REPO), "status", "--porcelain", "--untracked-files=no"],
         capture_output=True, text=True).stdout.strip() else "")}
     results: dict = {"labels": labels, "command": command,
-                     "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"}
+                     "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC", "load": [f"{os.getloadavg()[0]:.2f}"]}
     try:
         results["cold"] = measure_cold(clis, env, work, cold_rounds) if cold_rounds else {}
         for side, runs in results["cold"].items():
@@ -361,6 +362,7 @@ def run(before: str, cold_rounds: int, warm_rounds: int, out: Path, command: str
         results["pictures"] = write_pictures(results["cold"], work, benchmark.REPO / "docs")
         results["warm"] = {} if skip_warm else measure_warm(clis, env, work, warm_rounds, warm_on)
         results["warm on"] = warm_on
+        results["load"].append(f"{os.getloadavg()[0]:.2f}")
     finally:
         subprocess.run(["git", "-C", str(benchmark.REPO), "worktree", "remove", "--force", str(work / "before")],
                        capture_output=True)
