@@ -539,25 +539,6 @@ class Engine:
         finally:
             stop_watching.set()
 
-    def commit_files(self, image: str, files: dict[str, bytes], repository: str, tag: str,
-                     changes: list[str]) -> str:
-        """A new image: `image` plus `files` (absolute paths), with Dockerfile-style `changes`.
-
-        One container create and one commit: much cheaper than a build on slow storage drivers.
-        """
-        original_cmd = (self.inspect_image(image).get("Config") or {}).get("Cmd")
-        if original_cmd:  # the commit would otherwise keep the placeholder command below
-            changes = [f"CMD {json.dumps(original_cmd)}", *changes]
-        container = self._call(self.api.create_container, image, command=["true"])
-        try:
-            archive = in_memory_tar({path.lstrip("/"): data for path, data in files.items()})
-            self._call(self.api.put_archive, container["Id"], "/", archive.getvalue())
-            committed = self._call(self.api.commit, container["Id"], repository=repository, tag=tag,
-                                   changes=changes)
-        finally:
-            self._discard_container(container["Id"])
-        return committed["Id"]
-
     def _discard_container(self, container_id: str) -> None:
         """Remove a build's helper container; a failure here must not hide the build's own outcome."""
         with contextlib.suppress(EnvctlError):
@@ -1206,19 +1187,6 @@ def _abort_when(cancel: threading.Event | None, response) -> threading.Event:
 def context_paths(root: str, patterns: list[str], dockerfile: str | None) -> set[str]:
     """The paths under `root` a build context keeps after `.dockerignore`'s patterns, by the SDK's rules."""
     return exclude_paths(root, patterns, dockerfile=dockerfile)
-
-
-def in_memory_tar(files: dict[str, bytes]) -> io.BytesIO:
-    """A tar of generated files, directories created as needed."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in sorted(files.items()):
-            entry = tarfile.TarInfo(name)
-            entry.size = len(data)
-            entry.mode = 0o644
-            tar.addfile(entry, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
 
 
 def _port_key(key: str) -> tuple[int, str] | int:

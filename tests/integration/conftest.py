@@ -5,6 +5,7 @@ end, and a run left behind by a test is a failure, not something to clean quietl
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -101,6 +102,18 @@ def run_resources(engine: Engine, run: str) -> dict[str, list[str]]:
         "networks": [n["Name"] for n in engine.networks(labels)],
         "volumes": [v["Name"] for v in engine.volumes(labels)],
     }
+
+
+@contextlib.contextmanager
+def run_up(engine: Engine, stack_dir: Path, env: dict[str, str], run: str, *services: str,
+           check: bool = True) -> Iterator[subprocess.CompletedProcess]:
+    """`envctl up --run RUN SERVICES` for the body to look at; then `down`, and nothing of the run is left."""
+    result = envctl(["up", "--run", run, *services], stack_dir, env, check=check)
+    try:
+        yield result
+    finally:
+        envctl(["down", "--run", run], stack_dir, env, check=check)
+    assert not any(run_resources(engine, run).values())
 
 
 def clean_environ(extra: dict[str, str]) -> dict[str, str]:

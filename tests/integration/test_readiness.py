@@ -10,7 +10,7 @@ import pytest
 from envctl.backend import engine as eng
 from envctl.backend.engine import Engine
 
-from .conftest import PROJECT, add_services, envctl, run_resources
+from .conftest import PROJECT, add_services, envctl, run_up
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +36,7 @@ CHECKED = """
 def test_a_healthcheck_s_first_pass_makes_the_service_ready_before_the_engine_runs_it(
         engine: Engine, stack_dir: Path, stack_env: dict) -> None:
     add_services(stack_dir, CHECKED)
-    result = envctl(["up", "--run", "health", "after"], stack_dir, stack_env)
-    try:
+    with run_up(engine, stack_dir, stack_env, "health", "after") as result:
         assert re.search(r"checked\s+ready\s+healthcheck passed, run by envctl", result.stderr), result.stderr
         # The engine has not run the check yet: `up` did not wait for it.
         checked = engine.containers({eng.PROJECT: PROJECT, eng.RUN: "health", eng.SERVICE: "checked"})[0]
@@ -48,9 +47,6 @@ def test_a_healthcheck_s_first_pass_makes_the_service_ready_before_the_engine_ru
         assert when[("after", "wait")] >= when[("checked", "ready")], events
         status = envctl(["status"], stack_dir, stack_env).stdout
         assert "not ready" not in status and status.count("ready") >= 2, status
-    finally:
-        envctl(["down", "--run", "health"], stack_dir, stack_env)
-    assert not any(run_resources(engine, "health").values())
 
 
 # Its first probe run stops it (its shell exits 3 on TERM); the runs after are execs into a
@@ -74,22 +70,14 @@ HANGS_ONCE = """
 def test_a_cmd_probe_refused_because_its_container_exited_fails_up_with_the_log_tail(
         engine: Engine, stack_dir: Path, stack_env: dict) -> None:
     add_services(stack_dir, STOPPED_BY_ITS_PROBE)
-    result = envctl(["up", "--run", "refused", "leaving"], stack_dir, stack_env, check=False)
-    try:
+    with run_up(engine, stack_dir, stack_env, "refused", "leaving", check=False) as result:
         assert result.returncode != 0, result.stderr
         assert "exited with code 3" in result.stderr and "going away" in result.stderr, result.stderr
         assert "Traceback" not in result.stderr, result.stderr
-    finally:
-        envctl(["down", "--run", "refused"], stack_dir, stack_env, check=False)
-    assert not any(run_resources(engine, "refused").values())
 
 
 def test_a_hanging_cmd_probe_is_cut_at_its_cmd_timeout_and_tried_again(
         engine: Engine, stack_dir: Path, stack_env: dict) -> None:
     add_services(stack_dir, HANGS_ONCE)
-    result = envctl(["up", "--run", "hangs", "slow"], stack_dir, stack_env)
-    try:
+    with run_up(engine, stack_dir, stack_env, "hangs", "slow") as result:
         assert re.search(r"slow\s+ready", result.stderr), result.stderr
-    finally:
-        envctl(["down", "--run", "hangs"], stack_dir, stack_env)
-    assert not any(run_resources(engine, "hangs").values())

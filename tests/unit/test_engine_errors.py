@@ -26,7 +26,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "import_rootfs": (Path("/x.tar"), "r", "t", []), "images_named": ("debian",),
     "load_rootfs": (Path(__file__), "r", "t", {}, "linux/arm64"),  # any file: it is hashed before the SDK is asked
     "run_for_file": ("image", ["true"], "/rootfs.tar", Path("/nonexistent/rootfs.tar")),
-    "build": (io.BytesIO(b""),), "run_step": ("image", ["true"]), "commit_files": ("image", {}, "r", "t", []),
+    "build": (io.BytesIO(b""),), "run_step": ("image", ["true"]),
     "create_network": ("n", {}), "networks": (), "remove_network": ("n",), "create_volume": ("v", {}),
     "volumes": ({},), "remove_volume": ("v",), "create_container": (SPEC,), "start": ("c", "what"),
     "release": ("c",), "containers": ({},), "exited_containers": ({},), "container_state": ("c",),
