@@ -67,19 +67,25 @@ def assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed 
     with engine.path_kinds(base["Id"]) as in_base:
         entries = Layout(context, in_base, generated_dockerfile).entries(plan.steps)
     newest = max([_epoch(base.get("Created") or "")] + [e.mtime for e in entries.values() if e.mtime is not None])
-    with tempfile.TemporaryDirectory(prefix="envctl-assemble-") as tmp:
-        layer = Path(tmp) / "layer.tar"
-        with open(layer, "wb") as out:
-            diff_id = write_layer(entries, newest, out)
-        config = image_config(base, plan.config, labels, diff_id, newest, engine.image_history(base["Id"]),
-                              context.dockerfile)
-        try:
-            image_id = engine.load_image(config, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
-        except EnvctlError as exc:  # the builder may still make it; its log says why this did not
-            raise NotAssembled(exc.message) from None
+    try:
+        image_id = _load_on(engine, base, entries, newest, plan.config, labels, ref, context.dockerfile)
+    except EnvctlError as exc:  # the builder may still make it; its log says why this did not
+        raise NotAssembled(exc.message) from None
     if image_id is None:
         raise NotAssembled(f"docker load did not produce {ref}")
     return image_id
+
+
+def _load_on(engine: Engine, base: dict[str, Any], entries: dict[str, Entry], created: int, config: dict[str, Any],
+             labels: dict[str, str], ref: str, dockerfile: str, created_by: str | None = None) -> str | None:
+    """Load `ref`: the inspected `base`'s layers (referenced, not sent) and one layer of `entries`."""
+    with tempfile.TemporaryDirectory(prefix="envctl-assemble-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with open(layer, "wb") as out:
+            diff_id = write_layer(entries, created, out)
+        image = image_config(base, config, labels, diff_id, created, engine.image_history(base["Id"]), dockerfile,
+                             created_by)
+        return engine.load_image(image, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
 
 
 class Layout:
@@ -218,13 +224,8 @@ def with_files(engine: Engine, base_ref: str, files: dict[str, bytes], env: dict
     created = max(_epoch(base.get("Created") or ""), 0)  # a loaded root filesystem is dated year 1
     entries = {path: Entry("file", 0o644, created, data) for path, data in files.items()}
     base_env = [e for e in (base.get("Config") or {}).get("Env") or [] if e.split("=", 1)[0] not in env]
-    with tempfile.TemporaryDirectory(prefix="envctl-assemble-") as tmp:
-        layer = Path(tmp) / "layer.tar"
-        with open(layer, "wb") as out:
-            diff_id = write_layer(entries, created, out)
-        config = image_config(base, {"Env": base_env + [f"{k}={v}" for k, v in env.items()]}, labels, diff_id, created,
-                              engine.image_history(base["Id"]), "", created_by=f"envctl: {what}")
-        image_id = engine.load_image(config, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
+    image_id = _load_on(engine, base, entries, created, {"Env": base_env + [f"{k}={v}" for k, v in env.items()]},
+                        labels, ref, "", created_by=f"envctl: {what}")
     if image_id is None:
         raise EnvctlError(f"docker load did not produce {ref}")
     return image_id
