@@ -110,7 +110,8 @@ def _on_host(spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: 
         log.flush()
         log_lines = Path(log.name).read_text(errors="replace").strip().splitlines()
         if returncode != 0:
-            raise BuildFailed(f"bootstrapping {what} failed; the last lines:\n" + "\n".join("    " + line for line in log_lines[-12:]))
+            raise BuildFailed(f"bootstrapping {what} failed{_out_of_memory_room(work, log_lines)}; the last lines:\n"
+                              + "\n".join("    " + line for line in log_lines[-12:]))
         if session is not None and package_cache.GIVE_BACK_FAILED in log_lines:
             session.outbox_whole = False
             package_cache.warn_once(session.cache.root, "copying packages into it failed (is its disk full?)", warn)
@@ -136,6 +137,13 @@ def work_directory(environ: Mapping[str, str] = os.environ) -> str | None:
     if usable and room.f_bavail * room.f_frsize >= ROOM_NEEDED and _memory_available() >= ROOM_NEEDED:
         return str(IN_MEMORY)
     return None
+
+
+def _out_of_memory_room(work: str | None, log_lines: list[str]) -> str:
+    """What to do when the tmpfs filled up under the bootstrap (other bootstraps, or a big base)."""
+    if work == str(IN_MEMORY) and any("No space left on device" in line for line in log_lines):
+        return f" ({IN_MEMORY} ran out of room: set {WORK_ENV}=/var/tmp to bootstrap on disk)"
+    return ""
 
 
 def _memory_available() -> int:

@@ -60,3 +60,25 @@ def test_the_memory_available_is_read_from_proc() -> None:
     if not Path("/proc/meminfo").is_file():
         pytest.skip("no /proc/meminfo here")
     assert bootstrap._memory_available() > 0
+
+
+def test_a_bootstrap_that_fills_dev_shm_says_how_to_work_on_disk(in_memory, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from envctl.errors import BuildFailed
+    from envctl.topology import Bootstrap
+
+    in_memory()
+    monkeypatch.setenv("ENVCTL_PACKAGE_CACHE", "off")
+
+    def full(command, log, cancel, env=None) -> int:
+        assert env is not None and env["TMPDIR"] == str(tmp_path)
+        log.write("tar: ./usr/lib/x: Cannot write: No space left on device\n")
+        return 1
+    monkeypatch.setattr(bootstrap, "run_cancellable", full)
+    with open(tmp_path / "base.log", "w") as log, pytest.raises(BuildFailed) as failed:
+        bootstrap._on_host(Bootstrap(distro="debian", suite="bookworm"), "linux/amd64", tmp_path / "rootfs.tar",
+                           log, "base 'os'", threading.Event(), pytest.fail)
+    assert f"set {bootstrap.WORK_ENV}=/var/tmp to bootstrap on disk" in failed.value.message
+    assert "No space left on device" in failed.value.message
