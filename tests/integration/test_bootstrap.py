@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def tempdir_used(log: str) -> str:
     return found.group(1)
 
 
-def test_a_root_filesystem_made_in_memory_is_the_one_made_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_root_filesystem_made_in_memory_is_the_one_made_on_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 request: pytest.FixtureRequest) -> None:
     monkeypatch.setenv(package_cache.ENV, "off")  # both download: where they work is the one difference
     monkeypatch.delenv(bootstrap.WORK_ENV, raising=False)
     in_memory = bootstrap.work_directory()
@@ -46,8 +48,12 @@ def test_a_root_filesystem_made_in_memory_is_the_one_made_on_disk(tmp_path: Path
     assert tempdir_used(memory_log) == in_memory
     assert f"envctl: making the root filesystem under {in_memory}" in memory_log
 
-    disk_dir = tmp_path / "disk-work"
-    disk_dir.mkdir()
+    # On disk, and as open as /tmp and /dev/shm: apt downloads as its _apt user, and where that
+    # user cannot reach the chroot (pytest's tmp_path is 0700) apt downloads as root and leaves
+    # var/cache/apt/archives/partial owned by root instead of _apt.
+    disk_dir = Path(tempfile.mkdtemp(prefix="envctl-test-bootstrap-", dir="/var/tmp"))
+    request.addfinalizer(lambda: shutil.rmtree(disk_dir, ignore_errors=True))
+    disk_dir.chmod(0o755)
     monkeypatch.setenv(bootstrap.WORK_ENV, str(disk_dir))
     disk, disk_log = bootstrapped_in(tmp_path, "disk")
     assert tempdir_used(disk_log) == str(disk_dir)
