@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
@@ -43,6 +44,14 @@ DPKG_OPTIONS = ("force-unsafe-io",)
 APT_OPTIONS = ('Acquire::Languages "none"', 'Acquire::GzipIndexes "true"', 'Acquire::CompressionTypes::Order:: "gz"',
                'Dir::Cache::pkgcache ""', 'Dir::Cache::srcpkgcache ""')
 RECIPE = {"dpkg": DPKG_OPTIONS, "apt": APT_OPTIONS}  # part of a bootstrapped base's content hash
+
+# Where mmdebstrap makes the root filesystem on the host (its TMPDIR). dpkg writes, renames and
+# mmdebstrap then deletes tens of thousands of small files there: in memory that takes about
+# 17 s for the reference stack's base where a disk took 20 to 30 s (bench/bootstrap_phases.py).
+# The tarball it writes goes where the caller says, wherever the work happens.
+WORK_ENV = "ENVCTL_BOOTSTRAP_TMPDIR"  # a directory to use instead (a disk one where memory is short)
+IN_MEMORY = Path("/dev/shm")
+ROOM_NEEDED = 4 << 30  # bytes: free on the tmpfs and in memory before a bootstrap works there
 
 
 def mmdebstrap_arguments(spec: Bootstrap, platform: str, output: str) -> list[str]:
@@ -91,19 +100,61 @@ def _on_host(spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: 
         command = [shutil.which("mmdebstrap") or "mmdebstrap", *hooks, *mmdebstrap_arguments(spec, platform, str(tarball))]
         if session is not None:
             log.write(f"envctl: {len(session.reused)} packages from the package cache {session.cache.root}\n")
-            log.flush()
-        returncode = run_cancellable(command, log, cancel)
+        work = work_directory()
+        if work is not None:
+            log.write(f"envctl: making the root filesystem under {work}\n")
+        log.flush()
+        returncode = run_cancellable(command, log, cancel, {**os.environ, "TMPDIR": work} if work else None)
         if returncode is None:
             raise Cancelled(f"bootstrapping {what} was cancelled")
         log.flush()
         log_lines = Path(log.name).read_text(errors="replace").strip().splitlines()
         if returncode != 0:
-            raise BuildFailed(f"bootstrapping {what} failed; the last lines:\n" + "\n".join("    " + line for line in log_lines[-12:]))
+            raise BuildFailed(f"bootstrapping {what} failed{_out_of_memory_room(work, log_lines)}; the last lines:\n"
+                              + "\n".join("    " + line for line in log_lines[-12:]))
         if session is not None and package_cache.GIVE_BACK_FAILED in log_lines:
             session.outbox_whole = False
             package_cache.warn_once(session.cache.root, "copying packages into it failed (is its disk full?)", warn)
     if session is not None:
         log.write(f"envctl: {len(session.published)} packages added to the package cache\n")
+
+
+def work_directory(environ: Mapping[str, str] = os.environ) -> str | None:
+    """mmdebstrap's TMPDIR: $ENVCTL_BOOTSTRAP_TMPDIR, else /dev/shm where it has room, else None (its default).
+
+    /dev/shm serves only when chroots work there (neither noexec nor nodev: the chroot runs
+    its binaries and opens its /dev/null) and both it and the machine's memory have
+    ROOM_NEEDED to spare: a tmpfs holds its files in memory.
+    """
+    chosen = environ.get(WORK_ENV, "").strip()
+    if chosen:
+        return chosen
+    try:
+        room = os.statvfs(IN_MEMORY)
+    except OSError:
+        return None
+    usable = not room.f_flag & (os.ST_NOEXEC | os.ST_NODEV | os.ST_RDONLY) and os.access(IN_MEMORY, os.W_OK)
+    if usable and room.f_bavail * room.f_frsize >= ROOM_NEEDED and _memory_available() >= ROOM_NEEDED:
+        return str(IN_MEMORY)
+    return None
+
+
+def _out_of_memory_room(work: str | None, log_lines: list[str]) -> str:
+    """What to do when the tmpfs filled up under the bootstrap (other bootstraps, or a big base)."""
+    if work == str(IN_MEMORY) and any("No space left on device" in line for line in log_lines):
+        return f" ({IN_MEMORY} ran out of room: set {WORK_ENV}=/var/tmp to bootstrap on disk)"
+    return ""
+
+
+def _memory_available() -> int:
+    """MemAvailable in bytes (0 where /proc/meminfo does not say)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _log_warning(log: IO[str]) -> package_cache.Warn:
@@ -178,10 +229,11 @@ def _debian_candidates(engine: Engine) -> list[str]:
 
 # -- on the host --------------------------------------------------------------------------------
 
-def run_cancellable(command: list[str], log: IO[str], cancel: threading.Event) -> int | None:
-    """Run `command` (in its own process group) to the end; None if `cancel` stopped it first."""
+def run_cancellable(command: list[str], log: IO[str], cancel: threading.Event,
+                    env: Mapping[str, str] | None = None) -> int | None:
+    """Run `command` (in its own process group, with `env` or ours) to the end; None if `cancel` stopped it first."""
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, env=env)
     while True:
         try:
             return process.wait(timeout=0.2)
