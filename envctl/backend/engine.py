@@ -365,21 +365,30 @@ class Engine:
             raise EnvctlError(f"loading the root filesystem {tarball} did not produce {repository}:{tag}")
         return image_id
 
-    def load_image(self, image_config: dict[str, Any], ref: str, layers: list[Path | None]) -> str | None:
+    def load_image(self, image_config: dict[str, Any], ref: str, layers: list[Path | None],
+                   parent: bytes | None = None) -> str | None:
         """Load an image as `docker save` writes one: its config, tagged `ref`; returns its id.
 
         `layers` pairs with the config's diff_ids; None for a layer the engine has already
         (a base's): the engine looks a layer up by its chain id before reading the file.
+        `parent` is the exact config of the image this one is made on (one the engine has): the
+        engine records a parent only when it comes in the same archive.
         """
         manifest = [{"Config": "config.json", "RepoTags": [ref],
                      "Layers": [f"{index}/layer.tar" for index in range(len(layers))]}]
+        files = {"config.json": json.dumps(image_config).encode()}  # the config's bytes are the image id: keep them stable
+        if parent is not None:
+            parent_layers = len(json.loads(parent)["rootfs"]["diff_ids"])
+            manifest = [{"Config": "parent.json", "RepoTags": [], "Layers": manifest[0]["Layers"][:parent_layers]},
+                        {**manifest[0], "Parent": "sha256:" + hashlib.sha256(parent).hexdigest()}]
+            files["parent.json"] = parent
+        files["manifest.json"] = json.dumps(manifest).encode()
         with tempfile.TemporaryFile() as archive:
             with tarfile.open(fileobj=archive, mode="w") as tar:
                 for index, layer in enumerate(layers):
                     if layer is not None:
                         tar.add(str(layer), arcname=f"{index}/layer.tar")
-                for name, value in (("config.json", image_config), ("manifest.json", manifest)):
-                    data = json.dumps(value).encode()  # the config's bytes are the image id: keep them stable
+                for name, data in files.items():
                     entry = tarfile.TarInfo(name)
                     entry.size = len(data)
                     tar.addfile(entry, io.BytesIO(data))

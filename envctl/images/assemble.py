@@ -11,8 +11,10 @@ image id. On the reference stack's engine a build step costs seconds; this costs
 from __future__ import annotations
 
 import calendar
+import datetime
 import hashlib
 import io
+import json
 import os
 import posixpath
 import stat
@@ -46,13 +48,15 @@ class Entry:
 
 def assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed | codeonly.NotCodeOnly,
              buildargs: dict[str, str], ref: str, labels: dict[str, str], platform: str,
-             generated_dockerfile: bytes) -> str:
+             generated_dockerfile: bytes, on: str | None = None) -> str:
     """Load `ref` made from `context` as the builder would make it; NotAssembled says why not.
 
-    `dockerfile` is the context's Dockerfile as `codeonly.parse` read it; `labels` win over
-    the Dockerfile's; `generated_dockerfile` is the Dockerfile as the builder's context
-    carries it (what `COPY .` copies)."""
-    base_ref = dockerfile if isinstance(dockerfile, codeonly.NotCodeOnly) else codeonly.base_of(dockerfile, buildargs)
+    `dockerfile` is the context's Dockerfile as `codeonly.parse` read it (or the tail
+    `codeonly.split` left); `labels` win over the Dockerfile's; `generated_dockerfile` is
+    the Dockerfile as the builder's context carries it (what `COPY .` copies). `on` is the
+    image to put the tail on instead of the FROM image: the prefix the builder made, which
+    the loaded image then names as its parent (kept while its child is, removed with it)."""
+    base_ref = dockerfile if isinstance(dockerfile, codeonly.NotCodeOnly) else on or codeonly.base_of(dockerfile, buildargs)
     if isinstance(base_ref, codeonly.NotCodeOnly):
         raise NotAssembled(base_ref.reason)
     if engine.image_id(base_ref) is None:
@@ -64,11 +68,12 @@ def assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed 
     plan = codeonly.decide(dockerfile, buildargs, base.get("Config") or {})  # the one decision, on the real base
     if isinstance(plan, codeonly.NotCodeOnly):
         raise NotAssembled(plan.reason)
+    parent = exact_config(engine, base) if on else None
     with engine.path_kinds(base["Id"]) as in_base:
         entries = Layout(context, in_base, generated_dockerfile).entries(plan.steps)
     newest = max([_epoch(base.get("Created") or "")] + [e.mtime for e in entries.values() if e.mtime is not None])
     try:
-        image_id = _load_on(engine, base, entries, newest, plan.config, labels, ref, context.dockerfile)
+        image_id = _load_on(engine, base, entries, newest, plan.config, labels, ref, context.dockerfile, parent=parent)
     except EnvctlError as exc:  # the builder may still make it; its log says why this did not
         raise NotAssembled(exc.message) from None
     if image_id is None:
@@ -77,15 +82,80 @@ def assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed 
 
 
 def _load_on(engine: Engine, base: dict[str, Any], entries: dict[str, Entry], created: int, config: dict[str, Any],
-             labels: dict[str, str], ref: str, dockerfile: str, created_by: str | None = None) -> str | None:
-    """Load `ref`: the inspected `base`'s layers (referenced, not sent) and one layer of `entries`."""
+             labels: dict[str, str], ref: str, dockerfile: str, created_by: str | None = None,
+             parent: bytes | None = None) -> str | None:
+    """Load `ref`: the inspected `base`'s layers (referenced, not sent) and one layer of `entries`
+    (none when there are none: a config-only image, as the builder's metadata steps make).
+    `parent`: the base's exact config, loaded with it so that the engine records the base as its parent."""
     with tempfile.TemporaryDirectory(prefix="envctl-assemble-") as tmp:
         layer = Path(tmp) / "layer.tar"
-        with open(layer, "wb") as out:
-            diff_id = write_layer(entries, created, out)
-        image = image_config(base, config, labels, diff_id, created, engine.image_history(base["Id"]), dockerfile,
-                             created_by)
-        return engine.load_image(image, ref, [None] * len(base["RootFS"]["Layers"]) + [layer])
+        diff_id = None
+        if entries:
+            with open(layer, "wb") as out:
+                diff_id = write_layer(entries, created, out)
+        history = _history(engine, base["Id"], json.loads(parent)["history"] if parent else None)
+        image = image_config(base, config, labels, diff_id, created, history, dockerfile, created_by)
+        layers: list[Path | None] = [None] * len(base["RootFS"]["Layers"]) + ([layer] if entries else [])
+        return engine.load_image(image, ref, layers, parent=parent)
+
+
+def exact_config(engine: Engine, image: dict[str, Any]) -> bytes:
+    """The inspected `image`'s config as the engine stores it (the bytes its id hashes), rebuilt from
+    what the engine shows: docker load records a parent only if it is in the same archive, and
+    `docker save` would send every layer. The builder writes the config with its keys sorted; the
+    history's times come from the builder's chain of step images (each step's image is dated as
+    its step), those before the chain from the history (whole seconds, as envctl writes them).
+    NotAssembled when the bytes do not hash to the id (an image pulled from a registry, say)."""
+    history = engine.image_history(image["Id"])
+    chain = []
+    link: dict[str, Any] | None = image
+    while link is not None and len(chain) < len(history):
+        chain.append(link)
+        link = engine.inspect_image(link["Parent"]) if link.get("Parent") else None
+    chain.reverse()
+    steps = []
+    for index, step in enumerate(history):
+        made_by = chain[index - (len(history) - len(chain))] if index >= len(history) - len(chain) else None
+        steps.append({"created": made_by["Created"] if made_by else _go_time(step["Created"]),
+                      **({"author": made_by["Author"]} if made_by and made_by.get("Author") else {}),
+                      **({"created_by": step["CreatedBy"]} if step.get("CreatedBy") else {}),
+                      **({"comment": step["Comment"]} if step.get("Comment") else {}),
+                      **({"empty_layer": True} if not step.get("Size") else {})})
+    top = {"architecture": image.get("Architecture"), "author": image.get("Author"), "comment": image.get("Comment"),
+           "config": image.get("Config"), "container": image.get("Container"),
+           "container_config": image.get("ContainerConfig"), "created": image.get("Created"),
+           "docker_version": image.get("DockerVersion"), "history": steps, "os": image.get("Os"),
+           "os.version": image.get("OsVersion"), "rootfs": {"type": "layers", "diff_ids": image["RootFS"]["Layers"]},
+           "variant": image.get("Variant")}
+    data = _go_json({key: value for key, value in sorted(top.items()) if value not in (None, "")})
+    if "sha256:" + hashlib.sha256(data).hexdigest() != image["Id"]:
+        raise NotAssembled(f"the config of {image['Id'][7:19]} could not be rebuilt exactly (to load it as the parent)")
+    return data
+
+
+def _go_json(value: Any) -> bytes:
+    """JSON as Go's encoding/json writes it: compact, UTF-8, <, > and & escaped."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for char in "<>&\u2028\u2029":
+        text = text.replace(char, "\\u%04x" % ord(char))
+    return text.encode()
+
+
+def _go_time(seconds: int) -> str:
+    """Whole seconds since the epoch as Go's RFC 3339 (year 1 included, Go's unset time)."""
+    return (datetime.datetime(1970, 1, 1) + datetime.timedelta(seconds=seconds)).isoformat() + "Z"
+
+
+def _history(engine: Engine, image_id: str, exact: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The base's history as the new image repeats it: `exact` when known (a parent must match it)."""
+    return exact if exact is not None else repeated_history(engine.image_history(image_id))
+
+
+def repeated_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An image's history as the engine shows it (oldest first), as an image config's history."""
+    return [{**({"created": _rfc3339(h["Created"])} if (h.get("Created") or 0) > 0 else {}),  # unset: Go's year 1
+             "created_by": h.get("CreatedBy") or "", **({"comment": h["Comment"]} if h.get("Comment") else {}),
+             **({"empty_layer": True} if not h.get("Size") else {})} for h in history]
 
 
 class Layout:
@@ -231,20 +301,21 @@ def with_files(engine: Engine, base_ref: str, files: dict[str, bytes], env: dict
     return image_id
 
 
-def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str, str], diff_id: str, created: int,
-                 history: list[dict[str, Any]], dockerfile: str, created_by: str | None = None) -> dict[str, Any]:
-    """The image config the builder would write: the base's, the Dockerfile's changes, `labels` last."""
+def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str, str], diff_id: str | None,
+                 created: int, history: list[dict[str, Any]], dockerfile: str,
+                 created_by: str | None = None) -> dict[str, Any]:
+    """The image config the builder would write: the base's, the Dockerfile's changes, `labels` last;
+    `history` is the base's (as `_history` gives it); no `diff_id`: no new layer."""
     merged = {**(base.get("Config") or {}), **config, "Image": base["Id"]}
     merged["Labels"] = {**(merged.get("Labels") or {}), **labels}
     merged = {k: v for k, v in merged.items() if v is not None}
     stamp = _rfc3339(created)
-    steps = [{**({"created": _rfc3339(h["Created"])} if (h.get("Created") or 0) > 0 else {}),  # unset: Go's year 1
-              "created_by": h.get("CreatedBy") or "", **({"comment": h["Comment"]} if h.get("Comment") else {}),
-              **({"empty_layer": True} if not h.get("Size") else {})} for h in history]
-    steps.append({"created": stamp,
-                  "created_by": created_by or f"envctl: {dockerfile}'s files and settings, without the builder"})
+    steps = [*history, {"created": stamp,
+                        "created_by": created_by or f"envctl: {dockerfile}'s files and settings, without the builder",
+                        **({} if diff_id else {"empty_layer": True})}]
+    diff_ids = [*base["RootFS"]["Layers"], *([diff_id] if diff_id else [])]
     out = {"architecture": base.get("Architecture"), "os": base.get("Os"), "created": stamp, "config": merged,
-           "rootfs": {"type": "layers", "diff_ids": [*base["RootFS"]["Layers"], diff_id]}, "history": steps}
+           "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": steps}
     if base.get("Variant"):
         out["variant"] = base["Variant"]
     return out
