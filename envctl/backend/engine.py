@@ -422,6 +422,28 @@ class Engine:
         mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
         return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
 
+    def path_header(self, container_id: str, path: str, what: str = "the container") -> tarfile.TarInfo | None:
+        """`path`'s tar header in a container (mode, owner, modification time; None: missing): the first
+        entry of the engine's archive of it, the rest left unread."""
+        api = self.api
+        with _translated():
+            response = api.get(api._url("/containers/{0}/archive", container_id), params={"path": path}, stream=True)
+        try:
+            if response.status_code == 404:
+                return None
+            if response.status_code >= 400:
+                raise EnvctlError(f"the engine could not read {path} in {what}: HTTP {response.status_code}")
+            head = b""
+            with _translated():
+                for chunk in response.iter_content(8192):
+                    head += chunk
+                    if len(head) >= 16384:  # the first entry's headers, extended ones too
+                        break
+            with tarfile.open(fileobj=io.BytesIO(head), mode="r|") as tar:
+                return tar.next()
+        finally:
+            response.close()
+
     def build(
         self,
         context: IO[bytes],
@@ -978,7 +1000,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class PathKinds:
-    """`kind(path)`: "dir", "file", "link" or None (missing) in an image, asked of a created container."""
+    """`kind(path)` (or calling it): "dir", "file", "link" or None (missing) in an image, and `header(path)`,
+    asked of a created container."""
 
     def __init__(self, engine: Engine, container: str, image: str) -> None:
         self.engine, self.container, self.image = engine, container, image
@@ -986,8 +1009,13 @@ class PathKinds:
     def kind(self, path: str) -> str | None:
         return self.engine.path_kind(self.container, path, self.image)
 
-    def __enter__(self) -> Callable[[str], str | None]:
-        return self.kind
+    __call__ = kind
+
+    def header(self, path: str) -> tarfile.TarInfo | None:
+        return self.engine.path_header(self.container, path, self.image)
+
+    def __enter__(self) -> "PathKinds":
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.engine._discard_container(self.container)
