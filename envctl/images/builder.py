@@ -550,6 +550,9 @@ class ImageBuilder:
             log.write("envctl: the builder makes the Dockerfile up to its last step that needs it; "
                       "envctl writes the rest\n")
             prefix_id = self._prefix(target, context, buildargs, cut.prefix, log, what)
+            if not prefix_id:
+                log.write("envctl: the builder did not say which image the prefix is; building with the builder\n")
+                return None
             parsed = cut.tail
         try:
             image_id = assemble.assemble(self.engine, context, parsed, buildargs, ref,
