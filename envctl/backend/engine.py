@@ -365,21 +365,30 @@ class Engine:
             raise EnvctlError(f"loading the root filesystem {tarball} did not produce {repository}:{tag}")
         return image_id
 
-    def load_image(self, image_config: dict[str, Any], ref: str, layers: list[Path | None]) -> str | None:
+    def load_image(self, image_config: dict[str, Any], ref: str, layers: list[Path | None],
+                   parent: bytes | None = None) -> str | None:
         """Load an image as `docker save` writes one: its config, tagged `ref`; returns its id.
 
         `layers` pairs with the config's diff_ids; None for a layer the engine has already
         (a base's): the engine looks a layer up by its chain id before reading the file.
+        `parent` is the exact config of the image this one is made on (one the engine has): the
+        engine records a parent only when it comes in the same archive.
         """
         manifest = [{"Config": "config.json", "RepoTags": [ref],
                      "Layers": [f"{index}/layer.tar" for index in range(len(layers))]}]
+        files = {"config.json": json.dumps(image_config).encode()}  # the config's bytes are the image id: keep them stable
+        if parent is not None:
+            parent_layers = len(json.loads(parent)["rootfs"]["diff_ids"])
+            manifest = [{"Config": "parent.json", "RepoTags": [], "Layers": manifest[0]["Layers"][:parent_layers]},
+                        {**manifest[0], "Parent": "sha256:" + hashlib.sha256(parent).hexdigest()}]
+            files["parent.json"] = parent
+        files["manifest.json"] = json.dumps(manifest).encode()
         with tempfile.TemporaryFile() as archive:
             with tarfile.open(fileobj=archive, mode="w") as tar:
                 for index, layer in enumerate(layers):
                     if layer is not None:
                         tar.add(str(layer), arcname=f"{index}/layer.tar")
-                for name, value in (("config.json", image_config), ("manifest.json", manifest)):
-                    data = json.dumps(value).encode()  # the config's bytes are the image id: keep them stable
+                for name, data in files.items():
                     entry = tarfile.TarInfo(name)
                     entry.size = len(data)
                     tar.addfile(entry, io.BytesIO(data))
@@ -412,6 +421,28 @@ class Engine:
             raise EnvctlError(f"the engine could not look at {path} in {what}: HTTP {response.status_code}")
         mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
         return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
+
+    def path_header(self, container_id: str, path: str, what: str = "the container") -> tarfile.TarInfo | None:
+        """`path`'s tar header in a container (mode, owner, modification time; None: missing): the first
+        entry of the engine's archive of it, the rest left unread."""
+        api = self.api
+        with _translated():
+            response = api.get(api._url("/containers/{0}/archive", container_id), params={"path": path}, stream=True)
+        try:
+            if response.status_code == 404:
+                return None
+            if response.status_code >= 400:
+                raise EnvctlError(f"the engine could not read {path} in {what}: HTTP {response.status_code}")
+            head = b""
+            with _translated():
+                for chunk in response.iter_content(8192):
+                    head += chunk
+                    if len(head) >= 16384:  # the first entry's headers, extended ones too
+                        break
+            with tarfile.open(fileobj=io.BytesIO(head), mode="r|") as tar:
+                return tar.next()
+        finally:
+            response.close()
 
     def build(
         self,
@@ -969,7 +1000,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class PathKinds:
-    """`kind(path)`: "dir", "file", "link" or None (missing) in an image, asked of a created container."""
+    """`kind(path)` (or calling it): "dir", "file", "link" or None (missing) in an image, and `header(path)`,
+    asked of a created container."""
 
     def __init__(self, engine: Engine, container: str, image: str) -> None:
         self.engine, self.container, self.image = engine, container, image
@@ -977,8 +1009,13 @@ class PathKinds:
     def kind(self, path: str) -> str | None:
         return self.engine.path_kind(self.container, path, self.image)
 
-    def __enter__(self) -> Callable[[str], str | None]:
-        return self.kind
+    __call__ = kind
+
+    def header(self, path: str) -> tarfile.TarInfo | None:
+        return self.engine.path_header(self.container, path, self.image)
+
+    def __enter__(self) -> "PathKinds":
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.engine._discard_container(self.container)

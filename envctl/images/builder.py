@@ -516,7 +516,7 @@ class ImageBuilder:
             if plan.needs_secrets:
                 image_id = self._build_in_parts(target, context, buildargs, plan, ref, label, log, what)
             else:
-                image_id = self._assembled(target, context, buildargs, ref, log)
+                image_id = self._assembled(target, context, buildargs, ref, log, what)
             if image_id is None:
                 archive, dockerfile = context.archive((label,))
                 with archive:
@@ -531,21 +531,51 @@ class ImageBuilder:
         return ResolvedImage(target.key, ref, image_id, built=True)
 
     def _assembled(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str], ref: str,
-                   log) -> str | None:
-        """A code-only Dockerfile on a local base, written without the builder; None: the builder's job."""
+                   log, what: str) -> str | None:
+        """A code-only Dockerfile on a local base, written without the builder; or the builder makes the
+        Dockerfile's prefix up to its last RUN (say) without envctl's LABEL step, and the code-only tail
+        is written on it. None: the builder's job, the reason in the log."""
         options = self._build_options(target)
         if not assemble.enabled() or set(options) - {"labels", "cachefrom"}:
             return None
         own = self._labels(target, target.kind, ref.split(":")[1])
+        text, parsed = self._dockerfile(context.dockerfile_path)
+        prefix_id = None
+        if isinstance(parsed, codeonly.NotCodeOnly):
+            cut = codeonly.split(text)
+            if isinstance(cut, codeonly.NotCodeOnly):
+                log.write(f"envctl: not assembled ({parsed.reason}; no code-only tail: {cut.reason}); "
+                          "building with the builder\n")
+                return None
+            log.write("envctl: the builder makes the Dockerfile up to its last step that needs it; "
+                      "envctl writes the rest\n")
+            prefix_id = self._prefix(target, context, buildargs, cut.prefix, log, what)
+            if not prefix_id:
+                log.write("envctl: the builder did not say which image the prefix is; building with the builder\n")
+                return None
+            parsed = cut.tail
         try:
-            image_id = assemble.assemble(self.engine, context, self._dockerfile(context.dockerfile_path)[1], buildargs,
-                                         ref, {**options.get("labels", {}), **own}, self._platform_of(target),
-                                         context.generated_dockerfile((_label_line(own),)))
+            image_id = assemble.assemble(self.engine, context, parsed, buildargs, ref,
+                                         {**options.get("labels", {}), **own}, self._platform_of(target),
+                                         context.generated_dockerfile((_label_line(own),)), on=prefix_id)
         except assemble.NotAssembled as exc:
             log.write(f"envctl: not assembled ({exc}); building with the builder\n")
             return None
-        log.write(f"envctl: assembled {ref} without the builder: the base's layers and one layer of files\n")
+        if prefix_id is not None:
+            log.write(f"envctl: assembled {ref} on the builder's {prefix_id[7:19]}: its tail's files and settings\n")
+        else:
+            log.write(f"envctl: assembled {ref} without the builder: the base's layers and one layer of files\n")
         return image_id
+
+    def _prefix(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str], prefix: str, log,
+                what: str) -> str:
+        """The builder's image of the Dockerfile's `prefix`, untagged (the assembled image names it as its
+        parent); no LABEL step and no `labels` option (each a step: the assembler sets them)."""
+        archive, dockerfile = context.archive(dockerfile_text=prefix)
+        options = {k: v for k, v in self._build_options(target).items() if k != "labels"}
+        with archive, self._explained(what, self._platform_of(target), Path(log.name)):
+            return self.engine.build(archive, dockerfile=dockerfile, tag="", buildargs=buildargs, log=log, what=what,
+                                     cancel=self._cancel, options={**options, "platform": self._platform_of(target)})
 
     def _build_in_parts(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str],
                         plan: secretbuild.Plan, ref: str, label: str, log, what: str) -> str:

@@ -8,6 +8,11 @@ classic builder would end with, given the base's config. It reads a Dockerfile o
 what it makes with the build's arguments on its base (`decide`, when the base is there). Anything it does not understand
 exactly (RUN, several stages, flags on COPY, wildcards, URLs, SHELL, ...) is not code-only,
 with the reason, and the builder does it as before.
+
+A Dockerfile that is not code-only may still end in a code-only tail: `split` cuts it after
+its last instruction that needs the builder (the prefix, built by the builder) and returns
+the rest as a `Parsed` to assemble on the prefix's image, the stage's ARGs replayed first so
+they keep their meaning in the tail.
 """
 from __future__ import annotations
 
@@ -65,25 +70,75 @@ class Parsed:
     instructions: tuple[tuple[str, str], ...]  # (INSTRUCTION, value) after FROM
 
 
+@dataclass(frozen=True)
+class Split:
+    """A one-stage Dockerfile cut after its last instruction that needs the builder."""
+
+    prefix: str  # the Dockerfile up to and including that instruction: the builder's part
+    tail: Parsed  # the stage's ARGs, then the instructions after the cut: code-only on the prefix's image
+
+
 def parse(text: str) -> Parsed | NotCodeOnly:
     """The Dockerfile `text` read once, or why it needs the builder whatever its arguments and base
     (a RUN, several stages, a parser directive...)."""
+    stage = _stage(text)
+    if isinstance(stage, NotCodeOnly):
+        return stage
+    before, from_value, after = stage
+    for name, _, _ in after:
+        if name not in _HANDLERS:
+            return NotCodeOnly(f"{name} needs the builder")
+    return Parsed(before, from_value, tuple((name, value) for name, value, _ in after))
+
+
+def split(text: str) -> Split | NotCodeOnly:
+    """`text` cut after its last instruction code-only cannot do, or why not (see `Split`)."""
+    stage = _stage(text)
+    if isinstance(stage, NotCodeOnly):
+        return stage
+    before, from_value, after = stage
+    cuts = [index for index, (name, _, _) in enumerate(after) if name not in _HANDLERS]
+    if not cuts:
+        return NotCodeOnly("code-only: nothing for the builder")
+    args = [(name, value) for name, value, _ in after[:cuts[-1]] if name == "ARG"]
+    if any("$" in value for _, value in args):  # its default may read an ENV the prefix set before it
+        return NotCodeOnly("an ARG before the last RUN (or other builder step) has a default with a variable")
+    if any(name in ("COPY", "ADD") and _may_copy_the_root(value) for name, value, _ in after[:cuts[-1]]):
+        return NotCodeOnly("a COPY of the context's top before the last RUN (it would copy a different "
+                           "generated Dockerfile)")
+    prefix = "".join(text.splitlines(keepends=True)[:after[cuts[-1]][2] + 1])
+    tail = tuple(args) + tuple((name, value) for name, value, _ in after[cuts[-1] + 1:])
+    return Split(prefix if prefix.endswith("\n") else prefix + "\n", Parsed(before, from_value, tail))
+
+
+def _may_copy_the_root(value: str) -> bool:
+    """Whether a COPY/ADD's sources may take the context's top-level files (the generated Dockerfile)."""
+    words = [w for w in value.split() if not w.startswith("--")]
+    if value.strip().startswith("[") or any(w.startswith("[") for w in words):
+        try:
+            words = json.loads(value[value.index("["):])
+        except ValueError:
+            return True
+    return any(posixpath.normpath("/" + w) == "/" or (any(c in w for c in "*?[\\$") and "/" not in w.strip("/"))
+               or "$" in w for w in words[:-1])
+
+
+def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]] | NotCodeOnly:
+    """The one stage of `text`: the ARG values before FROM, FROM's value and each instruction after it
+    (name, value, last line), comments left out; or why it is not one plain stage."""
     if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in text.splitlines()[:5]
            if line.startswith("#")):
         return NotCodeOnly("a parser directive (# escape= or # syntax=)")
     structure = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
-    instructions = [(i["instruction"], i["value"]) for i in structure]
-    froms = [index for index, (name, _) in enumerate(instructions) if name == "FROM"]
+    instructions = [(i["instruction"], i["value"], i["endline"]) for i in structure if i["instruction"] != "COMMENT"]
+    froms = [index for index, (name, _, _) in enumerate(instructions) if name == "FROM"]
     if len(froms) != 1:
         return NotCodeOnly("a Dockerfile with several stages" if froms else "no FROM")
     before, after = instructions[:froms[0]], instructions[froms[0] + 1:]
-    for name, _ in before:
+    for name, _, _ in before:
         if name != "ARG":
             return NotCodeOnly(f"{name} before FROM")
-    for name, _ in after:
-        if name not in _HANDLERS:
-            return NotCodeOnly(f"{name} needs the builder")
-    return Parsed(tuple(value for _, value in before), instructions[froms[0]][1], tuple(after))
+    return tuple(value for _, value, _ in before), instructions[froms[0]][1], after
 
 
 def classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any] | None = None) -> CodeOnly | NotCodeOnly:
@@ -120,6 +175,7 @@ def _decide(parsed: Parsed, buildargs: dict[str, str], base_config: dict[str, An
     meta = _meta(parsed, buildargs)
     base = _from(parsed.from_value, meta)
     state = _State({k: base_config.get(k) for k in CONFIG_KEYS}, buildargs)
+    state.shell = base_config.get("Shell")
     state.config["Env"] = list(state.config.get("Env") or [])
     for name, value in parsed.instructions:
         _HANDLERS[name](state, value, meta)
@@ -133,6 +189,7 @@ class _State:
         self.args: dict[str, str] = {}  # ARGs declared after FROM, with their values
         self.steps: list[Copy | Workdir] = []
         self.cmd_set = False
+        self.shell: list[str] | None = None  # a SHELL the base set: a shell-form command would run with it
 
     def variables(self) -> dict[str, str]:
         """What `$NAME` means here: the ARGs, overridden by the environment (as the builder does)."""
@@ -231,7 +288,7 @@ def _do_expose(state: _State, value: str, meta: dict[str, str]) -> None:
     state.config["ExposedPorts"] = ports
 
 
-def _command(value: str) -> list[str]:
+def _command(state: _State, value: str) -> list[str]:
     """CMD/ENTRYPOINT: the JSON form as it is, the shell form run by /bin/sh -c (no SHELL is allowed)."""
     stripped = value.strip()
     if stripped.startswith("["):
@@ -241,16 +298,18 @@ def _command(value: str) -> list[str]:
             parsed = None
         if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
             return parsed
+    if state.shell:
+        raise _Refused("a shell-form CMD or ENTRYPOINT on a base with its own SHELL")
     return ["/bin/sh", "-c", stripped]
 
 
 def _do_cmd(state: _State, value: str, meta: dict[str, str]) -> None:
-    state.config["Cmd"] = _command(value)
+    state.config["Cmd"] = _command(state, value)
     state.cmd_set = True
 
 
 def _do_entrypoint(state: _State, value: str, meta: dict[str, str]) -> None:
-    state.config["Entrypoint"] = _command(value)
+    state.config["Entrypoint"] = _command(state, value)
     if not state.cmd_set:  # the builder drops the base's CMD when ENTRYPOINT changes
         state.config["Cmd"] = None
 

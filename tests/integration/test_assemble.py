@@ -88,12 +88,12 @@ def keep_as(engine: Engine, ref: str, tag: str, made: list[str]) -> str:
     return f"{repository}:{tag}"
 
 
-def files(engine: Engine, image: str) -> dict[str, tuple]:
-    """{path: (type, mode, uid, gid, sha256 or link)} under COMPARED_PATHS in `image`."""
+def files(engine: Engine, image: str, paths: tuple[str, ...] = COMPARED_PATHS) -> dict[str, tuple]:
+    """{path: (type, mode, uid, gid, sha256 or link)} under `paths` in `image`."""
     container = engine.api.create_container(image, command=["true"])["Id"]
     try:
         entries = {}
-        for path in COMPARED_PATHS:
+        for path in paths:
             stream, _ = engine.api.get_archive(container, path)
             with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
                 for member in tar:
@@ -128,3 +128,91 @@ def test_assembled_image_equals_the_builders(engine: Engine, codeonly_stack: Pat
     first = keep_as(engine, ref, "assembled-first", made)
     _, second_id = build(engine, codeonly_stack, monkeypatch, assemble=True)
     assert second_id == engine.image_id(first)  # same inputs, same image id
+
+
+TAIL_DOCKERFILE = """\
+# A RUN, then only what the assembler writes: the builder makes the part up to the RUN.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+ARG RELEASE=one
+ENV BEFORE=yes
+RUN mkdir -p /opt/made/conf && echo "{token} $RELEASE" > /opt/made/stamp && chmod 0750 /opt/made/conf
+ENV RELEASE=$RELEASE AFTER=$BEFORE
+COPY app.py /opt/made/
+COPY conf /opt/made/conf/
+WORKDIR /srv/app
+COPY lib ./lib/
+USER 1000:1000
+EXPOSE 8000
+ENTRYPOINT ["python3"]
+CMD ["/opt/made/app.py"]
+"""
+
+
+@pytest.fixture
+def tail_stack(stack_dir: Path) -> Path:
+    """Two services: one whose Dockerfile has a code-only tail after its RUN, one ending in its RUN."""
+    token = os.urandom(6).hex()  # a RUN no earlier test left in the builder's cache
+    for name, text in (("tail", TAIL_DOCKERFILE.replace("{token}", token)),
+                       ("endsinrun", f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nRUN echo {token} > /stamp")):
+        context = stack_dir / name
+        (context / "lib").mkdir(parents=True)
+        (context / "conf").mkdir()
+        (context / "Dockerfile").write_text(text)
+        (context / "app.py").write_text("print('tail')\n")
+        (context / "lib" / "__init__.py").write_text("")
+        (context / "conf" / "app.conf").write_text("level = info\n")
+    add_services(stack_dir, "  tail:\n    build: {context: tail, args: {RELEASE: two}}\n    base: os\n"
+                            "  endsinrun:\n    build: {context: endsinrun}\n    base: os\n")
+    return stack_dir
+
+
+def build_service(engine: Engine, stack: Path, monkeypatch: pytest.MonkeyPatch, name: str,
+                  assemble: bool) -> tuple[str, str]:
+    monkeypatch.setenv("ENVCTL_ASSEMBLE", "1" if assemble else "0")
+    topology = load_topology(stack / "envctl.yaml", environ={})
+    image = ImageBuilder(topology, engine).ensure([name])[f"service:{name}"]
+    assert image.built, "the test's image existed already"
+    log = (stack / ".envctl" / "builds" / f"{name}.log").read_text()
+    assert ("envctl: assembled" in log) == assemble, log
+    return image.ref, image.id
+
+
+def dangling(engine: Engine) -> set[str]:
+    return set(engine.api.images(filters={"dangling": True}, quiet=True))
+
+
+def test_a_tail_assembled_on_the_builders_prefix_equals_the_builders_image(
+        engine: Engine, tail_stack: Path, made: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dangling(engine)
+    ref, assembled_id = build_service(engine, tail_stack, monkeypatch, "tail", assemble=True)
+    made.append(ref)
+    prefix = engine.inspect_image(ref)["Parent"]
+    assert prefix and "mkdir -p /opt/made" in engine.image_history(prefix)[-1]["CreatedBy"]  # the RUN step
+    assert dangling(engine) == before  # the prefix is the assembled image's parent, not a loose image
+    assembled = keep_as(engine, ref, "assembled", made)
+    built_ref, _ = build_service(engine, tail_stack, monkeypatch, "tail", assemble=False)
+    assert built_ref == ref
+    paths = ("/opt/made", "/srv", "/etc/passwd")
+    assert "/opt/made:made/stamp" in files(engine, assembled, paths)
+    assert files(engine, assembled, paths) == files(engine, ref, paths)
+    assert config(engine, assembled) == config(engine, ref)
+    found = config(engine, assembled)
+    assert "RELEASE=two" in found["Env"] and "AFTER=yes" in found["Env"] and found["User"] == "1000:1000"
+    assert found["Labels"]["envctl.input-hash"] == ref.rsplit(":", 1)[1]
+
+
+def test_a_dockerfile_ending_in_run_gets_a_config_only_image_removed_with_its_prefix(
+        engine: Engine, tail_stack: Path, made: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    before = dangling(engine)
+    ref, image_id = build_service(engine, tail_stack, monkeypatch, "endsinrun", assemble=True)
+    image = engine.inspect_image(ref)
+    prefix = engine.inspect_image(image["Parent"])
+    assert image["RootFS"]["Layers"] == prefix["RootFS"]["Layers"]  # no layer of its own
+    assert engine.image_history(ref)[-1]["Size"] == 0
+    assert image["Config"]["Labels"]["envctl.input-hash"] == ref.rsplit(":", 1)[1]
+    assert {k: v for k, v in image["Config"].items() if k not in ("Labels", "Image")} == \
+        {k: v for k, v in prefix["Config"].items() if k not in ("Labels", "Image")}
+    assert dangling(engine) == before
+    engine.remove_image(ref)
+    assert engine.image_id(prefix["Id"]) is None and dangling(engine) == before  # the prefix went with it

@@ -96,7 +96,8 @@ def test_a_failing_build_shows_the_step_and_the_last_lines(stack_dir: Path, engi
         ImageBuilder(topology, engine).ensure(["api"])
     text = str(caught.value)
     dockerfile = stack_dir / "api" / "Dockerfile"
-    assert f"building service 'api' ({dockerfile}) failed at Step 3/4 : RUN echo compiling the api" in text
+    # The builder builds the Dockerfile up to its RUN, without envctl's LABEL: the user's own step count.
+    assert f"building service 'api' ({dockerfile}) failed at Step 3/3 : RUN echo compiling the api" in text
     assert "error: no such module" in text
     assert str(stack_dir / ".envctl" / "builds" / "api.log") in text
 

@@ -162,7 +162,7 @@ def test_the_image_config_is_the_bases_with_the_changes_and_envctls_labels_last(
     plan = code_only("FROM a\nLABEL envctl.kind=mine team=x\nENTRYPOINT [\"python3\"]\n", base=base["Config"])
     history = [{"Created": -62135596800, "CreatedBy": "import", "Size": 10}, {"Created": 5, "CreatedBy": "ENV", "Size": 0}]
     config = assemble.image_config(base, plan.config, {"envctl.kind": "service"}, "sha256:2", 1_700_000_000,
-                                   history, "Dockerfile")
+                                   assemble.repeated_history(history), "Dockerfile")
     assert config["rootfs"]["diff_ids"] == ["sha256:1", "sha256:2"]
     assert config["config"]["Labels"] == {"envctl.kind": "service", "keep": "me", "team": "x"}
     assert "Cmd" not in config["config"] and config["config"]["Entrypoint"] == ["python3"]
@@ -211,6 +211,62 @@ def test_each_dockerfile_is_read_and_parsed_once_for_the_scheduler_the_secret_ch
         service = topology.services[target.name]
         context = BuildContext(service.build.context, service.build.dockerfile)
         builder._dockerfile(context.dockerfile_path)  # the secret steps' check
-        assert builder._assembled(target, context, {"BASE_IMAGE": "shop/base-python:1"}, "shop/x:1", log) is None
+        assert builder._assembled(target, context, {"BASE_IMAGE": "shop/base-python:1"}, "shop/x:1", log, "x") is None
     assert "the base shop/base-python:1 is not on the engine" in log.getvalue()
     assert len(parsed) == len(dockerfiles)
+
+
+# -- the code-only tail of a Dockerfile the builder starts ------------------------------------------
+
+def test_the_split_is_after_the_last_step_that_needs_the_builder_and_replays_the_stages_args() -> None:
+    text = ("# a comment\nARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG VERSION=1\nRUN echo one \\\n  two\n"
+            "# between\nRUN true\nCOPY app.py /app/\nENV APP_VERSION=$VERSION\nCMD [\"python3\"]\n")
+    cut = codeonly.split(text)
+    assert isinstance(cut, codeonly.Split), cut
+    assert cut.prefix == text[:text.index("COPY")]
+    assert cut.tail.instructions == (("ARG", "VERSION=1"), ("COPY", "app.py /app/"), ("ENV", "APP_VERSION=$VERSION"),
+                                     ("CMD", '["python3"]'))
+    plan = codeonly.decide(cut.tail, {"BASE_IMAGE": "b", "VERSION": "7"}, BASE)
+    assert isinstance(plan, CodeOnly) and plan.config["Env"][-1] == "APP_VERSION=7"
+
+
+def test_a_dockerfile_ending_in_run_has_an_empty_tail() -> None:
+    cut = codeonly.split("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN apt-get update")
+    assert isinstance(cut, codeonly.Split) and cut.prefix.endswith("RUN apt-get update\n")
+    plan = codeonly.decide(cut.tail, {"BASE_IMAGE": "b"}, BASE)
+    assert isinstance(plan, CodeOnly) and plan.steps == () and plan.config["Env"] == BASE["Env"]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("FROM a\nCOPY x /x\n", "nothing for the builder"),
+    ("FROM a AS one\nRUN true\nFROM a\nCOPY x /x\n", "several stages"),
+    ("# syntax=docker/dockerfile:1\nFROM a\nRUN true\nCOPY x /x\n", "directive"),
+    ("FROM a\nENV X=1\nARG V=$X\nRUN true\nCOPY x /x\n", "ARG"),
+    ("FROM a\nCOPY . /src\nRUN make\nCOPY x /x\n", "COPY of the context's top"),
+    ("FROM a\nCOPY * /src/\nRUN make\n", "COPY of the context's top"),
+])
+def test_what_cannot_be_split(text: str, reason: str) -> None:
+    cut = codeonly.split(text)
+    assert isinstance(cut, NotCodeOnly) and reason in cut.reason
+
+
+def test_a_copy_of_a_subdirectory_before_the_run_is_the_builders_and_comments_are_no_steps() -> None:
+    assert isinstance(codeonly.split("FROM a\nCOPY src/ /src/\nRUN make\nCOPY x /x\n"), codeonly.Split)
+    assert isinstance(codeonly.parse("# about\nFROM a\n# more\nCOPY x /x\n"), Parsed)
+
+
+def test_a_shell_form_command_on_a_base_with_its_own_shell_needs_the_builder() -> None:
+    result = classify("FROM a\nCMD run\n", {}, {**BASE, "Shell": ["/bin/bash", "-c"]})
+    assert isinstance(result, NotCodeOnly) and "SHELL" in result.reason
+    assert isinstance(classify("FROM a\nCMD [\"run\"]\n", {}, {**BASE, "Shell": ["/bin/bash", "-c"]}), CodeOnly)
+
+
+def test_a_config_only_image_adds_no_layer_and_an_empty_layer_step() -> None:
+    base = {"Id": "sha256:b", "Architecture": "amd64", "Os": "linux", "RootFS": {"Layers": ["sha256:1"]}, "Config": {}}
+    config = assemble.image_config(base, {}, {"envctl.kind": "service"}, None, 1_700_000_000, [], "Dockerfile")
+    assert config["rootfs"]["diff_ids"] == ["sha256:1"] and config["history"][-1]["empty_layer"] is True
+
+
+def test_a_config_is_written_as_gos_encoder_writes_it() -> None:
+    assert assemble._go_json({"a": "<&>", "b": [1, None], "c": "é"}) == '{"a":"\\u003c\\u0026\\u003e","b":[1,null],"c":"é"}'.encode()
+    assert assemble._go_time(-62135596800) == "0001-01-01T00:00:00Z" and assemble._go_time(0) == "1970-01-01T00:00:00Z"

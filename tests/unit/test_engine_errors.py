@@ -31,7 +31,7 @@ CALLS = {  # every public method of Engine, with arguments that reach the SDK
     "volumes": ({},), "remove_volume": ("v",), "create_container": (SPEC,), "start": ("c", "what"),
     "release": ("c",), "containers": ({},), "exited_containers": ({},), "container_state": ("c",),
     "inspect_container": ("c",), "remove_container": ("c",), "logs": ("c",), "exec": ("c", ["true"]),
-    "exec_exit_code": ("e",), "load_image": ({}, "r:t", []), "image_history": ("ref",), "path_kinds": ("image",), "path_kind": ("c", "/bin/sh"),
+    "exec_exit_code": ("e",), "load_image": ({}, "r:t", []), "image_history": ("ref",), "path_kinds": ("image",), "path_kind": ("c", "/bin/sh"), "path_header": ("c", "/bin"),
     "swarm_init": ("10.0.0.1", "10.0.0.1:2377"), "swarm_join": ("m:2377", "t", "a", "l"), "swarm_state": (),
     "nodes": (), "create_service": (SERVICE,), "scale_service": ("s", 1), "services": ({},),
     "inspect_service": ("s",), "service_tasks": ("s",), "remove_service": ("s",), "service_logs": ("s",),
