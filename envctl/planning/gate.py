@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envctl.backend.engine import ContainerSpec
+from envctl.planning.switches import switched_on
 
 HELD_LABEL = "envctl.held"  # on containers created behind the gate
 SWITCH = "ENVCTL_START_GATE"  # "0" turns the gate off: every service starts the plain way
@@ -46,7 +47,7 @@ SCRIPT = (
 
 
 def enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    return environ.get(SWITCH, "1").strip().lower() not in ("0", "off", "false", "no")
+    return switched_on(SWITCH, environ)
 
 
 def held_spec(spec: ContainerSpec, image_config: dict[str, Any]) -> ContainerSpec | None:

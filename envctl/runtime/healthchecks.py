@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from envctl.backend.base import Backend
 from envctl.errors import EngineUnavailable, EnvctlError
+from envctl.planning.switches import switched_on
 from envctl.runtime.probes import ProbeResult
 
 EAGER_HEALTHCHECKS = "ENVCTL_EAGER_HEALTHCHECKS"  # "0": wait for the engine's own "healthy", as before
@@ -63,8 +64,7 @@ def _seconds(nanoseconds: int | None) -> float:
 
 def eager_healthchecks(engine: Backend, environ: Mapping[str, str] = os.environ) -> bool:
     """Whether envctl runs healthchecks itself here (see module docstring)."""
-    switched_off = environ.get(EAGER_HEALTHCHECKS, "1").strip().lower() in ("0", "off", "false", "no")
-    return engine.execs_healthchecks and not switched_off
+    return engine.execs_healthchecks and switched_on(EAGER_HEALTHCHECKS, environ)
 
 
 class OwnHealthcheck:

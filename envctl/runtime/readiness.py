@@ -81,13 +81,17 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
 
     healthcheck = OwnHealthcheck(engine, container_id, cancel)
     probe = readiness_check(engine, service, container_id, current, healthcheck)
-    own_test = healthcheck.test if service.probe is None else None
-    report(Event(service.name, "wait", _describe_readiness(service, own_test, _declared_test(engine, service,
-                                                                                           container_id, own_test))))
     try:
+        own_test = declared = None
+        if service.probe is None:
+            alive()  # its state says whether it has a healthcheck at all: no inspect for one without
+            if current["state"].health is not None:
+                own_test = healthcheck.test
+                declared = _declared_test(engine, service, container_id, own_test)
+        report(Event(service.name, "wait", _describe_readiness(service, own_test, declared)))
         by_exec = own_test is not None or (service.probe is not None and service.probe.kind not in ("http", "tcp"))
         result = wait_until_ready(probe, timeout=timeout, max_interval=interval, cancel=cancel,
-                                  alive=alive, history=history,
+                                  alive=alive, history=history, alive_first=service.probe is not None,
                                   eager_interval=EAGER_EXEC_INTERVAL if by_exec else None)
     except NotReady as exc:
         why = str(exc)

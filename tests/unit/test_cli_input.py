@@ -25,3 +25,11 @@ def test_bind_to_takes_a_process_id(pid, tmp_path):
     result = CliRunner().invoke(main, ["-f", str(tmp_path / "none.yaml"), "up", "--bind-to", pid])
     assert result.exit_code == 2, result.output
     assert "--bind-to" in result.output
+
+
+def test_the_cli_s_imports_leave_the_cyclic_collector_on() -> None:
+    import gc
+
+    import envctl.shells.cli  # noqa: F401 - it turns the collector off while its imports load
+
+    assert gc.isenabled()

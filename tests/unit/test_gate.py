@@ -68,3 +68,9 @@ def test_the_gate_does_not_run_the_command_without_the_word(tmp_path) -> None:
 def test_the_gate_is_on_unless_switched_off() -> None:
     assert enabled({}) and enabled({"ENVCTL_START_GATE": "1"})
     assert not any(enabled({"ENVCTL_START_GATE": v}) for v in ("0", "off", "false", "No"))
+
+
+def test_one_reading_of_an_off_switch() -> None:
+    from envctl.planning.switches import switched_on
+    assert switched_on("X", {}) and switched_on("X", {"X": "1"}) and switched_on("X", {"X": "yes"})
+    assert not any(switched_on("X", {"X": v}) for v in ("0", " off ", "FALSE", "No"))

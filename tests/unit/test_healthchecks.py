@@ -181,3 +181,42 @@ def test_with_eager_healthchecks_off_an_image_s_healthcheck_is_still_described_a
     declared = HealthTest(("true",), timeout=30.0, interval=30.0, shown="true")
     assert _describe_readiness(Service(name="svc"), None, declared) == "healthcheck, docker's own (first after 30s)"
     assert _describe_readiness(Service(name="svc")) == "running"
+
+
+class Counting(Container):
+    """The one container, counting what readiness asks the engine."""
+
+    def __init__(self, health: str | None, test: list[str] | None = None) -> None:
+        super().__init__(health, test)
+        self.states = self.inspects = 0
+
+    def container_state(self, container_id: str) -> ContainerState:
+        self.states += 1
+        return super().container_state(container_id)
+
+    def inspect_container(self, container_id: str) -> dict:
+        self.inspects += 1
+        return super().inspect_container(container_id)
+
+
+def wait(backend: Counting) -> tuple[str, list]:
+    from envctl.runtime.readiness import wait_ready
+    events: list = []
+    result, _ = wait_ready(backend, None, "run", Service(name="svc"), "c1", threading.Event(),  # type: ignore[arg-type]
+                           events.append)
+    assert result.ok
+    return result.detail, [e.detail for e in events if e.phase == "wait"]
+
+
+def test_without_a_healthcheck_its_state_is_all_readiness_asks_for() -> None:
+    backend = Counting(None)
+    assert wait(backend) == ("container running", ["running"])
+    assert (backend.states, backend.inspects) == (1, 0)  # the state says it has none: nothing to inspect
+
+
+def test_with_a_healthcheck_its_test_is_inspected_once_and_run() -> None:
+    backend = Counting("starting", ["CMD", "true"])
+    detail, said = wait(backend)
+    assert detail.startswith("healthcheck passed, run by envctl")
+    assert said[0].startswith("healthcheck, run by envctl at once")
+    assert (backend.states, backend.inspects) == (1, 1) and len(backend.ran) == 1
