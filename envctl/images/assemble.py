@@ -15,7 +15,6 @@ import datetime
 import hashlib
 import io
 import json
-import os
 import posixpath
 import stat
 import tarfile
@@ -30,6 +29,7 @@ from envctl.backend.engine import Engine
 from envctl.errors import EnvctlError
 from envctl.images import codeonly
 from envctl.images.buildcontext import GENERATED_DOCKERFILE, BuildContext
+from envctl.switches import switched_on
 
 DIRECTORY_MODE = 0o755  # what the builder gives a directory it creates
 
@@ -361,5 +361,5 @@ def _epoch(created: str) -> int:
 
 
 def enabled() -> bool:
-    """$ENVCTL_ASSEMBLE=0 sends every build through the builder."""
-    return os.environ.get("ENVCTL_ASSEMBLE", "1") != "0"
+    """$ENVCTL_ASSEMBLE=0 (or off, false, no) sends every build through the builder."""
+    return switched_on("ENVCTL_ASSEMBLE")

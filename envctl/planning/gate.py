@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envctl.backend.engine import ContainerSpec
-from envctl.planning.switches import switched_on
+from envctl.switches import switched_on
 
 HELD_LABEL = "envctl.held"  # on containers created behind the gate
 SWITCH = "ENVCTL_START_GATE"  # "0" turns the gate off: every service starts the plain way

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from envctl.backend.base import Backend
 from envctl.errors import EngineUnavailable, EnvctlError
-from envctl.planning.switches import switched_on
+from envctl.switches import switched_on
 from envctl.runtime.probes import ProbeResult
 
 EAGER_HEALTHCHECKS = "ENVCTL_EAGER_HEALTHCHECKS"  # "0": wait for the engine's own "healthy", as before

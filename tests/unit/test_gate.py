@@ -71,6 +71,6 @@ def test_the_gate_is_on_unless_switched_off() -> None:
 
 
 def test_one_reading_of_an_off_switch() -> None:
-    from envctl.planning.switches import switched_on
+    from envctl.switches import switched_on
     assert switched_on("X", {}) and switched_on("X", {"X": "1"}) and switched_on("X", {"X": "yes"})
     assert not any(switched_on("X", {"X": v}) for v in ("0", " off ", "FALSE", "No"))
