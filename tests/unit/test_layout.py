@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).parents[2] / "envctl"
 # Lowest first: a module may import from its own row or the rows above it, never below.
 # Every top-level module or package of envctl is in exactly one row.
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("base", frozenset({"__init__", "errors", "bugs", "durations", "progress", "graph", "processes"})),
+    ("base", frozenset({"__init__", "errors", "bugs", "durations", "progress", "graph", "processes", "switches"})),
     ("the mock server", frozenset({"mockserver"})),
     ("the topology", frozenset({"topology"})),
     ("observation and mocks", frozenset({"observation", "mocks"})),
