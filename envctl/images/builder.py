@@ -256,7 +256,8 @@ class ImageBuilder:
         """A Dockerfile's text and instructions, read and parsed once for all who ask: the scheduler's
         guess (light or not), the secret steps' check and the assembler."""
         if path not in self._dockerfiles:  # two threads may both read it: the same answer
-            text = path.read_text(errors="replace")
+            # Not read_text: it makes a lone "\r" a line end, where the builder sees none.
+            text = path.read_bytes().decode(errors="replace")
             self._dockerfiles[path] = (text, codeonly.parse(text))
         return self._dockerfiles[path]
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ from dockerfile_parse.util import WordSplitter
 # The parts of an image's config a code-only Dockerfile may change (the builder's names).
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
 ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # ADD would unpack these
+WILDCARDS = "*?[\\"  # Go's filepath.Match; its `*` matches dotfiles too
+CONTINUED = re.compile(r"\\[ \t]*$")  # the builder's line continuation: a backslash, then spaces or tabs
+CONTINUED_FOR_THE_PARSER = re.compile(r"\\\s*$")  # dockerfile_parse's: then any whitespace
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,10 @@ def split(text: str) -> Split | NotCodeOnly:
     if any(name in ("COPY", "ADD") and _may_copy_the_root(value) for name, value, _ in after[:cuts[-1]]):
         return NotCodeOnly("a COPY of the context's top before the last RUN (it would copy a different "
                            "generated Dockerfile)")
-    prefix = "".join(text.splitlines(keepends=True)[:after[cuts[-1]][2] + 1])
     tail = tuple(args) + tuple((name, value) for name, value, _ in after[cuts[-1] + 1:])
-    return Split(prefix if prefix.endswith("\n") else prefix + "\n", Parsed(before, from_value, tail))
+    # The builder counts lines at "\n" alone (as dockerfile_parse does): not at \x0c, \x1c, \u2028...
+    prefix = "\n".join(text.split("\n")[:after[cuts[-1]][2] + 1]) + "\n"
+    return Split(prefix, Parsed(before, from_value, tail))
 
 
 def _may_copy_the_root(value: str) -> bool:
@@ -119,16 +124,28 @@ def _may_copy_the_root(value: str) -> bool:
             words = json.loads(value[value.index("["):])
         except ValueError:
             return True
-    return any(posixpath.normpath("/" + w) == "/" or (any(c in w for c in "*?[\\$") and "/" not in w.strip("/"))
-               or "$" in w for w in words[:-1])
+    return any(_names_the_root(w) for w in words[:-1])
+
+
+def _names_the_root(source: str) -> bool:
+    """Whether a COPY source is the context's top, or a pattern that may match its top-level files:
+    cleaned as the builder cleans it first ("./*", "//*", "a/../*" and "*/." are "*")."""
+    if "$" in source:
+        return True
+    normal = "/" + posixpath.normpath("/" + source).lstrip("/")
+    return normal == "/" or (posixpath.dirname(normal) == "/" and any(c in normal for c in WILDCARDS))
 
 
 def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]] | NotCodeOnly:
     """The one stage of `text`: the ARG values before FROM, FROM's value and each instruction after it
     (name, value, last line), comments left out; or why it is not one plain stage."""
-    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in text.splitlines()[:5]
+    lines = text.split("\n")
+    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in lines[:5]
            if line.startswith("#")):
         return NotCodeOnly("a parser directive (# escape= or # syntax=)")
+    unlike = _continued_unlike_the_builder(text.removesuffix("\n").split("\n"))  # no line after the last "\n"
+    if unlike:
+        return NotCodeOnly(unlike)
     structure = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
     instructions = [(i["instruction"], i["value"], i["endline"]) for i in structure if i["instruction"] != "COMMENT"]
     froms = [index for index, (name, _, _) in enumerate(instructions) if name == "FROM"]
@@ -139,6 +156,26 @@ def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]]
         if name != "ARG":
             return NotCodeOnly(f"{name} before FROM")
     return tuple(value for _, value, _ in before), instructions[froms[0]][1], after
+
+
+def _continued_unlike_the_builder(lines: list[str]) -> str | None:
+    """Where dockerfile_parse would read a continued instruction (a trailing backslash) otherwise than
+    the builder, which skips blank lines and comments inside one and ends the last at the end of the
+    file, where dockerfile_parse ends it at a blank line and drops one left open. None: nowhere."""
+    continued = False
+    for number, raw in enumerate(lines, 1):
+        line = raw.removesuffix("\r")  # the builder reads "\r\n" as "\n"
+        comment = line.lstrip().startswith("#")
+        if continued and (comment or not line.strip()):
+            return f"line {number}: a blank line or comment inside an instruction continued with a backslash"
+        if comment:
+            continue
+        continued = bool(CONTINUED.search(line))
+        if continued != bool(CONTINUED_FOR_THE_PARSER.search(raw)):
+            return f"line {number}: a backslash followed by whitespace other than spaces and tabs"
+    if continued:
+        return "the last instruction ends in a backslash, continued past the end of the file"
+    return None
 
 
 def classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any] | None = None) -> CodeOnly | NotCodeOnly:
@@ -352,7 +389,7 @@ def _copy_words(state: _State, value: str) -> list[str]:
 def _source(source: str, add: bool) -> str:
     if "://" in source or source.startswith("git@"):
         raise _Refused(f"a URL ({source}) needs the builder")
-    if any(c in source for c in "*?[\\"):
+    if any(c in source for c in WILDCARDS):
         raise _Refused(f"a wildcard ({source}) needs the builder")
     normal = posixpath.normpath("/" + source).lstrip("/")
     return normal or "."

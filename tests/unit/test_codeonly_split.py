@@ -1,0 +1,80 @@
+"""Where a Dockerfile is cut for the builder, and what is refused before anything is built."""
+from pathlib import Path
+
+import pytest
+
+from envctl.images import codeonly
+from envctl.images.codeonly import NotCodeOnly, Parsed, Split
+
+
+def cut(text: str) -> Split:
+    result = codeonly.split(text)
+    assert isinstance(result, Split), result
+    return result
+
+
+# -- B1: lines end at "\n" alone, as the builder and dockerfile_parse count them ---------------------
+
+@pytest.mark.parametrize("odd", ["\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\r"])
+def test_the_prefix_is_cut_at_newlines_only(odd: str) -> None:
+    text = f"FROM a\nRUN echo a{odd}b\nRUN true\nCOPY x /x\n"
+    assert cut(text).prefix == "FROM a\nRUN echo a" + odd + "b\nRUN true\n"  # the last RUN stays the builder's
+
+
+def test_a_crlf_dockerfile_keeps_its_line_ends_in_the_prefix() -> None:
+    text = "FROM a\r\nRUN make \\\r\n  all\r\nCOPY x /x/\r\n"
+    split = cut(text)
+    assert split.prefix == "FROM a\r\nRUN make \\\r\n  all\r\n"
+    assert split.tail.instructions == (("COPY", "x /x/"),)
+    assert cut("FROM a\r\nRUN make").prefix == "FROM a\r\nRUN make\n"
+
+
+# -- B2: continued lines the builder reads otherwise than dockerfile_parse ----------------------------
+
+@pytest.mark.parametrize("text, reason", [
+    ("FROM a\nCOPY x /x\nRUN make \\", "end of the file"),  # dockerfile_parse drops the RUN
+    ("FROM a\nCOPY x /x\nRUN make \\\n", "end of the file"),
+    ("FROM a\nENV A=1 \\\n\nCOPY x /x\n", "blank line"),  # the builder: ENV A=1 COPY x /x
+    ("FROM a\nENV A=1 \\\n   \nCOPY x /x\n", "blank line"),
+    ("FROM a\nENV A=1 \\\n# a note\n  B=2\nCOPY x /x\n", "comment"),
+    ("FROM a\nENV A=1 \\\x0c\nCOPY x /x\n", "whitespace"),  # the builder: no continuation
+])
+def test_a_continuation_the_builder_reads_otherwise_is_refused(text: str, reason: str) -> None:
+    for result in (codeonly.parse(text), codeonly.split(text), codeonly.split(text.replace("COPY x /x\n", "RUN b\n"))):
+        assert isinstance(result, NotCodeOnly) and reason in result.reason, result
+
+
+def test_plain_continuations_and_comments_between_instructions_are_fine() -> None:
+    text = "FROM a\n# about\nCOPY a \\\n  b /x/\n\n# more\nENV A=1 \\\t\n    B=2\n"
+    assert isinstance(codeonly.parse(text), Parsed)
+    assert isinstance(codeonly.parse(text.replace("\n", "\r\n")), Parsed)
+    assert cut("FROM a\nRUN make \\\n  all\nCOPY x /x\n").tail.instructions == (("COPY", "x /x"),)
+
+
+# -- B3: a pattern at the context's top, however it is written -----------------------------------------
+
+@pytest.mark.parametrize("value", ["./* /app/", ".//* /app/", "/* /app/", "//* /app/", "src/../* /app/",
+                                   "*/. /app/", "./.* /app/", "./?ockerfile /app/", '["./*", "/app/"]',
+                                   "--chown=1 ./* /app/", ". /app/", "./ /app/", "src/.. /app/"])
+def test_a_copy_that_may_take_the_generated_dockerfile(value: str) -> None:
+    assert codeonly._may_copy_the_root(value)
+
+
+@pytest.mark.parametrize("value", ["src/*.py /app/", "./src/* /app/", "app.py /app/", "./src /app/", "lib/ /app/"])
+def test_a_copy_that_cannot(value: str) -> None:
+    assert not codeonly._may_copy_the_root(value)
+
+
+def test_a_dot_slash_star_before_the_run_is_not_split() -> None:
+    result = codeonly.split("FROM a\nCOPY ./* /src/\nRUN make\nCOPY x /x\n")
+    assert isinstance(result, NotCodeOnly) and "context's top" in result.reason
+
+
+def test_the_builder_reads_a_dockerfile_with_its_own_line_ends(tmp_path: Path) -> None:
+    from envctl.images.builder import ImageBuilder
+    from envctl.topology.loader import load_topology
+    builder = ImageBuilder(load_topology(Path(__file__).parents[2] / "envctl.yaml"), engine=None)  # type: ignore[arg-type]
+    (tmp_path / "Dockerfile").write_bytes(b"FROM a\r\nRUN echo a\rCOPY x /x\r\n")  # one RUN, for the builder
+    text, parsed = builder._dockerfile(tmp_path / "Dockerfile")
+    assert text == "FROM a\r\nRUN echo a\rCOPY x /x\r\n" and parsed == NotCodeOnly("RUN needs the builder")
+    assert cut(text).prefix == text and cut(text).tail.instructions == ()
