@@ -92,7 +92,9 @@ def parse(text: str) -> Parsed | NotCodeOnly:
     for name, _, _ in after:
         if name not in _HANDLERS:
             return NotCodeOnly(f"{name} needs the builder")
-    return Parsed(before, from_value, tuple((name, value) for name, value, _ in after))
+    instructions = tuple((name, value) for name, value, _ in after)
+    refused = _refused_whatever_the_base(before, from_value, instructions)
+    return refused or Parsed(before, from_value, instructions)
 
 
 def split(text: str) -> Split | NotCodeOnly:
@@ -111,9 +113,49 @@ def split(text: str) -> Split | NotCodeOnly:
         return NotCodeOnly("a COPY of the context's top before the last RUN (it would copy a different "
                            "generated Dockerfile)")
     tail = tuple(args) + tuple((name, value) for name, value, _ in after[cuts[-1] + 1:])
+    refused = _refused_on_the_prefix([name for name, _, _ in after[:cuts[-1] + 1]], tail) or \
+        _refused_whatever_the_base(before, from_value, tail)
+    if refused:  # found now, before the builder makes a prefix that would then go unused
+        return refused
     # The builder counts lines at "\n" alone (as dockerfile_parse does): not at \x0c, \x1c, \u2028...
     prefix = "\n".join(text.split("\n")[:after[cuts[-1]][2] + 1]) + "\n"
     return Split(prefix, Parsed(before, from_value, tail))
+
+
+def _refused_on_the_prefix(prefix: list[str], tail: tuple[tuple[str, str], ...]) -> NotCodeOnly | None:
+    """Why the tail cannot go on the image the builder makes of the prefix (the instructions `prefix`
+    names), whatever the base: what the prefix's image would carry that `decide` then refuses."""
+    if "ONBUILD" in prefix:
+        return NotCodeOnly("an ONBUILD before the last RUN: its image carries the trigger, which the "
+                           "assembler leaves to the builder")
+    if "SHELL" in prefix and any(name in ("CMD", "ENTRYPOINT") and _exec_form(value) is None
+                                 for name, value in tail):
+        return NotCodeOnly("a shell-form CMD or ENTRYPOINT after a SHELL (the builder runs it with that shell)")
+    return None
+
+
+def _refused_whatever_the_base(before: tuple[str, ...], from_value: str,
+                               instructions: tuple[tuple[str, str], ...]) -> NotCodeOnly | None:
+    """Why `decide` will refuse `instructions` on any base with any build arguments, or None: found
+    before a base's config is read or a prefix built. A value with a variable may become anything:
+    only its COPY/ADD flags and quotes are checked here, the rest when `decide` knows its value."""
+    state = _State({}, {})
+    try:
+        if any(word.startswith("--") for word in from_value.split()):
+            raise _Refused("FROM with flags")
+        if "$" not in from_value:
+            _from(from_value, {})
+        for value in before:
+            if "$" not in value:
+                _arg(value, {}, {})
+        for name, value in instructions:
+            if name in ("COPY", "ADD"):
+                _copy_flags(name == "ADD", value)
+            if "$" not in value:
+                _HANDLERS[name](state, value, {})
+    except _Refused as exc:
+        return NotCodeOnly(str(exc))
+    return None
 
 
 def _may_copy_the_root(value: str) -> bool:
@@ -209,6 +251,8 @@ def _meta(parsed: Parsed, buildargs: dict[str, str]) -> dict[str, str]:
 
 
 def _decide(parsed: Parsed, buildargs: dict[str, str], base_config: dict[str, Any]) -> CodeOnly:
+    if base_config.get("OnBuild"):  # the builder runs them first (and clears them): RUNs, COPYs...
+        raise _Refused("the base image has ONBUILD triggers, which the builder runs")
     meta = _meta(parsed, buildargs)
     base = _from(parsed.from_value, meta)
     state = _State({k: base_config.get(k) for k in CONFIG_KEYS}, buildargs)
@@ -327,17 +371,24 @@ def _do_expose(state: _State, value: str, meta: dict[str, str]) -> None:
 
 def _command(state: _State, value: str) -> list[str]:
     """CMD/ENTRYPOINT: the JSON form as it is, the shell form run by /bin/sh -c (no SHELL is allowed)."""
-    stripped = value.strip()
-    if stripped.startswith("["):
-        try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
-            return parsed
+    exec_form = _exec_form(value)
+    if exec_form is not None:
+        return exec_form
     if state.shell:
         raise _Refused("a shell-form CMD or ENTRYPOINT on a base with its own SHELL")
-    return ["/bin/sh", "-c", stripped]
+    return ["/bin/sh", "-c", value.strip()]
+
+
+def _exec_form(value: str) -> list[str] | None:
+    """A CMD/ENTRYPOINT's JSON form (a list of strings), or None: the shell form."""
+    stripped = value.strip()
+    if not stripped.startswith("["):
+        return None
+    try:
+        parsed = json.loads(stripped)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed) else None
 
 
 def _do_cmd(state: _State, value: str, meta: dict[str, str]) -> None:
@@ -357,7 +408,7 @@ def _do_stopsignal(state: _State, value: str, meta: dict[str, str]) -> None:
 
 def _copy(add: bool):
     def handler(state: _State, value: str, meta: dict[str, str]) -> None:
-        words = _copy_words(state, value)
+        words = _copy_words(state, _copy_flags(add, value))
         if any(w.startswith("--") for w in words):
             raise _Refused(f"{'ADD' if add else 'COPY'} with flags ({words[0]}) needs the builder")
         if len(words) < 2:
@@ -368,22 +419,24 @@ def _copy(add: bool):
     return handler
 
 
-def _copy_words(state: _State, value: str) -> list[str]:
+def _copy_flags(add: bool, value: str) -> str:
+    """A COPY/ADD's value without flags (which need the builder) and with no quotes in its shell form."""
     stripped = value.strip()
-    flags = []
-    while stripped.startswith("--"):
-        flag, _, stripped = stripped.partition(" ")
-        flags.append(flag)
-        stripped = stripped.strip()
+    if stripped.startswith("--"):
+        raise _Refused(f"{'ADD' if add else 'COPY'} with flags ({stripped.split()[0]}) needs the builder")
+    if not stripped.startswith("[") and any(quote in stripped for quote in "\"'"):
+        raise _Refused("quotes in a COPY's shell form (the builder does not remove them)")
+    return stripped
+
+
+def _copy_words(state: _State, stripped: str) -> list[str]:
     if stripped.startswith("["):
         try:
             parsed = json.loads(stripped)
         except ValueError:
-            raise _Refused(f"COPY {value!r} is not understood") from None
-        return [*flags, *(state.expand(p) for p in parsed)]
-    if any(quote in stripped for quote in "\"'"):
-        raise _Refused("quotes in a COPY's shell form (the builder does not remove them)")
-    return [*flags, *state.words(stripped)]
+            raise _Refused(f"COPY {stripped!r} is not understood") from None
+        return [state.expand(p) for p in parsed]
+    return state.words(stripped)
 
 
 def _source(source: str, add: bool) -> str:

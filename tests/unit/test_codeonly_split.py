@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 
 from envctl.images import codeonly
-from envctl.images.codeonly import NotCodeOnly, Parsed, Split
+from envctl.images.codeonly import CodeOnly, NotCodeOnly, Parsed, Split
+
+BASE = {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/bash"]}
 
 
 def cut(text: str) -> Split:
@@ -68,6 +70,60 @@ def test_a_copy_that_cannot(value: str) -> None:
 def test_a_dot_slash_star_before_the_run_is_not_split() -> None:
     result = codeonly.split("FROM a\nCOPY ./* /src/\nRUN make\nCOPY x /x\n")
     assert isinstance(result, NotCodeOnly) and "context's top" in result.reason
+
+
+# -- B5: what no base or argument changes is refused before the prefix is built --------------------
+
+@pytest.mark.parametrize("tail, reason", [
+    ("COPY --chown=1000 x /x\n", "flags"),
+    ("COPY --chown=$OWNER x /x\n", "flags"),
+    ("ADD http://127.0.0.1/x /x\n", "URL"),
+    ("COPY *.py /app/\n", "wildcard"),
+    ("COPY src/[ab].py /app/\n", "wildcard"),
+    ("COPY a b /app\n", "trailing '/'"),
+    ("COPY \"a b\" /x\n", "quotes"),
+    ("COPY \"$A\" /x\n", "quotes"),
+    ("EXPOSE 8000-8010\n", "range"),
+    ("ENV A\n", "not understood"),
+])
+def test_a_tail_refused_whatever_the_base_is_refused_before_the_builder_runs(tail: str, reason: str) -> None:
+    result = codeonly.split("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN make\n" + tail)
+    assert isinstance(result, NotCodeOnly) and reason in result.reason, result
+    parsed = codeonly.parse("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\n" + tail)
+    assert isinstance(parsed, NotCodeOnly) and reason in parsed.reason, parsed
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("FROM --platform=linux/arm64 a\nRUN make\nCOPY x /x\n", "FROM with flags"),
+    ("ARG P\nFROM --platform=$P a\nRUN make\nCOPY x /x\n", "FROM with flags"),
+    ("FROM scratch\nRUN make\nCOPY x /x\n", "scratch"),
+    ("FROM a b\nRUN make\nCOPY x /x\n", "not understood"),
+    ('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nCMD run\n', "SHELL"),
+    ('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nENTRYPOINT run\n', "SHELL"),
+    ("FROM a\nONBUILD RUN x\nRUN make\nCOPY x /x\n", "ONBUILD"),
+])
+def test_a_split_whose_tail_could_not_go_on_the_prefix_is_refused_up_front(text: str, reason: str) -> None:
+    result = codeonly.split(text)
+    assert isinstance(result, NotCodeOnly) and reason in result.reason, result
+
+
+def test_what_depends_on_the_arguments_or_the_base_is_decided_later() -> None:
+    split = cut("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN make\nARG SOURCES=x\nCOPY $SOURCES /x/\nCMD run\n")
+    assert isinstance(codeonly.decide(split.tail, {"BASE_IMAGE": "b"}, BASE), CodeOnly)
+    decided = codeonly.decide(split.tail, {"BASE_IMAGE": "b", "SOURCES": "*.py"}, BASE)
+    assert isinstance(decided, NotCodeOnly) and "wildcard" in decided.reason
+    decided = codeonly.decide(split.tail, {"BASE_IMAGE": "b"}, {**BASE, "Shell": ["/bin/bash", "-c"]})
+    assert isinstance(decided, NotCodeOnly) and "SHELL" in decided.reason
+    assert isinstance(cut('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nCMD ["run"]\n'), Split)
+
+
+# -- ONBUILD triggers on the base ------------------------------------------------------------------
+
+def test_a_base_with_onbuild_triggers_needs_the_builder() -> None:
+    triggers = {**BASE, "OnBuild": ["RUN make"]}
+    result = codeonly.classify("FROM a\nCOPY x /x\n", {}, triggers)
+    assert isinstance(result, NotCodeOnly) and "ONBUILD" in result.reason
+    assert isinstance(codeonly.classify("FROM a\nCOPY x /x\n", {}, {**BASE, "OnBuild": None}), CodeOnly)
 
 
 def test_the_builder_reads_a_dockerfile_with_its_own_line_ends(tmp_path: Path) -> None:
