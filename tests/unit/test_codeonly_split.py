@@ -1,9 +1,13 @@
-"""Where a Dockerfile is cut for the builder, and what is refused before anything is built."""
+"""Where a Dockerfile is cut for the builder, what is refused before anything is built, and the prefix
+the builder made for a tail the assembler then left to it."""
+import io
 from pathlib import Path
 
 import pytest
 
-from envctl.images import codeonly
+from envctl.errors import BuildFailed, EnvctlError
+from envctl.images import assemble, codeonly
+from envctl.images.buildcontext import BuildContext
 from envctl.images.codeonly import CodeOnly, NotCodeOnly, Parsed, Split
 
 BASE = {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/bin/bash"]}
@@ -124,6 +128,86 @@ def test_a_base_with_onbuild_triggers_needs_the_builder() -> None:
     result = codeonly.classify("FROM a\nCOPY x /x\n", {}, triggers)
     assert isinstance(result, NotCodeOnly) and "ONBUILD" in result.reason
     assert isinstance(codeonly.classify("FROM a\nCOPY x /x\n", {}, {**BASE, "OnBuild": None}), CodeOnly)
+
+
+# -- the builder's prefix, when the assembler leaves the tail to the builder ------------------------------
+
+class Engine:
+    def __init__(self, refuse: EnvctlError | None = None) -> None:
+        self.calls: list[str] = []
+        self.refuse = refuse
+
+    def remove_image(self, ref: str) -> None:
+        self.calls.append(f"remove {ref}")
+        if self.refuse:
+            raise self.refuse
+
+
+PREFIX = "sha256:" + "p" * 64
+
+
+@pytest.fixture
+def builder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """An ImageBuilder on the reference stack whose builder steps are recorded: `run(dockerfile)` assembles
+    (the assembler refusing the tail) and returns the image id, the log and the engine's calls."""
+    from envctl.images.builder import ImageBuilder, image_targets
+    from envctl.topology.loader import load_topology
+    monkeypatch.delenv("ENVCTL_ASSEMBLE", raising=False)
+    topology = load_topology(Path(__file__).parents[2] / "envctl.yaml")
+    target = next(t for t in image_targets(topology).values() if t.kind == "service"
+                  and topology.services[t.name].base == "python")
+
+    def run(dockerfile: str, engine: Engine, fail: Exception | None = None) -> tuple[str | None, str]:
+        made = ImageBuilder(topology, engine=engine)  # type: ignore[arg-type]
+        made.__dict__["platform"] = "linux/amd64"
+        monkeypatch.setattr(made, "_prefix", lambda *a: engine.calls.append("prefix") or PREFIX)
+
+        def whole(*args):
+            engine.calls.append("build")
+            if fail:
+                raise fail
+            return "sha256:whole"
+        monkeypatch.setattr(made, "_by_builder", whole)
+        (tmp_path / "Dockerfile").write_text(dockerfile)
+        log = io.StringIO()
+        image_id = made._assembled(target, BuildContext(tmp_path), {"BASE_IMAGE": "b"}, "shop/x:1", log, "x")
+        return image_id, log.getvalue()
+    return run
+
+
+@pytest.fixture
+def refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise assemble.NotAssembled("x is a symbolic link")
+    monkeypatch.setattr(assemble, "assemble", refuse)
+
+
+def test_a_prefix_the_assembler_did_not_use_is_removed_after_the_builders_build(builder, refused) -> None:
+    engine = Engine()
+    image_id, log = builder("FROM a\nRUN make\nCOPY x /x\n", engine)
+    assert image_id == "sha256:whole"  # the builder's image of the whole Dockerfile
+    assert engine.calls == ["prefix", "build", f"remove {PREFIX}"]  # after: the build reuses the prefix's steps
+    assert "x is a symbolic link" in log
+
+
+def test_a_prefix_the_builders_image_took_as_its_parent_stays(builder, refused) -> None:
+    engine = Engine(EnvctlError("the Docker engine refused a request: 409 Conflict: image has dependent child images"))
+    image_id, log = builder("FROM a\nRUN make\nCOPY x /x\n", engine)
+    assert image_id == "sha256:whole" and engine.calls[-1] == f"remove {PREFIX}"
+    assert "stays" in log and "409" in log
+
+
+def test_a_prefix_is_removed_when_the_builders_build_fails_too(builder, refused) -> None:
+    engine = Engine()
+    with pytest.raises(BuildFailed):
+        builder("FROM a\nRUN make\nCOPY x /x\n", engine, fail=BuildFailed("building x failed"))
+    assert engine.calls == ["prefix", "build", f"remove {PREFIX}"]
+
+
+def test_a_tail_refused_whatever_the_base_builds_no_prefix(builder, refused) -> None:
+    engine = Engine()
+    assert builder("FROM a\nRUN make\nCOPY --chown=1 x /x\n", engine)[0] is None  # the builder's job, as before
+    assert engine.calls == []
 
 
 def test_the_builder_reads_a_dockerfile_with_its_own_line_ends(tmp_path: Path) -> None:
