@@ -25,7 +25,7 @@ from envctl.images import assemble, bootstrap, codeonly, platforms, registry, se
 from envctl.topology import secrets
 from envctl.images.buildcontext import BuildContext
 from envctl.backend.engine import Engine
-from envctl.errors import BuildFailed, Cancelled, EnvctlError
+from envctl.errors import BuildFailed, Cancelled, EngineUnavailable, EnvctlError
 from envctl.graph import DependencyFailed, closure, run_dag, topological_order
 from envctl.mockserver import IMAGE_CONTEXT
 from envctl.mocks.runtime import mock_base
@@ -33,7 +33,10 @@ from envctl.progress import Event, Progress, silent
 from envctl.topology.secrets import MaskingWriter
 from envctl.topology import Base, Topology
 
-HASH_VERSION = "2"  # 2: the target platform is part of every hash  # bump when the meaning of a hash changes, to rebuild everything once
+# Bump when the meaning of a hash changes, to rebuild everything once. 2: the target platform is part of
+# every hash. 3: the assembler's output changed (the base's parent directories keep their mode, owner and
+# mtime; a Dockerfile's code-only tail is written on the builder's image of its prefix).
+HASH_VERSION = "3"
 CA_TARGET = "/etc/ssl/certs/ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -240,7 +243,7 @@ class ImageBuilder:
     def _code_only(self, target: ImageTarget) -> bool:
         """Whether `target` is a service image to be assembled without the builder (a second's work,
         which need not wait for a build's place). The guess stops at the Dockerfile's instructions: one
-        the assembler then leaves to the builder (a wildcard in a COPY) has no RUN, so it is quick too."""
+        the assembler then leaves to the builder (a symbolic link in a COPY) has no RUN, so it is quick too."""
         service = self.topology.services.get(target.name) if target.kind == "service" else None
         if service is None or service.build is None or not assemble.enabled():
             return False
@@ -256,7 +259,8 @@ class ImageBuilder:
         """A Dockerfile's text and instructions, read and parsed once for all who ask: the scheduler's
         guess (light or not), the secret steps' check and the assembler."""
         if path not in self._dockerfiles:  # two threads may both read it: the same answer
-            text = path.read_text(errors="replace")
+            # Not read_text: it makes a lone "\r" a line end, where the builder sees none.
+            text = path.read_bytes().decode(errors="replace")
             self._dockerfiles[path] = (text, codeonly.parse(text))
         return self._dockerfiles[path]
 
@@ -518,12 +522,7 @@ class ImageBuilder:
             else:
                 image_id = self._assembled(target, context, buildargs, ref, log, what)
             if image_id is None:
-                archive, dockerfile = context.archive((label,))
-                with archive:
-                    with self._explained(what, self._platform_of(target), self.logs / log_name):
-                        image_id = self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs,
-                                                     log=log, what=what, cancel=self._cancel,
-                                                     options={**self._build_options(target), "platform": self._platform_of(target)})
+                image_id = self._by_builder(target, context, buildargs, ref, label, log, what)
         self._emit(target, "built", ref)
         self._maybe_tag_commit(target, ref)
         self._to_cache(target, ref, built=True)
@@ -534,7 +533,8 @@ class ImageBuilder:
                    log, what: str) -> str | None:
         """A code-only Dockerfile on a local base, written without the builder; or the builder makes the
         Dockerfile's prefix up to its last RUN (say) without envctl's LABEL step, and the code-only tail
-        is written on it. None: the builder's job, the reason in the log."""
+        is written on it. None: the builder's job, the reason in the log. A tail the assembler then leaves
+        to the builder after all gets the builder's image of the whole Dockerfile, and the prefix goes."""
         options = self._build_options(target)
         if not assemble.enabled() or set(options) - {"labels", "cachefrom"}:
             return None
@@ -560,12 +560,37 @@ class ImageBuilder:
                                          context.generated_dockerfile((_label_line(own),)), on=prefix_id)
         except assemble.NotAssembled as exc:
             log.write(f"envctl: not assembled ({exc}); building with the builder\n")
-            return None
+            if prefix_id is None:
+                return None
+            try:  # the builder's build first: it takes the prefix's steps from its cache
+                return self._by_builder(target, context, buildargs, ref, _label_line(own), log, what)
+            finally:
+                self._remove_prefix(prefix_id, log)
         if prefix_id is not None:
             log.write(f"envctl: assembled {ref} on the builder's {prefix_id[7:19]}: its tail's files and settings\n")
         else:
             log.write(f"envctl: assembled {ref} without the builder: the base's layers and one layer of files\n")
         return image_id
+
+    def _by_builder(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str], ref: str,
+                    label: str, log, what: str) -> str:
+        """The builder's image of the whole Dockerfile, tagged `ref`, with envctl's `label` line as its last step."""
+        archive, dockerfile = context.archive((label,))
+        with archive, self._explained(what, self._platform_of(target), Path(log.name)):
+            return self.engine.build(archive, dockerfile=dockerfile, tag=ref, buildargs=buildargs, log=log, what=what,
+                                     cancel=self._cancel,
+                                     options={**self._build_options(target), "platform": self._platform_of(target)})
+
+    def _remove_prefix(self, prefix_id: str, log) -> None:
+        """Remove the builder's untagged image of a prefix the assembler did not use, so that no dangling
+        image is left. It stays (never forced) when the builder's image took it as a parent from its
+        cache (a conflict), or a container uses it."""
+        try:
+            self.engine.remove_image(prefix_id)
+        except EngineUnavailable:
+            raise
+        except EnvctlError as exc:
+            log.write(f"envctl: the prefix {prefix_id[7:19]} stays: {exc.message}\n")
 
     def _prefix(self, target: ImageTarget, context: BuildContext, buildargs: dict[str, str], prefix: str, log,
                 what: str) -> str:

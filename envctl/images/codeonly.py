@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ from dockerfile_parse.util import WordSplitter
 # The parts of an image's config a code-only Dockerfile may change (the builder's names).
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
 ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # ADD would unpack these
+WILDCARDS = "*?[\\"  # Go's filepath.Match; its `*` matches dotfiles too
+CONTINUED = re.compile(r"\\[ \t]*$")  # the builder's line continuation: a backslash, then spaces or tabs
+CONTINUED_FOR_THE_PARSER = re.compile(r"\\\s*$")  # dockerfile_parse's: then any whitespace
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,9 @@ def parse(text: str) -> Parsed | NotCodeOnly:
     for name, _, _ in after:
         if name not in _HANDLERS:
             return NotCodeOnly(f"{name} needs the builder")
-    return Parsed(before, from_value, tuple((name, value) for name, value, _ in after))
+    instructions = tuple((name, value) for name, value, _ in after)
+    refused = _refused_whatever_the_base(before, from_value, instructions)
+    return refused or Parsed(before, from_value, instructions)
 
 
 def split(text: str) -> Split | NotCodeOnly:
@@ -106,9 +112,50 @@ def split(text: str) -> Split | NotCodeOnly:
     if any(name in ("COPY", "ADD") and _may_copy_the_root(value) for name, value, _ in after[:cuts[-1]]):
         return NotCodeOnly("a COPY of the context's top before the last RUN (it would copy a different "
                            "generated Dockerfile)")
-    prefix = "".join(text.splitlines(keepends=True)[:after[cuts[-1]][2] + 1])
     tail = tuple(args) + tuple((name, value) for name, value, _ in after[cuts[-1] + 1:])
-    return Split(prefix if prefix.endswith("\n") else prefix + "\n", Parsed(before, from_value, tail))
+    refused = _refused_on_the_prefix([name for name, _, _ in after[:cuts[-1] + 1]], tail) or \
+        _refused_whatever_the_base(before, from_value, tail)
+    if refused:  # found now, before the builder makes a prefix that would then go unused
+        return refused
+    # The builder counts lines at "\n" alone (as dockerfile_parse does): not at \x0c, \x1c, \u2028...
+    prefix = "\n".join(text.split("\n")[:after[cuts[-1]][2] + 1]) + "\n"
+    return Split(prefix, Parsed(before, from_value, tail))
+
+
+def _refused_on_the_prefix(prefix: list[str], tail: tuple[tuple[str, str], ...]) -> NotCodeOnly | None:
+    """Why the tail cannot go on the image the builder makes of the prefix (the instructions `prefix`
+    names), whatever the base: what the prefix's image would carry that `decide` then refuses."""
+    if "ONBUILD" in prefix:
+        return NotCodeOnly("an ONBUILD before the last RUN: its image carries the trigger, which the "
+                           "assembler leaves to the builder")
+    if "SHELL" in prefix and any(name in ("CMD", "ENTRYPOINT") and _exec_form(value) is None
+                                 for name, value in tail):
+        return NotCodeOnly("a shell-form CMD or ENTRYPOINT after a SHELL (the builder runs it with that shell)")
+    return None
+
+
+def _refused_whatever_the_base(before: tuple[str, ...], from_value: str,
+                               instructions: tuple[tuple[str, str], ...]) -> NotCodeOnly | None:
+    """Why `decide` will refuse `instructions` on any base with any build arguments, or None: found
+    before a base's config is read or a prefix built. A value with a variable may become anything:
+    only its COPY/ADD flags and quotes are checked here, the rest when `decide` knows its value."""
+    state = _State({}, {})
+    try:
+        if any(word.startswith("--") for word in from_value.split()):
+            raise _Refused("FROM with flags")
+        if "$" not in from_value:
+            _from(from_value, {})
+        for value in before:
+            if "$" not in value:
+                _arg(value, {}, {})
+        for name, value in instructions:
+            if name in ("COPY", "ADD"):
+                _copy_flags(name == "ADD", value)
+            if "$" not in value:
+                _HANDLERS[name](state, value, {})
+    except _Refused as exc:
+        return NotCodeOnly(str(exc))
+    return None
 
 
 def _may_copy_the_root(value: str) -> bool:
@@ -119,16 +166,28 @@ def _may_copy_the_root(value: str) -> bool:
             words = json.loads(value[value.index("["):])
         except ValueError:
             return True
-    return any(posixpath.normpath("/" + w) == "/" or (any(c in w for c in "*?[\\$") and "/" not in w.strip("/"))
-               or "$" in w for w in words[:-1])
+    return any(_names_the_root(w) for w in words[:-1])
+
+
+def _names_the_root(source: str) -> bool:
+    """Whether a COPY source is the context's top, or a pattern that may match its top-level files:
+    cleaned as the builder cleans it first ("./*", "//*", "a/../*" and "*/." are "*")."""
+    if "$" in source:
+        return True
+    normal = "/" + posixpath.normpath("/" + source).lstrip("/")
+    return normal == "/" or (posixpath.dirname(normal) == "/" and any(c in normal for c in WILDCARDS))
 
 
 def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]] | NotCodeOnly:
     """The one stage of `text`: the ARG values before FROM, FROM's value and each instruction after it
     (name, value, last line), comments left out; or why it is not one plain stage."""
-    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in text.splitlines()[:5]
+    lines = text.split("\n")
+    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in lines[:5]
            if line.startswith("#")):
         return NotCodeOnly("a parser directive (# escape= or # syntax=)")
+    unlike = _continued_unlike_the_builder(text.removesuffix("\n").split("\n"))  # no line after the last "\n"
+    if unlike:
+        return NotCodeOnly(unlike)
     structure = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
     instructions = [(i["instruction"], i["value"], i["endline"]) for i in structure if i["instruction"] != "COMMENT"]
     froms = [index for index, (name, _, _) in enumerate(instructions) if name == "FROM"]
@@ -139,6 +198,26 @@ def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]]
         if name != "ARG":
             return NotCodeOnly(f"{name} before FROM")
     return tuple(value for _, value, _ in before), instructions[froms[0]][1], after
+
+
+def _continued_unlike_the_builder(lines: list[str]) -> str | None:
+    """Where dockerfile_parse would read a continued instruction (a trailing backslash) otherwise than
+    the builder, which skips blank lines and comments inside one and ends the last at the end of the
+    file, where dockerfile_parse ends it at a blank line and drops one left open. None: nowhere."""
+    continued = False
+    for number, raw in enumerate(lines, 1):
+        line = raw.removesuffix("\r")  # the builder reads "\r\n" as "\n"
+        comment = line.lstrip().startswith("#")
+        if continued and (comment or not line.strip()):
+            return f"line {number}: a blank line or comment inside an instruction continued with a backslash"
+        if comment:
+            continue
+        continued = bool(CONTINUED.search(line))
+        if continued != bool(CONTINUED_FOR_THE_PARSER.search(raw)):
+            return f"line {number}: a backslash followed by whitespace other than spaces and tabs"
+    if continued:
+        return "the last instruction ends in a backslash, continued past the end of the file"
+    return None
 
 
 def classify(text: str, buildargs: dict[str, str], base_config: dict[str, Any] | None = None) -> CodeOnly | NotCodeOnly:
@@ -172,6 +251,8 @@ def _meta(parsed: Parsed, buildargs: dict[str, str]) -> dict[str, str]:
 
 
 def _decide(parsed: Parsed, buildargs: dict[str, str], base_config: dict[str, Any]) -> CodeOnly:
+    if base_config.get("OnBuild"):  # the builder runs them first (and clears them): RUNs, COPYs...
+        raise _Refused("the base image has ONBUILD triggers, which the builder runs")
     meta = _meta(parsed, buildargs)
     base = _from(parsed.from_value, meta)
     state = _State({k: base_config.get(k) for k in CONFIG_KEYS}, buildargs)
@@ -290,17 +371,24 @@ def _do_expose(state: _State, value: str, meta: dict[str, str]) -> None:
 
 def _command(state: _State, value: str) -> list[str]:
     """CMD/ENTRYPOINT: the JSON form as it is, the shell form run by /bin/sh -c (no SHELL is allowed)."""
-    stripped = value.strip()
-    if stripped.startswith("["):
-        try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed):
-            return parsed
+    exec_form = _exec_form(value)
+    if exec_form is not None:
+        return exec_form
     if state.shell:
         raise _Refused("a shell-form CMD or ENTRYPOINT on a base with its own SHELL")
-    return ["/bin/sh", "-c", stripped]
+    return ["/bin/sh", "-c", value.strip()]
+
+
+def _exec_form(value: str) -> list[str] | None:
+    """A CMD/ENTRYPOINT's JSON form (a list of strings), or None: the shell form."""
+    stripped = value.strip()
+    if not stripped.startswith("["):
+        return None
+    try:
+        parsed = json.loads(stripped)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed) else None
 
 
 def _do_cmd(state: _State, value: str, meta: dict[str, str]) -> None:
@@ -320,7 +408,7 @@ def _do_stopsignal(state: _State, value: str, meta: dict[str, str]) -> None:
 
 def _copy(add: bool):
     def handler(state: _State, value: str, meta: dict[str, str]) -> None:
-        words = _copy_words(state, value)
+        words = _copy_words(state, _copy_flags(add, value))
         if any(w.startswith("--") for w in words):
             raise _Refused(f"{'ADD' if add else 'COPY'} with flags ({words[0]}) needs the builder")
         if len(words) < 2:
@@ -331,28 +419,30 @@ def _copy(add: bool):
     return handler
 
 
-def _copy_words(state: _State, value: str) -> list[str]:
+def _copy_flags(add: bool, value: str) -> str:
+    """A COPY/ADD's value without flags (which need the builder) and with no quotes in its shell form."""
     stripped = value.strip()
-    flags = []
-    while stripped.startswith("--"):
-        flag, _, stripped = stripped.partition(" ")
-        flags.append(flag)
-        stripped = stripped.strip()
+    if stripped.startswith("--"):
+        raise _Refused(f"{'ADD' if add else 'COPY'} with flags ({stripped.split()[0]}) needs the builder")
+    if not stripped.startswith("[") and any(quote in stripped for quote in "\"'"):
+        raise _Refused("quotes in a COPY's shell form (the builder does not remove them)")
+    return stripped
+
+
+def _copy_words(state: _State, stripped: str) -> list[str]:
     if stripped.startswith("["):
         try:
             parsed = json.loads(stripped)
         except ValueError:
-            raise _Refused(f"COPY {value!r} is not understood") from None
-        return [*flags, *(state.expand(p) for p in parsed)]
-    if any(quote in stripped for quote in "\"'"):
-        raise _Refused("quotes in a COPY's shell form (the builder does not remove them)")
-    return [*flags, *state.words(stripped)]
+            raise _Refused(f"COPY {stripped!r} is not understood") from None
+        return [state.expand(p) for p in parsed]
+    return state.words(stripped)
 
 
 def _source(source: str, add: bool) -> str:
     if "://" in source or source.startswith("git@"):
         raise _Refused(f"a URL ({source}) needs the builder")
-    if any(c in source for c in "*?[\\"):
+    if any(c in source for c in WILDCARDS):
         raise _Refused(f"a wildcard ({source}) needs the builder")
     normal = posixpath.normpath("/" + source).lstrip("/")
     return normal or "."

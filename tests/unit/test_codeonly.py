@@ -83,11 +83,11 @@ def test_undeclared_build_arguments_are_not_substituted() -> None:
 
 def test_parsing_refuses_what_no_argument_or_base_could_make_code_only_and_decides_nothing_else() -> None:
     assert codeonly.parse("FROM a\nRUN true\n") == NotCodeOnly("RUN needs the builder")
-    parsed = codeonly.parse("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nCOPY *.py /app/\n")
+    parsed = codeonly.parse("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG SOURCES=app.py\nCOPY $SOURCES /app/\n")
     assert isinstance(parsed, Parsed)  # the scheduler's guess: light
     assert codeonly.base_of(parsed, {"BASE_IMAGE": "shop/base:1"}) == "shop/base:1"
     assert isinstance(codeonly.base_of(parsed, {}), NotCodeOnly)  # BASE_IMAGE unset
-    decided = codeonly.decide(parsed, {"BASE_IMAGE": "shop/base:1"}, BASE)
+    decided = codeonly.decide(parsed, {"BASE_IMAGE": "shop/base:1", "SOURCES": "*.py"}, BASE)
     assert isinstance(decided, NotCodeOnly) and "wildcard" in decided.reason  # the assembler's: the builder's job
 
 
