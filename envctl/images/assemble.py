@@ -177,9 +177,9 @@ def made_layers(history: list[dict[str, Any]], chain: list[dict[str, Any]]) -> l
 
 def _made_in_own_history(steps: list[dict[str, Any]], layers: int) -> list[bool]:
     """Whether each of an image's `steps` made one of its `layers`: those with a size did; of those of
-    size 0, as many as layers are missing, steps that may make a layer first (a RUN, a WORKDIR), the
-    earliest first. Exact unless two such steps share fewer layers: a guess, which `exact_config`'s
-    hash check catches."""
+    size 0, as many as there are layers left, steps that may make one (a RUN, a WORKDIR) before those
+    that never do, the earliest first. Exact unless more steps may have made the layers left than
+    there are: then a guess, which `exact_config`'s hash check catches."""
     made = [bool(step.get("Size")) for step in steps]
     empty = [index for index, step in enumerate(steps) if not made[index]]
     candidates = sorted(empty, key=lambda index: _metadata_only(steps[index]))  # stable: the earliest first
