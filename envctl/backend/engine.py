@@ -412,37 +412,48 @@ class Engine:
     def path_kind(self, container_id: str, path: str, what: str = "the container") -> str | None:
         """"dir", "file", "link" or None (missing) at `path` in a container, created or running:
         the engine looks, nothing runs inside."""
-        api = self.api
-        with _translated():
-            response = api.head(api._url("/containers/{0}/archive", container_id), params={"path": path})
-        if response.status_code == 404:
+        response = self._path_archive("head", container_id, path, what)
+        if response is None:
             return None
-        if response.status_code >= 400:
-            raise EnvctlError(f"the engine could not look at {path} in {what}: HTTP {response.status_code}")
         mode = json.loads(base64.b64decode(response.headers["X-Docker-Container-Path-Stat"]))["mode"]
         return "link" if mode & (1 << 27) else "dir" if mode & (1 << 31) else "file"  # Go's os.FileMode bits
 
     def path_header(self, container_id: str, path: str, what: str = "the container") -> tarfile.TarInfo | None:
         """`path`'s tar header in a container (mode, owner, modification time; None: missing): the first
         entry of the engine's archive of it, the rest left unread."""
-        api = self.api
-        with _translated():
-            response = api.get(api._url("/containers/{0}/archive", container_id), params={"path": path}, stream=True)
+        response = self._path_archive("get", container_id, path, what, stream=True)
+        if response is None:
+            return None
         try:
-            if response.status_code == 404:
-                return None
-            if response.status_code >= 400:
-                raise EnvctlError(f"the engine could not read {path} in {what}: HTTP {response.status_code}")
             head = b""
             with _translated():
                 for chunk in response.iter_content(8192):
                     head += chunk
                     if len(head) >= 16384:  # the first entry's headers, extended ones too
                         break
-            with tarfile.open(fileobj=io.BytesIO(head), mode="r|") as tar:
-                return tar.next()
         finally:
             response.close()
+        try:
+            with tarfile.open(fileobj=io.BytesIO(head), mode="r|") as tar:
+                return tar.next()
+        except (tarfile.TarError, EOFError) as exc:
+            raise EnvctlError(f"the engine's archive of {path} in {what} could not be read ({exc})",
+                              fix="check that the engine answers ('docker info') and try again") from None
+
+    def _path_archive(self, method: str, container_id: str, path: str, what: str,
+                      **kwargs: Any) -> requests.Response | None:
+        """The engine's answer to a HEAD or GET of `path`'s archive in a container; None: no such path."""
+        api = self.api
+        with _translated():
+            response = getattr(api, method)(api._url("/containers/{0}/archive", container_id),
+                                            params={"path": path}, **kwargs)
+        if response.status_code == 404:
+            response.close()
+            return None
+        if response.status_code >= 400:
+            response.close()
+            raise EnvctlError(f"the engine could not look at {path} in {what}: HTTP {response.status_code}")
+        return response
 
     def build(
         self,

@@ -216,3 +216,35 @@ def test_a_dockerfile_ending_in_run_gets_a_config_only_image_removed_with_its_pr
     assert dangling(engine) == before
     engine.remove_image(ref)
     assert engine.image_id(prefix["Id"]) is None and dangling(engine) == before  # the prefix went with it
+
+
+WORKDIR_DOCKERFILE = """\
+# The common shape: WORKDIR makes a directory (a layer of size 0), the requirements, their install, the code.
+ARG BASE_IMAGE
+FROM ${BASE_IMAGE}
+WORKDIR /app
+COPY requirements.txt .
+RUN mkdir -p /app/site && echo "{token}" > /app/site/installed
+COPY . .
+"""
+
+
+def test_workdir_copy_run_copy_is_assembled_on_its_prefix_and_equals_the_builders_image(
+        engine: Engine, stack_dir: Path, made: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    context = stack_dir / "workdir"
+    (context / "src").mkdir(parents=True)
+    (context / "Dockerfile").write_text(WORKDIR_DOCKERFILE.replace("{token}", os.urandom(6).hex()))
+    (context / "requirements.txt").write_text("flask==3.0.0\n")
+    (context / "src" / "app.py").write_text("print('app')\n")
+    add_services(stack_dir, "  workdir:\n    build: {context: workdir}\n    base: os\n")
+    ref, _ = build_service(engine, stack_dir, monkeypatch, "workdir", assemble=True)  # not the builder's fallback
+    made.append(ref)
+    prefix = engine.inspect_image(ref)["Parent"]
+    assert prefix and "/app/site/installed" in engine.image_history(prefix)[-1]["CreatedBy"]
+    assert 0 in [step["Size"] for step in engine.image_history(prefix)[-3:]]  # WORKDIR's layer, of size 0
+    assembled = keep_as(engine, ref, "assembled", made)
+    built_ref, _ = build_service(engine, stack_dir, monkeypatch, "workdir", assemble=False)
+    assert built_ref == ref
+    assert "/app:app/src/app.py" in files(engine, assembled, ("/app",))
+    assert files(engine, assembled, ("/app",)) == files(engine, ref, ("/app",))
+    assert config(engine, assembled) == config(engine, ref)

@@ -162,7 +162,7 @@ def test_the_image_config_is_the_bases_with_the_changes_and_envctls_labels_last(
     plan = code_only("FROM a\nLABEL envctl.kind=mine team=x\nENTRYPOINT [\"python3\"]\n", base=base["Config"])
     history = [{"Created": -62135596800, "CreatedBy": "import", "Size": 10}, {"Created": 5, "CreatedBy": "ENV", "Size": 0}]
     config = assemble.image_config(base, plan.config, {"envctl.kind": "service"}, "sha256:2", 1_700_000_000,
-                                   assemble.repeated_history(history), "Dockerfile")
+                                   assemble.repeated_history(history, [True, False]), "Dockerfile")
     assert config["rootfs"]["diff_ids"] == ["sha256:1", "sha256:2"]
     assert config["config"]["Labels"] == {"envctl.kind": "service", "keep": "me", "team": "x"}
     assert "Cmd" not in config["config"] and config["config"]["Entrypoint"] == ["python3"]
