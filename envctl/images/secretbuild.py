@@ -59,7 +59,9 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pending: list[str] = []
     start = 0
-    for number, raw in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" alone, as the builder counts them (splitlines() would also cut at \x0c, \u2028...).
+    for number, raw in enumerate(text.split("\n"), 1):
+        raw = raw.removesuffix("\r")
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue  # also inside a continued instruction: Docker skips empty lines and comments there

@@ -66,3 +66,11 @@ def test_empty_lines_inside_a_continued_instruction_are_skipped_as_docker_does()
     assert result.head == ["FROM x"]
     [(step, after)] = result.parts
     assert step.command == "make install" and after == []
+
+
+def test_only_newline_ends_a_line_as_the_builder_reads_it():
+    # A form feed inside a RUN is part of its command for the builder, not a line end.
+    text = "FROM x\nRUN --mount=type=secret,id=tok cat /run/secrets/tok\nRUN printf 'a\x0cRUN b'\r\nENV A=1\n"
+    result = plan(text, DOCKERFILE)
+    step, after = result.parts[0]
+    assert after == ["RUN printf 'a\x0cRUN b'", "ENV A=1"]
