@@ -181,10 +181,20 @@ class ContainerState:
     node: str | None = None
     address: str | None = None
     detail: str | None = None
+    # Created with a healthcheck (its own or its image's): the engine's State.Health may not show yet.
+    has_healthcheck: bool = False
 
     @property
     def running(self) -> bool:
         return self.status == "running"
+
+
+def created_with_healthcheck(config: dict[str, Any]) -> bool:
+    """Whether a container's inspected `Config` (the image's HEALTHCHECK merged in at creation) has a
+    healthcheck the engine runs: a CMD or CMD-SHELL test, not NONE. Known from the first instant, unlike
+    State.Health, which the engine adds once it starts monitoring."""
+    test = (config.get("Healthcheck") or {}).get("Test") or []
+    return bool(test) and test[0] in ("CMD", "CMD-SHELL")
 
 
 class Engine:
@@ -750,6 +760,7 @@ class Engine:
             exit_code=state.get("ExitCode") if state["Status"] in ("exited", "dead") else None,
             oom_killed=bool(state.get("OOMKilled")), health=(state.get("Health") or {}).get("Status"),
             ports=ports, image_id=info["Image"], labels=labels, address=self.address,
+            has_healthcheck=created_with_healthcheck(info["Config"]),
         )
 
     def inspect_container(self, container_id: str) -> dict[str, Any]:

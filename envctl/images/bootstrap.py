@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -23,7 +24,7 @@ from typing import IO
 from envctl.backend import engine as labels
 from envctl.images import package_cache, platforms, registry
 from envctl.backend.engine import Engine
-from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, RegistryError
+from envctl.errors import BootstrapToolMissing, BuildFailed, Cancelled, EnvctlError, RegistryError
 from envctl.topology import Bootstrap
 
 TOOL_ENV = "ENVCTL_BOOTSTRAP_IMAGE"  # a Debian image to make the tool image from (skips the search)
@@ -100,15 +101,7 @@ def _on_host(spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: 
         command = [shutil.which("mmdebstrap") or "mmdebstrap", *hooks, *mmdebstrap_arguments(spec, platform, str(tarball))]
         if session is not None:
             log.write(f"envctl: {len(session.reused)} packages from the package cache {session.cache.root}\n")
-        work = work_directory()
-        if work is not None:
-            log.write(f"envctl: making the root filesystem under {work}\n")
-        log.flush()
-        returncode = run_cancellable(command, log, cancel, {**os.environ, "TMPDIR": work} if work else None)
-        if returncode is None:
-            raise Cancelled(f"bootstrapping {what} was cancelled")
-        log.flush()
-        log_lines = Path(log.name).read_text(errors="replace").strip().splitlines()
+        returncode, work, log_lines = _run_where_there_is_room(command, log, cancel, what, warn)
         if returncode != 0:
             raise BuildFailed(f"bootstrapping {what} failed{_out_of_memory_room(work, log_lines)}; the last lines:\n"
                               + "\n".join("    " + line for line in log_lines[-12:]))
@@ -119,6 +112,38 @@ def _on_host(spec: Bootstrap, platform: str, tarball: Path, log: IO[str], what: 
         log.write(f"envctl: {len(session.published)} packages added to the package cache\n")
 
 
+def _run_where_there_is_room(command: list[str], log: IO[str], cancel: threading.Event, what: str,
+                             warn: package_cache.Warn) -> tuple[int, str | None, list[str]]:
+    """Run mmdebstrap in its work directory; where envctl chose /dev/shm and it filled up (other bootstraps,
+    or a big base), once more on disk. Returns the exit code, the directory of the last run, the log."""
+    work = work_directory()
+    returncode = _run_mmdebstrap(command, work, log, cancel, what)
+    log_lines = _log_lines(log)
+    if returncode != 0 and work == str(IN_MEMORY) and not _chosen_work() and _out_of_room(log_lines):
+        warn(f"{IN_MEMORY} ran out of room bootstrapping {what}: bootstrapping it again on disk")
+        log.write(f"envctl: {IN_MEMORY} ran out of room; bootstrapping again in the default temporary directory\n")
+        work = None
+        returncode = _run_mmdebstrap(command, work, log, cancel, what)
+        log_lines = _log_lines(log)
+    return returncode, work, log_lines
+
+
+def _run_mmdebstrap(command: list[str], work: str | None, log: IO[str], cancel: threading.Event, what: str) -> int:
+    """mmdebstrap's exit code, run with TMPDIR `work` (None: its default); a cancelled run raises."""
+    if work is not None:
+        log.write(f"envctl: making the root filesystem under {work}\n")
+    log.flush()
+    returncode = run_cancellable(command, log, cancel, {**os.environ, "TMPDIR": work} if work else None)
+    if returncode is None:
+        raise Cancelled(f"bootstrapping {what} was cancelled")
+    return returncode
+
+
+def _log_lines(log: IO[str]) -> list[str]:
+    log.flush()
+    return Path(log.name).read_text(errors="replace").strip().splitlines()
+
+
 def work_directory(environ: Mapping[str, str] = os.environ) -> str | None:
     """mmdebstrap's TMPDIR: $ENVCTL_BOOTSTRAP_TMPDIR, else /dev/shm where it has room, else None (its default).
 
@@ -126,9 +151,9 @@ def work_directory(environ: Mapping[str, str] = os.environ) -> str | None:
     its binaries and opens its /dev/null) and both it and the machine's memory have
     ROOM_NEEDED to spare: a tmpfs holds its files in memory.
     """
-    chosen = environ.get(WORK_ENV, "").strip()
+    chosen = _chosen_work(environ)
     if chosen:
-        return chosen
+        return _checked_work(chosen)
     try:
         room = os.statvfs(IN_MEMORY)
     except OSError:
@@ -139,9 +164,42 @@ def work_directory(environ: Mapping[str, str] = os.environ) -> str | None:
     return None
 
 
+def _chosen_work(environ: Mapping[str, str] = os.environ) -> str:
+    return environ.get(WORK_ENV, "").strip()
+
+
+def _checked_work(chosen: str) -> str:
+    """$ENVCTL_BOOTSTRAP_TMPDIR as an absolute path, if mmdebstrap can work there: a directory it can
+    write that apt's `_apt` user can reach too (apt drops to it to download; in unshare mode it is a
+    subordinate id), which takes other-execute on the directory and on every parent."""
+    path = Path(chosen).absolute()
+    place = f"${WORK_ENV} is {chosen}"
+    elsewhere = "or unset it, or set it to a directory under /tmp"
+    if not path.is_dir():
+        problem = "it does not exist" if not path.exists() else "it is not a directory"
+        raise EnvctlError(f"{place}: {problem}", fix=f"create it (mkdir -p {path}), {elsewhere}")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise EnvctlError(f"{place}: envctl cannot write there", fix=f"make it writable for this user, {elsewhere}")
+    closed = [str(p) for p in _untraversable(path.resolve())]
+    if closed:
+        raise EnvctlError(f"{place}: apt's _apt user, which mmdebstrap's apt downloads as, cannot reach it "
+                          f"({', '.join(closed)} not searchable by others)",
+                          fix=f"chmod o+x {' '.join(closed)}, {elsewhere}")
+    return str(path)
+
+
+def _untraversable(path: Path) -> list[Path]:
+    """`path` and its parents that others may not search (no other-execute), outermost first."""
+    return [p for p in reversed([path, *path.parents]) if not os.stat(p).st_mode & stat.S_IXOTH]
+
+
+def _out_of_room(log_lines: list[str]) -> bool:
+    return any("No space left on device" in line or "ENOSPC" in line for line in log_lines)
+
+
 def _out_of_memory_room(work: str | None, log_lines: list[str]) -> str:
     """What to do when the tmpfs filled up under the bootstrap (other bootstraps, or a big base)."""
-    if work == str(IN_MEMORY) and any("No space left on device" in line for line in log_lines):
+    if work == str(IN_MEMORY) and _out_of_room(log_lines):
         return f" ({IN_MEMORY} ran out of room: set {WORK_ENV}=/var/tmp to bootstrap on disk)"
     return ""
 

@@ -84,8 +84,8 @@ def wait_ready(engine: Backend, topology: Topology, run: str, service: Service, 
     try:
         own_test = declared = None
         if service.probe is None:
-            alive()  # its state says whether it has a healthcheck at all: no inspect for one without
-            if current["state"].health is not None:
+            alive()  # its state says whether it was created with a healthcheck: no inspect for one without
+            if current["state"].has_healthcheck or current["state"].health is not None:
                 own_test = healthcheck.test
                 declared = _declared_test(engine, service, container_id, own_test)
         report(Event(service.name, "wait", _describe_readiness(service, own_test, declared)))
@@ -140,15 +140,25 @@ def readiness_check(engine: Backend, service: Service, container_id: str, curren
         current["seen"] = container
         if container is None:
             return ProbeResult(False, "no container")
-        if container.health is not None:
-            # Only while the engine has no verdict: its "unhealthy" (retries spent) stands.
-            if container.health == "starting" and container.running and healthcheck.test is not None:
+        health = _health(container)
+        if health is not None:
+            # Only while the engine has no verdict: its "unhealthy" (retries spent) stands. Never an exec
+            # but of envctl's own test (none when switched off, on Swarm, or with a NONE test).
+            if health == "starting" and container.running and healthcheck.test is not None:
                 return healthcheck()
-            return ProbeResult(container.health == "healthy", f"healthcheck: {container.health}")
+            return ProbeResult(health == "healthy", f"healthcheck: {health}")
         if container.status == "exited" and container.exit_code == 0:
             return ProbeResult(True, "completed")
         return ProbeResult(container.running, f"container {container.status}")
     return engine_state
+
+
+def _health(container: ContainerState) -> str | None:
+    """The engine's health verdict; "starting" for a running container created with a healthcheck whose
+    State.Health the engine does not show yet (the first instant after start)."""
+    if container.health is None and container.has_healthcheck and container.running:
+        return "starting"
+    return container.health
 
 
 def _declared_test(engine: Backend, service: Service, container_id: str,

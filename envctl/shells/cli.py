@@ -1,9 +1,6 @@
 """The `envctl` command: argument parsing and presentation over the library API."""
 from __future__ import annotations
 
-import gc
-
-gc.disable()  # while the imports below load (see the gc.freeze() after them)
 import dataclasses
 import functools
 import json
@@ -28,11 +25,6 @@ from envctl.shells import ci as ci_api
 from envctl.shells.presentation import progress_for, table
 from envctl.topology import secrets  # the output streams' masking
 
-# The imports make some hundred thousand objects that live as long as the process. The cyclic
-# collector need not walk them while they load (dozens of passes), in each full pass after, or
-# at exit: frozen, they are left out. Some 45 ms of every command (measured on a warm `up`).
-gc.freeze()
-gc.enable()
 
 def _console(stderr: bool = False) -> Console:
     console = Console(stderr=stderr, highlight=False)

@@ -27,9 +27,20 @@ def test_bind_to_takes_a_process_id(pid, tmp_path):
     assert "--bind-to" in result.output
 
 
-def test_the_cli_s_imports_leave_the_cyclic_collector_on() -> None:
-    import gc
+def collector_after(code: str) -> str:
+    """What a fresh interpreter says of its cyclic collector (on, frozen objects) after `code`."""
+    import subprocess
+    import sys
+    said = subprocess.run([sys.executable, "-c", f"import gc\n{code}\nprint(gc.isenabled(), gc.get_freeze_count() > 0)"],
+                          capture_output=True, text=True, check=True)
+    return said.stdout.strip()
 
-    import envctl.shells.cli  # noqa: F401 - it turns the collector off while its imports load
 
-    assert gc.isenabled()
+def test_importing_the_cli_leaves_the_cyclic_collector_as_it_was() -> None:
+    assert collector_after("import envctl.shells.cli") == "True False"
+
+
+def test_the_entry_point_loads_the_cli_without_the_collector_and_freezes_what_it_loaded() -> None:
+    code = ("import sys, envctl.__main__ as entry\nsys.argv = ['envctl', '--version']\n"
+            "try:\n    entry.run()\nexcept SystemExit:\n    pass")
+    assert collector_after(code).endswith("True True")  # after the version it printed

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from envctl.backend.engine import ContainerState
+from envctl.backend.engine import ContainerState, created_with_healthcheck
 from envctl.backend.swarm import SwarmBackend
 from envctl.errors import EngineUnavailable, EnvctlError
 from envctl.runtime.healthchecks import EAGER_HEALTHCHECKS, HealthTest, OwnHealthcheck, eager_healthchecks, health_test
@@ -45,16 +45,21 @@ def test_timeout_and_interval_are_the_check_s_or_the_engine_s_defaults() -> None
 
 
 class Container:
-    """A backend with one container: its state and healthcheck as given; execs recorded and answered."""
+    """A backend with one container: its state and healthcheck as given; execs recorded and answered.
+
+    `health` may be a list: the engine's State.Health status at each look, the last repeated."""
 
     execs_healthchecks = True
 
-    def __init__(self, health: str | None, test: list[str] | None = None, answer=(0, b"")) -> None:
-        self.health, self.test, self.answer = health, test, answer
+    def __init__(self, health: str | None | list[str | None], test: list[str] | None = None, answer=(0, b"")) -> None:
+        self.healths = health if isinstance(health, list) else [health]
+        self.test, self.answer = test, answer
         self.ran: list[tuple] = []
 
     def container_state(self, container_id: str) -> ContainerState:
-        return ContainerState(container_id, "c", "svc", "run", "running", None, False, self.health, {}, "image", {})
+        health = self.healths.pop(0) if len(self.healths) > 1 else self.healths[0]
+        return ContainerState(container_id, "c", "svc", "run", "running", None, False, health, {}, "image", {},
+                              has_healthcheck=created_with_healthcheck({"Healthcheck": {"Test": self.test}}))
 
     def inspect_container(self, container_id: str) -> dict:
         return {"Config": {"Healthcheck": {"Test": self.test} if self.test else None, "User": "postgres"}}
@@ -220,3 +225,48 @@ def test_with_a_healthcheck_its_test_is_inspected_once_and_run() -> None:
     assert detail.startswith("healthcheck passed, run by envctl")
     assert said[0].startswith("healthcheck, run by envctl at once")
     assert (backend.states, backend.inspects) == (1, 1) and len(backend.ran) == 1
+
+
+def test_a_healthcheck_is_known_from_what_the_container_was_created_with() -> None:
+    assert created_with_healthcheck({"Healthcheck": {"Test": ["CMD-SHELL", "pg_isready"]}})
+    assert created_with_healthcheck({"Healthcheck": {"Test": ["CMD", "true"]}})
+    for config in ({}, {"Healthcheck": None}, {"Healthcheck": {"Test": ["NONE"]}}, {"Healthcheck": {"Test": []}}):
+        assert not created_with_healthcheck(config)
+
+
+def test_the_engine_s_state_carries_the_healthcheck_before_state_health_shows() -> None:
+    from envctl.backend.engine import Engine
+
+    class API:
+        def inspect_container(self, container_id: str) -> dict:
+            return {"Id": container_id, "Name": "/c", "Image": "sha256:1", "State": {"Status": "running"},
+                    "Config": {"Labels": {}, "Healthcheck": {"Test": ["CMD", "true"]}},
+                    "NetworkSettings": {"Ports": {}}}
+
+    class Client:
+        api = API()
+
+    state = Engine(Client()).container_state("c1")  # type: ignore[arg-type]
+    assert state is not None and state.health is None and state.has_healthcheck
+
+
+def test_a_healthcheck_the_engine_does_not_show_yet_is_waited_for_not_taken_for_running() -> None:
+    # The first look: State.Health absent for a moment; the container was created with a healthcheck.
+    backend = Counting([None, "starting"], ["CMD", "true"])
+    detail, said = wait(backend)
+    assert detail.startswith("healthcheck passed, run by envctl")
+    assert said[0].startswith("healthcheck, run by envctl at once")
+
+
+@pytest.mark.parametrize("health", [None, "starting", "healthy", "unhealthy"])
+@pytest.mark.parametrize("why_not_own", ["switched off", "swarm", "NONE"])
+def test_the_engine_s_state_never_execs_without_a_test_of_envctl_s_own(
+        monkeypatch: pytest.MonkeyPatch, health: str | None, why_not_own: str) -> None:
+    backend = Container(health, ["NONE"] if why_not_own == "NONE" else ["CMD", "true"])
+    if why_not_own == "switched off":
+        monkeypatch.setenv(EAGER_HEALTHCHECKS, "0")
+    if why_not_own == "swarm":
+        backend.execs_healthchecks = False
+    for _ in range(3):
+        check(backend)()
+    assert backend.ran == []
