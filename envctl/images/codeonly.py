@@ -26,12 +26,28 @@ from typing import Any
 from dockerfile_parse import DockerfileParser
 from dockerfile_parse.util import WordSplitter
 
+from envctl.images.buildcontext import GENERATED_DOCKERFILE
+
 # The parts of an image's config a code-only Dockerfile may change (the builder's names).
 CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Labels", "StopSignal")
 ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")  # ADD would unpack these
 WILDCARDS = "*?[\\"  # Go's filepath.Match; its `*` matches dotfiles too
 CONTINUED = re.compile(r"\\[ \t]*$")  # the builder's line continuation: a backslash, then spaces or tabs
 CONTINUED_FOR_THE_PARSER = re.compile(r"\\\s*$")  # dockerfile_parse's: then any whitespace
+# Two backslashes at a line's end: a continuation for dockerfile_parse and older builders, not for newer ones.
+ESCAPED_BACKSLASH = re.compile(r"\\\\[ \t]*$")
+DIRECTIVE = re.compile(r"#\s*(escape|syntax|check)\s*=", re.IGNORECASE)  # after leading whitespace
+MAX_LINE = 65534  # bytes: the builder's line scanner fails on a longer line (with its "\n", over 64 KiB)
+# Whitespace to Python (str.split, strip, dockerfile_parse's \s) the builder reads otherwise, or not as whitespace.
+ODD_WHITESPACE = re.compile(r"[^\S \t\n]")
+# A variable as the builder and dockerfile_parse both read it: $NAME or ${NAME}, NAME plain ASCII.
+VARIABLE = re.compile(r"\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*(?!\w))")
+SURROGATE = re.compile("[\ud800-\udfff]")
+PORT = re.compile(r"[1-9][0-9]{0,4}")
+# STOPSIGNAL values the builder accepts on Linux (it checks them); others are left to it.
+SIGNALS = {"HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
+           "ALRM", "TERM", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM",
+           "PROF", "WINCH", "IO", "PWR", "SYS"}
 
 
 @dataclass(frozen=True)
@@ -110,8 +126,8 @@ def split(text: str) -> Split | NotCodeOnly:
     if any("$" in value for _, value in args):  # its default may read an ENV the prefix set before it
         return NotCodeOnly("an ARG before the last RUN (or other builder step) has a default with a variable")
     if any(name in ("COPY", "ADD") and _may_copy_the_root(value) for name, value, _ in after[:cuts[-1]]):
-        return NotCodeOnly("a COPY of the context's top before the last RUN (it would copy a different "
-                           "generated Dockerfile)")
+        return NotCodeOnly(f"a COPY of the context's top or of {GENERATED_DOCKERFILE} before the last RUN (it "
+                           "would copy a different generated Dockerfile)")
     tail = tuple(args) + tuple((name, value) for name, value, _ in after[cuts[-1] + 1:])
     refused = _refused_on_the_prefix([name for name, _, _ in after[:cuts[-1] + 1]], tail) or \
         _refused_whatever_the_base(before, from_value, tail)
@@ -122,14 +138,22 @@ def split(text: str) -> Split | NotCodeOnly:
     return Split(prefix, Parsed(before, from_value, tail))
 
 
-def _refused_on_the_prefix(prefix: list[str], tail: tuple[tuple[str, str], ...]) -> NotCodeOnly | None:
-    """Why the tail cannot go on the image the builder makes of the prefix (the instructions `prefix`
-    names), whatever the base: what the prefix's image would carry that `decide` then refuses."""
-    if "ONBUILD" in prefix:
+def _refused_on_the_prefix(prefix_names: list[str], tail: tuple[tuple[str, str], ...]) -> NotCodeOnly | None:
+    """Why the tail cannot go on the image the builder makes of the prefix (whose instructions are
+    `prefix_names`), whatever the base: what the prefix's image carries that `decide` would not see."""
+    if "ONBUILD" in prefix_names:
         return NotCodeOnly("an ONBUILD before the last RUN: its image carries the trigger, which the "
                            "assembler leaves to the builder")
-    if "SHELL" in prefix and any(name in ("CMD", "ENTRYPOINT") and _exec_form(value) is None
-                                 for name, value in tail):
+    if "MAINTAINER" in prefix_names:  # the image's Author, which the assembler does not carry
+        return NotCodeOnly("a MAINTAINER (the image's author is the builder's to set)")
+    tail_names = [name for name, _ in tail]
+    if "CMD" in prefix_names and "ENTRYPOINT" in tail_names:  # the builder keeps a CMD set anywhere in the stage
+        return NotCodeOnly("an ENTRYPOINT after the last RUN with a CMD before it (the builder keeps that CMD)")
+    try:  # a CMD or ENTRYPOINT's JSON form the builder reads otherwise: refused before the prefix is built
+        shell_form = any(name in ("CMD", "ENTRYPOINT") and _exec_form(value) is None for name, value in tail)
+    except _Refused as exc:
+        return NotCodeOnly(str(exc))
+    if "SHELL" in prefix_names and shell_form:
         return NotCodeOnly("a shell-form CMD or ENTRYPOINT after a SHELL (the builder runs it with that shell)")
     return None
 
@@ -145,12 +169,16 @@ def _refused_whatever_the_base(before: tuple[str, ...], from_value: str,
             raise _Refused("FROM with flags")
         if "$" not in from_value:
             _from(from_value, {})
+        for value in (from_value, *before):
+            _expandable(value)
         for value in before:
             if "$" not in value:
                 _arg(value, {}, {})
         for name, value in instructions:
             if name in ("COPY", "ADD"):
                 _copy_flags(name == "ADD", value)
+            if name not in ("CMD", "ENTRYPOINT") and not value.strip().startswith("["):
+                _expandable(value)  # with a variable: its handler runs only once `decide` knows its value
             if "$" not in value:
                 _HANDLERS[name](state, value, {})
     except _Refused as exc:
@@ -159,36 +187,41 @@ def _refused_whatever_the_base(before: tuple[str, ...], from_value: str,
 
 
 def _may_copy_the_root(value: str) -> bool:
-    """Whether a COPY/ADD's sources may take the context's top-level files (the generated Dockerfile)."""
-    words = [w for w in value.split() if not w.startswith("--")]
-    if value.strip().startswith("[") or any(w.startswith("[") for w in words):
+    """Whether a COPY/ADD's sources may take the context's top-level files or the generated Dockerfile."""
+    words = value.split()
+    while words and words[0].startswith("--"):  # flags come first
+        words = words[1:]
+    if words and words[0].startswith("["):  # the JSON form, after the flags
         try:
-            words = json.loads(value[value.index("["):])
-        except ValueError:
+            words = _json_array(value[value.index(words[0]):], "COPY")
+        except _Refused:
+            return True
+        if words is None:
             return True
     return any(_names_the_root(w) for w in words[:-1])
 
 
 def _names_the_root(source: str) -> bool:
-    """Whether a COPY source is the context's top, or a pattern that may match its top-level files:
-    cleaned as the builder cleans it first ("./*", "//*", "a/../*" and "*/." are "*")."""
+    """Whether a COPY source is the context's top, a pattern that may match its top-level files (cleaned
+    as the builder cleans it first: "./*", "//*", "a/../*" and "*/." are "*"), or the generated Dockerfile."""
     if "$" in source:
         return True
     normal = "/" + posixpath.normpath("/" + source).lstrip("/")
-    return normal == "/" or (posixpath.dirname(normal) == "/" and any(c in normal for c in WILDCARDS))
+    return normal in ("/", "/" + GENERATED_DOCKERFILE) or (
+        posixpath.dirname(normal) == "/" and any(c in normal for c in WILDCARDS))
 
 
 def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]] | NotCodeOnly:
     """The one stage of `text`: the ARG values before FROM, FROM's value and each instruction after it
     (name, value, last line), comments left out; or why it is not one plain stage."""
-    lines = text.split("\n")
-    if any(line.lstrip("# ").lower().startswith(("escape", "syntax")) for line in lines[:5]
-           if line.startswith("#")):
-        return NotCodeOnly("a parser directive (# escape= or # syntax=)")
-    unlike = _continued_unlike_the_builder(text.removesuffix("\n").split("\n"))  # no line after the last "\n"
+    lines = text.removesuffix("\n").split("\n")  # no line after the last "\n"
+    unlike = _read_unlike_the_builder(lines) or _continued_unlike_the_builder(lines)
     if unlike:
         return NotCodeOnly(unlike)
     structure = DockerfileParser(fileobj=io.BytesIO(text.encode())).structure
+    unlike = _odd_whitespace(lines, structure)
+    if unlike:
+        return NotCodeOnly(unlike)
     instructions = [(i["instruction"], i["value"], i["endline"]) for i in structure if i["instruction"] != "COMMENT"]
     froms = [index for index, (name, _, _) in enumerate(instructions) if name == "FROM"]
     if len(froms) != 1:
@@ -198,6 +231,32 @@ def _stage(text: str) -> tuple[tuple[str, ...], str, list[tuple[str, str, int]]]
         if name != "ARG":
             return NotCodeOnly(f"{name} before FROM")
     return tuple(value for _, value, _ in before), instructions[froms[0]][1], after
+
+
+def _read_unlike_the_builder(lines: list[str]) -> str | None:
+    """Where the builder may read `lines` otherwise than dockerfile_parse, whatever the instruction: a parser
+    directive (anywhere: harmless), a byte-order mark or a byte that is not UTF-8 (read as U+FFFD), a line the
+    builder finds too long. None: nowhere."""
+    for number, line in enumerate(lines, 1):
+        if DIRECTIVE.match(line.lstrip()):
+            return f"line {number}: a parser directive (# escape=, # syntax= or # check=)"
+        if "\ufeff" in line or "\ufffd" in line:
+            return f"line {number}: a byte-order mark, or bytes that are not UTF-8"
+        if len(line.encode()) > MAX_LINE:
+            return f"line {number}: longer than the builder reads ({MAX_LINE} bytes)"
+    return None
+
+
+def _odd_whitespace(lines: list[str], structure: list[dict[str, Any]]) -> str | None:
+    """Where whitespace other than spaces and tabs (a form feed, \\x1c, a no-break space, a "\\r" before the
+    line's end...) is in a line envctl reads, which Python splits and strips otherwise than the builder. Only the
+    lines of an instruction the builder does (RUN...) may have it: they go to the builder as they are."""
+    builders = {number for i in structure if i["instruction"] not in (*_HANDLERS, "FROM", "COMMENT")
+                for number in range(i["startline"], i["endline"] + 1)}
+    for number, line in enumerate(lines):
+        if number not in builders and ODD_WHITESPACE.search(line.removesuffix("\r")):
+            return f"line {number + 1}: whitespace other than spaces and tabs"
+    return None
 
 
 def _continued_unlike_the_builder(lines: list[str]) -> str | None:
@@ -212,6 +271,8 @@ def _continued_unlike_the_builder(lines: list[str]) -> str | None:
             return f"line {number}: a blank line or comment inside an instruction continued with a backslash"
         if comment:
             continue
+        if ESCAPED_BACKSLASH.search(line):  # builders differ: `\\` escapes the backslash in newer ones
+            return f"line {number}: two backslashes at the end of a line"
         continued = bool(CONTINUED.search(line))
         if continued != bool(CONTINUED_FOR_THE_PARSER.search(raw)):
             return f"line {number}: a backslash followed by whitespace other than spaces and tabs"
@@ -278,28 +339,40 @@ class _State:
         return {**self.args, **env}
 
     def words(self, value: str) -> list[str]:
-        return list(WordSplitter(value, args=self.variables()).split())
+        return list(WordSplitter(_expandable(value), args=self.variables()).split())
 
     def expand(self, value: str) -> str:
-        return WordSplitter(value, args=self.variables()).dequote()
+        return WordSplitter(_expandable(value), args=self.variables()).dequote()
+
+
+def _expandable(value: str) -> str:
+    """`value`, when dockerfile_parse expands it as the builder does: no backslash (escapes differ), each
+    `$` a plain $NAME or ${NAME} (no ${NAME:-default}, no lone `$`)."""
+    if "\\" in value:
+        raise _Refused(f"a backslash in {value!r} (the builder's escapes differ)")
+    if "$" in VARIABLE.sub("", value):
+        raise _Refused(f"a `$` other than $NAME or ${{NAME}} in {value!r} (the builder's expansion differs)")
+    return value
 
 
 def _from(value: str, meta: dict[str, str]) -> str:
-    words = list(WordSplitter(value, args=meta).split())
+    words = list(WordSplitter(_expandable(value), args=meta).split())
     if any(w.startswith("--") for w in words):
         raise _Refused("FROM with flags")
     if len(words) not in (1, 3) or (len(words) == 3 and words[1].lower() != "as"):
         raise _Refused(f"FROM {value!r} is not understood")
     if not words[0] or words[0] == "scratch" or "$" in words[0]:
         raise _Refused("FROM scratch, or an unset build argument")
+    if any(c.isspace() for c in words[0]):
+        raise _Refused(f"FROM {value!r}: an image name with whitespace")
     return words[0]
 
 
 def _arg(value: str, buildargs: dict[str, str], variables: dict[str, str]) -> dict[str, str]:
     name, has_default, default = value.partition("=")
     name = name.strip()
-    if " " in name or not name:
-        raise _Refused(f"ARG {value!r} is not understood")
+    if " " in name or not name or len(list(WordSplitter(_expandable(value)).split())) != 1:
+        raise _Refused(f"ARG {value!r} is not understood (one ARG a line)")
     if name in buildargs:
         return {name: buildargs[name]}
     if has_default:
@@ -318,7 +391,11 @@ def _do_arg(state: _State, value: str, meta: dict[str, str]) -> None:
 def _pairs(state: _State, value: str, what: str) -> list[tuple[str, str]]:
     """`K=V K2="V 2"` (or the old `K V` form) as the builder reads ENV and LABEL."""
     words = state.words(value)
-    if words and "=" not in words[0]:
+    if not words:
+        raise _Refused(f"{what} without a value (the builder's error)")
+    if any("$" in word.partition("=")[0] for word in WordSplitter(value).split(dequote=False)):
+        raise _Refused(f"{what} {value!r}: a variable in a name (the builder splits at '=' first)")
+    if "=" not in words[0]:
         if len(words) < 2:
             raise _Refused(f"{what} {value!r} is not understood")
         rest = value.strip().split(None, 1)[1]
@@ -349,6 +426,8 @@ def _do_label(state: _State, value: str, meta: dict[str, str]) -> None:
 
 def _do_workdir(state: _State, value: str, meta: dict[str, str]) -> None:
     path = state.expand(value.strip())
+    if not path:
+        raise _Refused("WORKDIR without a path (the builder's error)")
     current = state.config.get("WorkingDir") or "/"
     path = posixpath.normpath(posixpath.join(current, path))
     state.config["WorkingDir"] = path
@@ -356,21 +435,28 @@ def _do_workdir(state: _State, value: str, meta: dict[str, str]) -> None:
 
 
 def _do_user(state: _State, value: str, meta: dict[str, str]) -> None:
+    if not value.strip():
+        raise _Refused("USER without a user (the builder's error)")
     state.config["User"] = state.expand(value.strip())
 
 
 def _do_expose(state: _State, value: str, meta: dict[str, str]) -> None:
     ports = dict(state.config.get("ExposedPorts") or {})
-    for word in state.words(value):
+    words = state.words(value)
+    if not words:
+        raise _Refused("EXPOSE without a port (the builder's error)")
+    for word in words:
         number, _, protocol = word.partition("/")
-        if not number.isdigit() or protocol not in ("", "tcp", "udp", "sctp"):
-            raise _Refused(f"EXPOSE {word!r} (a range or a variable) needs the builder")
+        if not PORT.fullmatch(number) or int(number) > 65535 or protocol not in ("", "tcp", "udp", "sctp"):
+            raise _Refused(f"EXPOSE {word!r} (a range, a variable or no port) needs the builder")
         ports[f"{int(number)}/{protocol or 'tcp'}"] = {}
     state.config["ExposedPorts"] = ports
 
 
 def _command(state: _State, value: str) -> list[str]:
     """CMD/ENTRYPOINT: the JSON form as it is, the shell form run by /bin/sh -c (no SHELL is allowed)."""
+    if not value.strip():
+        raise _Refused("CMD or ENTRYPOINT without a command")
     exec_form = _exec_form(value)
     if exec_form is not None:
         return exec_form
@@ -381,14 +467,26 @@ def _command(state: _State, value: str) -> list[str]:
 
 def _exec_form(value: str) -> list[str] | None:
     """A CMD/ENTRYPOINT's JSON form (a list of strings), or None: the shell form."""
+    return _json_array(value, "CMD or ENTRYPOINT")
+
+
+def _json_array(value: str, what: str) -> list[str] | None:
+    """The JSON form's strings, or None when `value` is not JSON (the builder's other form); refused
+    when the builder errs (an element not a string) or its versions differ (text after the array)."""
     stripped = value.strip()
     if not stripped.startswith("["):
         return None
     try:
-        parsed = json.loads(stripped)
+        parsed, end = json.JSONDecoder().raw_decode(stripped)
     except ValueError:
         return None
-    return parsed if isinstance(parsed, list) and all(isinstance(p, str) for p in parsed) else None
+    if stripped[end:].strip():
+        raise _Refused(f"{what} {value!r}: text after the JSON array (builders read it differently)")
+    if not all(isinstance(p, str) for p in parsed):
+        raise _Refused(f"{what} {value!r}: a JSON array of other than strings (the builder's error)")
+    if any(SURROGATE.search(p) for p in parsed):  # Python keeps a lone "\\ud800", Go makes it U+FFFD
+        raise _Refused(f"{what} {value!r}: a lone surrogate in the JSON array")
+    return parsed
 
 
 def _do_cmd(state: _State, value: str, meta: dict[str, str]) -> None:
@@ -403,7 +501,11 @@ def _do_entrypoint(state: _State, value: str, meta: dict[str, str]) -> None:
 
 
 def _do_stopsignal(state: _State, value: str, meta: dict[str, str]) -> None:
-    state.config["StopSignal"] = state.expand(value.strip())
+    signal = state.expand(value.strip())
+    number = PORT.fullmatch(signal) and int(signal) < 65
+    if not number and signal.removeprefix("SIG") not in SIGNALS:
+        raise _Refused(f"STOPSIGNAL {signal!r}: a signal the builder may not accept")
+    state.config["StopSignal"] = signal
 
 
 def _copy(add: bool):
@@ -431,15 +533,18 @@ def _copy_flags(add: bool, value: str) -> str:
 
 def _copy_words(state: _State, stripped: str) -> list[str]:
     if stripped.startswith("["):
-        try:
-            parsed = json.loads(stripped)
-        except ValueError:
-            raise _Refused(f"COPY {stripped!r} is not understood") from None
+        parsed = _json_array(stripped, "COPY")
+        if parsed is None:
+            raise _Refused(f"COPY {stripped!r} is not understood")
+        if any(quote in p for p in parsed for quote in "\"'"):  # the builder removes them
+            raise _Refused(f"quotes in a COPY's JSON form ({stripped!r})")
         return [state.expand(p) for p in parsed]
     return state.words(stripped)
 
 
 def _source(source: str, add: bool) -> str:
+    if source.startswith("<<"):
+        raise _Refused(f"a here-document ({source}) needs the builder")
     if "://" in source or source.startswith("git@"):
         raise _Refused(f"a URL ({source}) needs the builder")
     if any(c in source for c in WILDCARDS):
