@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.backend.engine import Engine
-from envctl.errors import EnvctlError
+from envctl.errors import Cancelled, EngineUnavailable, EnvctlError
 from envctl.images import codeonly
 from envctl.images.buildcontext import BuildContext
 from envctl.images.layout import Entry, Layout, NotAssembled, write_layer
@@ -35,21 +35,31 @@ def assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed 
     the Dockerfile as the builder's context carries it (what `COPY .` copies). `on` is the
     image to put the tail on instead of the FROM image: the prefix the builder made, which
     the loaded image then names as its parent (kept while its child is, removed with it)."""
+    try:  # the builder may still make it; its log says why this did not
+        image_id = _assemble(engine, context, dockerfile, buildargs, ref, labels, platform, generated_dockerfile, on)
+    except (Cancelled, EngineUnavailable):
+        raise
+    except EnvctlError as exc:  # the engine refused a request: an image went, say
+        raise NotAssembled(exc.message) from None
+    except OSError as exc:  # a context file changed or went while it was read
+        raise NotAssembled(f"{exc.filename or 'a file'}: {exc.strerror or exc}") from None
+    if image_id is None:
+        raise NotAssembled(f"docker load did not produce {ref}")
+    return image_id
+
+
+def _assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed | codeonly.NotCodeOnly,
+              buildargs: dict[str, str], ref: str, labels: dict[str, str], platform: str,
+              generated_dockerfile: bytes, on: str | None) -> str | None:
     base = _local_base(engine, dockerfile, buildargs, platform, on)
     plan = codeonly.decide(dockerfile, buildargs, base.get("Config") or {})  # the one decision, on the real base
     if isinstance(plan, codeonly.NotCodeOnly):
         raise NotAssembled(plan.reason)
     parent = exact_config(engine, base) if on else None
-    try:  # the builder may still make it; its log says why this did not
-        with engine.path_kinds(base["Id"]) as in_base:
-            entries = Layout(context, in_base, generated_dockerfile, in_base.header).entries(plan.steps)
-        image_id = _load_on(engine, base, entries, _newest(base, entries), plan.config, labels, ref,
-                            context.dockerfile, parent=parent)
-    except EnvctlError as exc:
-        raise NotAssembled(exc.message) from None
-    if image_id is None:
-        raise NotAssembled(f"docker load did not produce {ref}")
-    return image_id
+    with engine.path_kinds(base["Id"]) as in_base:
+        entries = Layout(context, in_base, generated_dockerfile, in_base.header).entries(plan.steps)
+    return _load_on(engine, base, entries, _newest(base, entries), plan.config, labels, ref,
+                    context.dockerfile, parent=parent)
 
 
 def _local_base(engine: Engine, dockerfile: codeonly.Parsed | codeonly.NotCodeOnly, buildargs: dict[str, str],

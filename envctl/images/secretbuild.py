@@ -117,7 +117,24 @@ def plan(text: str, dockerfile: Path) -> Plan:
             result.parts.append((step, current))
             continue
         current.append(line)
+    if result.parts:
+        _check_utf8(lines, dockerfile)
     return result
+
+
+def _check_utf8(lines: list[tuple[int, str]], dockerfile: Path) -> None:
+    """A secret step's command and the ARG values it sees reach the engine as JSON text, which has no
+    way to carry bytes that are not UTF-8 as they are (the engine would run U+FFFD in their place)."""
+    for number, line in lines:
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "ARG" or (keyword.upper() == "RUN" and rest.lstrip().startswith("--mount")):
+            try:
+                line.encode()
+            except UnicodeEncodeError:
+                raise EnvctlError(f"{dockerfile}:{number}: the line has bytes that are not UTF-8, which envctl "
+                                  "cannot pass to a secret step as they are",
+                                  fix="save the Dockerfile as UTF-8, or write such bytes with printf escapes "
+                                  "(printf '\\351')") from None
 
 
 def _secret_step(number: int, rest: str, dockerfile: Path) -> SecretStep:
