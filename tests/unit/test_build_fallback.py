@@ -2,12 +2,15 @@
 a Dockerfile that is not UTF-8 goes to the builder as it is, every failure after the prefix falls back to the
 builder, and the prefix goes only when it is untagged."""
 import io
+import os
+import stat
+import tarfile
 from pathlib import Path
 
 import pytest
 
 from envctl.errors import Cancelled, EnvctlError
-from envctl.images import assemble, secretbuild
+from envctl.images import assemble, layout, secretbuild
 from envctl.images.buildcontext import BuildContext
 
 PREFIX = "sha256:" + "p" * 64
@@ -162,3 +165,40 @@ def test_an_untagged_prefix_is_removed(builder, refused) -> None:
     engine = Engine(tags=["<none>:<none>"])
     assert builder(SPLIT, engine)[0] == "sha256:whole"
     assert engine.calls == ["prefix", "build", f"remove {PREFIX}"]
+
+
+# -- a context file read once: its size, mode and date as opened ----------------------------------
+
+def layer_of(path: Path, entry) -> bytes:
+    out = io.BytesIO()
+    layout.write_layer({"/app/x": entry}, 0, out)
+    out.seek(0)
+    with tarfile.open(fileobj=out) as tar:
+        member = tar.getmember("app/x")
+        return tar.extractfile(member).read()  # type: ignore[union-attr]
+
+
+def test_a_file_replaced_as_it_is_opened_is_written_whole_as_opened(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "x"
+    path.write_bytes(b"the file as it was opened, long")
+    info = path.stat()
+    entry = layout.Entry("file", stat.S_IMODE(info.st_mode), int(info.st_mtime), path)
+
+    def open_then_replace(name, mode="r"):
+        opened = open(name, mode)
+        (tmp_path / "new").write_bytes(b"short")
+        os.replace(tmp_path / "new", name)  # an editor saving: a new file at the path
+        return opened
+    monkeypatch.setattr(layout, "open", open_then_replace, raising=False)
+    assert layer_of(path, entry) == b"the file as it was opened, long"
+
+
+def test_a_file_whose_mode_or_date_changed_since_the_layout_is_left_to_the_builder(tmp_path: Path) -> None:
+    path = tmp_path / "x"
+    path.write_bytes(b"data")
+    info = path.stat()
+    entry = layout.Entry("file", stat.S_IMODE(info.st_mode), int(info.st_mtime), path)
+    os.utime(path, (info.st_atime, info.st_mtime + 10))
+    with pytest.raises(layout.NotAssembled, match="changed while the image was assembled"):
+        layer_of(path, entry)
