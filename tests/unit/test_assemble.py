@@ -99,6 +99,12 @@ def test_a_config_that_does_not_hash_to_its_id_is_left_to_the_builder() -> None:
         assemble.exact_config(engine, prefix)  # type: ignore[arg-type]
 
 
-def test_one_time_format_for_every_date_written() -> None:
-    assert not hasattr(assemble, "_rfc3339")
-    assert assemble._go_time(1_700_000_000) == BASE_DATE
+def test_every_date_written_is_whole_seconds_in_one_format() -> None:
+    # The image's date, its new step's and the base's repeated steps': the same format, or the same inputs
+    # would not give the same bytes (and id).
+    base = {"Id": "sha256:b", "Architecture": "amd64", "Os": "linux", "Config": {},
+            "RootFS": {"Layers": ["sha256:l0"]}}
+    repeated = assemble.repeated_history(history()[:1], [True])
+    written = assemble.image_config(base, {}, {}, None, 1_700_000_000, repeated, "Dockerfile")
+    assert written["created"] == BASE_DATE and written["history"][-1]["created"] == BASE_DATE
+    assert written["history"][0]["created"] == BASE_DATE

@@ -202,3 +202,14 @@ def test_a_file_whose_mode_or_date_changed_since_the_layout_is_left_to_the_build
     os.utime(path, (info.st_atime, info.st_mtime + 10))
     with pytest.raises(layout.NotAssembled, match="changed while the image was assembled"):
         layer_of(path, entry)
+
+
+# -- the hash's version -----------------------------------------------------------------------------
+
+def test_a_new_hash_version_gives_every_image_a_new_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from envctl.images import builder
+    monkeypatch.setattr(builder, "HASH_VERSION", "2")
+    before = builder._hash({"x": 1})
+    assert builder._hash({"x": 1}) == before  # the same inputs, the same hash
+    monkeypatch.setattr(builder, "HASH_VERSION", "3")
+    assert builder._hash({"x": 1}) != before
