@@ -119,7 +119,26 @@ def plan(text: str, dockerfile: Path) -> Plan:
         current.append(line)
     if result.parts:
         _check_utf8(lines, dockerfile)
+        if _escape_token(text) != "\\":
+            raise EnvctlError(f"{dockerfile}:1: a Dockerfile with secret steps sets another escape character",
+                              fix="remove the '# escape=' line (envctl cuts such a Dockerfile into parts, and reads "
+                              "its lines with the default escape character, '\\')")
     return result
+
+
+_DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
+
+
+def _escape_token(text: str) -> str:
+    """The escape character a `# escape=` parser directive sets ("\\" without one): directives are the
+    file's first lines, up to the first line that is not one."""
+    for line in text.removeprefix("\ufeff").split("\n"):
+        found = _DIRECTIVE.match(line.rstrip("\r"))
+        if not found:
+            break
+        if found.group(1).lower() == "escape":
+            return found.group(2)
+    return "\\"
 
 
 def _check_utf8(lines: list[tuple[int, str]], dockerfile: Path) -> None:

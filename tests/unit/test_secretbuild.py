@@ -91,3 +91,12 @@ def test_an_escaped_backslash_at_the_end_of_a_line_does_not_continue_it():
     assert result.head == ["FROM x", "ENV A=trailing\\\\"]
     [(step, after)] = result.parts
     assert step.line == 3 and step.command == "make" and after == ["ENV B=1"]
+
+
+def test_a_secret_steps_dockerfile_with_another_escape_character_is_refused():
+    # With `# escape=\``, a backtick continues a line: envctl would cut the file elsewhere than the builder.
+    text = "# escape=`\nFROM x\nRUN --mount=type=secret,id=tok make `\n  install\n"
+    with pytest.raises(EnvctlError, match="another escape character"):
+        plan(text, DOCKERFILE)
+    assert plan("# escape=\\\nFROM x\nRUN --mount=type=secret,id=tok make\n", DOCKERFILE).needs_secrets
+    assert plan("FROM x\n# escape=`\nRUN --mount=type=secret,id=tok make\n", DOCKERFILE).needs_secrets  # a comment
