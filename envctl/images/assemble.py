@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from envctl.backend.engine import Engine
-from envctl.errors import EnvctlError
+from envctl.errors import Cancelled, EngineUnavailable, EnvctlError
 from envctl.images import codeonly
 from envctl.images.buildcontext import BuildContext
 from envctl.images.layout import Entry, Layout, NotAssembled, write_layer
@@ -35,21 +35,55 @@ def assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed 
     the Dockerfile as the builder's context carries it (what `COPY .` copies). `on` is the
     image to put the tail on instead of the FROM image: the prefix the builder made, which
     the loaded image then names as its parent (kept while its child is, removed with it)."""
+    try:  # the builder may still make it; its log says why this did not
+        image_id = _assemble(engine, context, dockerfile, buildargs, ref, labels, platform, generated_dockerfile, on)
+    except (Cancelled, EngineUnavailable):
+        raise
+    except EnvctlError as exc:  # the engine refused a request: an image went, say
+        raise NotAssembled(exc.message) from None
+    except OSError as exc:  # a context file changed or went while it was read
+        raise NotAssembled(f"{exc.filename or 'a file'}: {exc.strerror or exc}") from None
+    if image_id is None:
+        raise NotAssembled(f"docker load did not produce {ref}")
+    return image_id
+
+
+def _assemble(engine: Engine, context: BuildContext, dockerfile: codeonly.Parsed | codeonly.NotCodeOnly,
+              buildargs: dict[str, str], ref: str, labels: dict[str, str], platform: str,
+              generated_dockerfile: bytes, on: str | None) -> str | None:
     base = _local_base(engine, dockerfile, buildargs, platform, on)
     plan = codeonly.decide(dockerfile, buildargs, base.get("Config") or {})  # the one decision, on the real base
     if isinstance(plan, codeonly.NotCodeOnly):
         raise NotAssembled(plan.reason)
+    config = {**plan.config, **builder_resets(base.get("Config") or {}, dockerfile)}
     parent = exact_config(engine, base) if on else None
-    try:  # the builder may still make it; its log says why this did not
-        with engine.path_kinds(base["Id"]) as in_base:
-            entries = Layout(context, in_base, generated_dockerfile, in_base.header).entries(plan.steps)
-        image_id = _load_on(engine, base, entries, _newest(base, entries), plan.config, labels, ref,
-                            context.dockerfile, parent=parent)
-    except EnvctlError as exc:
-        raise NotAssembled(exc.message) from None
-    if image_id is None:
-        raise NotAssembled(f"docker load did not produce {ref}")
-    return image_id
+    with engine.path_kinds(base["Id"]) as in_base:
+        entries = Layout(context, in_base, generated_dockerfile, in_base.header).entries(plan.steps)
+    # The builder's image is dated by its author as of its last step: MAINTAINER's, none before one. On the
+    # prefix, that is the prefix's (the tail has no MAINTAINER); on the FROM image, none (not the base's).
+    return _load_on(engine, base, entries, _newest(base, entries), config, labels, ref,
+                    context.dockerfile, parent=parent, author=base.get("Author") if on else None)
+
+
+def builder_resets(base_config: dict[str, Any], dockerfile: codeonly.Parsed) -> dict[str, Any]:
+    """What the classic builder changes in the base's config beyond what the Dockerfile says: a stage starts
+    with stdin closed, and on Linux a CMD or ENTRYPOINT clears ArgsEscaped (a Windows shell-form flag).
+    None: the field goes. An empty CMD [] or ENTRYPOINT [] keeps it on some engines and clears it on
+    others (moby 20.10 against 25): on a base that has it set, the builder's job."""
+    resets: dict[str, Any] = {"OpenStdin": False, "StdinOnce": False}
+    commands = [value for name, value in dockerfile.instructions if name in ("CMD", "ENTRYPOINT")]
+    if commands and base_config.get("ArgsEscaped"):
+        if any(_empty_command(value) for value in commands):
+            raise NotAssembled("an empty CMD or ENTRYPOINT on a base with ArgsEscaped set")
+        resets["ArgsEscaped"] = None
+    return resets
+
+
+def _empty_command(value: str) -> bool:
+    try:
+        return json.loads(value.strip() or "[]") == []
+    except ValueError:
+        return False
 
 
 def _local_base(engine: Engine, dockerfile: codeonly.Parsed | codeonly.NotCodeOnly, buildargs: dict[str, str],
@@ -77,7 +111,7 @@ def _newest(base: dict[str, Any], entries: dict[str, Entry]) -> int:
 
 def _load_on(engine: Engine, base: dict[str, Any], entries: dict[str, Entry], created: int, config: dict[str, Any],
              labels: dict[str, str], ref: str, dockerfile: str, created_by: str | None = None,
-             parent: bytes | None = None) -> str | None:
+             parent: bytes | None = None, author: str | None = None) -> str | None:
     """Load `ref`: the inspected `base`'s layers (referenced, not sent) and one layer of `entries`
     (none when there are none: a config-only image, as the builder's metadata steps make).
     `parent`: the base's exact config, loaded with it so that the engine records the base as its parent."""
@@ -88,7 +122,7 @@ def _load_on(engine: Engine, base: dict[str, Any], entries: dict[str, Entry], cr
             with open(layer, "wb") as out:
                 diff_id = write_layer(entries, created, out)
         history = _history(engine, base, parent)
-        image = image_config(base, config, labels, diff_id, created, history, dockerfile, created_by)
+        image = image_config(base, config, labels, diff_id, created, history, dockerfile, created_by, author)
         layers: list[Path | None] = [None] * len(base["RootFS"]["Layers"]) + ([layer] if entries else [])
         return engine.load_image(image, ref, layers, parent=parent)
 
@@ -229,14 +263,15 @@ def with_files(engine: Engine, base_ref: str, files: dict[str, bytes], env: dict
 
 def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str, str], diff_id: str | None,
                  created: int, history: list[dict[str, Any]], dockerfile: str,
-                 created_by: str | None = None) -> dict[str, Any]:
+                 created_by: str | None = None, author: str | None = None) -> dict[str, Any]:
     """The image config the builder would write: the base's, the Dockerfile's changes, `labels` last;
-    `history` is the base's (as `_history` gives it); no `diff_id`: no new layer."""
+    `history` is the base's (as `_history` gives it); no `diff_id`: no new layer; `author` as the builder
+    writes it for the image and its new step."""
     merged = {**(base.get("Config") or {}), **config, "Image": base["Id"]}
     merged["Labels"] = {**(merged.get("Labels") or {}), **labels}
     merged = {k: v for k, v in merged.items() if v is not None}
     stamp = _go_time(created)
-    steps = [*history, {"created": stamp,
+    steps = [*history, {"created": stamp, **({"author": author} if author else {}),
                         "created_by": created_by or f"envctl: {dockerfile}'s files and settings, without the builder",
                         **({} if diff_id else {"empty_layer": True})}]
     diff_ids = [*base["RootFS"]["Layers"], *([diff_id] if diff_id else [])]
@@ -244,6 +279,8 @@ def image_config(base: dict[str, Any], config: dict[str, Any], labels: dict[str,
            "rootfs": {"type": "layers", "diff_ids": diff_ids}, "history": steps}
     if base.get("Variant"):
         out["variant"] = base["Variant"]
+    if author:
+        out["author"] = author
     return out
 
 

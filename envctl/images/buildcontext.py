@@ -88,7 +88,9 @@ class BuildContext:
 
     def generated_dockerfile(self, extra_lines: tuple[str, ...] = (), dockerfile_text: str | None = None) -> bytes:
         """The Dockerfile as the context tar carries it (GENERATED_DOCKERFILE): `extra_lines` appended."""
-        data = self.dockerfile_path.read_bytes() if dockerfile_text is None else dockerfile_text.encode()
+        # A text read with surrogateescape (envctl's parts of a Dockerfile) gives back the file's own bytes.
+        data = self.dockerfile_path.read_bytes() if dockerfile_text is None \
+            else dockerfile_text.encode(errors="surrogateescape")
         if extra_lines:
             data = data.rstrip(b"\n") + b"\n" + "\n".join(extra_lines).encode() + b"\n"
         return data

@@ -259,9 +259,11 @@ class ImageBuilder:
         """A Dockerfile's text and instructions, read and parsed once for all who ask: the scheduler's
         guess (light or not), the secret steps' check and the assembler."""
         if path not in self._dockerfiles:  # two threads may both read it: the same answer
-            # Not read_text: it makes a lone "\r" a line end, where the builder sees none.
-            text = path.read_bytes().decode(errors="replace")
-            self._dockerfiles[path] = (text, codeonly.parse(text))
+            # Not read_text: it makes a lone "\r" a line end, where the builder sees none. Bytes that are not
+            # UTF-8 stay themselves (surrogateescape), so that a part written back is the bytes the builder reads.
+            text = path.read_bytes().decode(errors="surrogateescape")
+            parsed = codeonly.parse(text) if _utf8(text) else codeonly.NotCodeOnly(NOT_UTF8)
+            self._dockerfiles[path] = (text, parsed)
         return self._dockerfiles[path]
 
     def expected_refs(self) -> set[str]:
@@ -541,6 +543,9 @@ class ImageBuilder:
         own = self._labels(target, target.kind, ref.split(":")[1])
         text, parsed = self._dockerfile(context.dockerfile_path)
         prefix_id = None
+        if not _utf8(text):  # the builder has the file as it is; what envctl would write may differ
+            log.write(f"envctl: not assembled ({NOT_UTF8}); building with the builder\n")
+            return None
         if isinstance(parsed, codeonly.NotCodeOnly):
             cut = codeonly.split(text)
             if isinstance(cut, codeonly.NotCodeOnly):
@@ -566,6 +571,10 @@ class ImageBuilder:
                 return self._by_builder(target, context, buildargs, ref, _label_line(own), log, what)
             finally:
                 self._remove_prefix(prefix_id, log)
+        except BaseException:  # cancelled, the engine gone, a bug: no untagged prefix is left behind
+            if prefix_id is not None:
+                self._remove_prefix(prefix_id, log, quiet=True)
+            raise
         if prefix_id is not None:
             log.write(f"envctl: assembled {ref} on the builder's {prefix_id[7:19]}: its tail's files and settings\n")
         else:
@@ -581,14 +590,21 @@ class ImageBuilder:
                                      cancel=self._cancel,
                                      options={**self._build_options(target), "platform": self._platform_of(target)})
 
-    def _remove_prefix(self, prefix_id: str, log) -> None:
+    def _remove_prefix(self, prefix_id: str, log, quiet: bool = False) -> None:
         """Remove the builder's untagged image of a prefix the assembler did not use, so that no dangling
-        image is left. It stays (never forced) when the builder's image took it as a parent from its
-        cache (a conflict), or a container uses it."""
+        image is left. It stays (never forced) when it has a tag (the builder's cache made it the image of
+        a Dockerfile someone tagged: removing it by id would remove that image), when the builder's image
+        took it as a parent from its cache (a conflict), or a container uses it. `quiet`: another error is
+        on its way out, and this one must not hide it."""
         try:
+            tags = [t for t in self.engine.inspect_image(prefix_id).get("RepoTags") or [] if t != "<none>:<none>"]
+            if tags:
+                log.write(f"envctl: the prefix {prefix_id[7:19]} stays: it is also {', '.join(tags)}\n")
+                return
             self.engine.remove_image(prefix_id)
         except EngineUnavailable:
-            raise
+            if not quiet:
+                raise
         except EnvctlError as exc:
             log.write(f"envctl: the prefix {prefix_id[7:19]} stays: {exc.message}\n")
 
@@ -693,6 +709,18 @@ def _exclusive(name: str, cancel: threading.Event):
         yield
     finally:
         lock.release()
+
+
+NOT_UTF8 = "the Dockerfile has bytes that are not UTF-8"
+
+
+def _utf8(text: str) -> bool:
+    """Whether a Dockerfile read with surrogateescape was UTF-8 throughout."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _label_line(values: dict[str, str]) -> str:

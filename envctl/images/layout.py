@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import posixpath
 import stat
 import tarfile
@@ -194,7 +195,11 @@ def _add(tar: tarfile.TarFile, info: tarfile.TarInfo, entry: Entry) -> None:
         tar.addfile(info, io.BytesIO(entry.source))
     else:
         with open(str(entry.source), "rb") as content:
-            info.size = Path(str(entry.source)).stat().st_size
+            # The open file's own size, mode and date: the path may be edited or replaced meanwhile.
+            found = os.fstat(content.fileno())
+            if (stat.S_IMODE(found.st_mode), int(found.st_mtime)) != (entry.mode, entry.mtime):
+                raise NotAssembled(f"{entry.source} changed while the image was assembled")
+            info.size = found.st_size
             tar.addfile(info, content)
 
 

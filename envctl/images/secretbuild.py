@@ -54,28 +54,46 @@ class Plan:
         return bool(self.parts)
 
 
+# What Go's unicode.IsSpace calls white space: the builder strips it from the left of an instruction's first line.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+    "\u2028\u2029\u202f\u205f\u3000"
+# The builder's line continuation (moby/buildkit's parser): a backslash ending the line, spaces and tabs after
+# it allowed, unless the backslash is itself escaped ("\\" at the end is a literal backslash).
+_CONTINUATION = re.compile(r"([^\\])\\[ \t]*$|^\\[ \t]*$")
+
+
+def _trim_continuation(line: str) -> tuple[str, bool]:
+    """`line` without its continuation backslash, and whether the instruction ends with it."""
+    if _CONTINUATION.search(line):
+        return _CONTINUATION.sub(r"\1", line), False
+    return line, True
+
+
 def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, instruction) with continuations joined and comments dropped."""
+    """(first line number, instruction) as the builder's parser reads them: a continued line's parts
+    concatenated as they are (the backslash and the spaces after it removed, nothing added, the next
+    part's leading white space kept); comments and blank lines dropped, also inside a continuation."""
     out: list[tuple[int, str]] = []
-    pending: list[str] = []
-    start = 0
     # Lines end at "\n" alone, as the builder counts them (splitlines() would also cut at \x0c, \u2028...).
-    for number, raw in enumerate(text.split("\n"), 1):
-        raw = raw.removesuffix("\r")
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue  # also inside a continued instruction: Docker skips empty lines and comments there
-        if not pending:
-            start = number
-        if raw.rstrip().endswith("\\"):
-            pending.append(raw.rstrip()[:-1])
+    lines = [raw.rstrip("\r\n") for raw in text.removeprefix("\ufeff").split("\n")]
+    index = 0
+    while index < len(lines):
+        first = lines[index].lstrip(_GO_SPACE)
+        index += 1
+        start = index
+        if first.startswith("#"):
             continue
-        pending.append(raw)
-        out.append((start, " ".join(part.strip() for part in pending)))
-        pending = []
-    if pending:
-        out.append((start, " ".join(part.strip() for part in pending)))
-    return [(number, line) for number, line in out if line.strip()]  # a lone '\\' is no instruction
+        line, ended = _trim_continuation(first)
+        while not ended and index < len(lines):
+            raw = lines[index]
+            index += 1
+            if not raw.lstrip(_GO_SPACE) or raw.lstrip(_GO_SPACE).startswith("#"):
+                continue  # Docker skips empty lines and comments inside a continued instruction
+            part, ended = _trim_continuation(raw)
+            line += part
+        if line.strip():  # a lone '\\' is no instruction
+            out.append((start, line))
+    return out
 
 
 def plan(text: str, dockerfile: Path) -> Plan:
@@ -99,7 +117,43 @@ def plan(text: str, dockerfile: Path) -> Plan:
             result.parts.append((step, current))
             continue
         current.append(line)
+    if result.parts:
+        _check_utf8(lines, dockerfile)
+        if _escape_token(text) != "\\":
+            raise EnvctlError(f"{dockerfile}:1: a Dockerfile with secret steps sets another escape character",
+                              fix="remove the '# escape=' line (envctl cuts such a Dockerfile into parts, and reads "
+                              "its lines with the default escape character, '\\')")
     return result
+
+
+_DIRECTIVE = re.compile(r"^#[ \t]*([a-zA-Z][a-zA-Z0-9]*)[ \t]*=[ \t]*(.+?)[ \t]*$")
+
+
+def _escape_token(text: str) -> str:
+    """The escape character a `# escape=` parser directive sets ("\\" without one): directives are the
+    file's first lines, up to the first line that is not one."""
+    for line in text.removeprefix("\ufeff").split("\n"):
+        found = _DIRECTIVE.match(line.rstrip("\r"))
+        if not found:
+            break
+        if found.group(1).lower() == "escape":
+            return found.group(2)
+    return "\\"
+
+
+def _check_utf8(lines: list[tuple[int, str]], dockerfile: Path) -> None:
+    """A secret step's command and the ARG values it sees reach the engine as JSON text, which has no
+    way to carry bytes that are not UTF-8 as they are (the engine would run U+FFFD in their place)."""
+    for number, line in lines:
+        keyword, _, rest = line.partition(" ")
+        if keyword.upper() == "ARG" or (keyword.upper() == "RUN" and rest.lstrip().startswith("--mount")):
+            try:
+                line.encode()
+            except UnicodeEncodeError:
+                raise EnvctlError(f"{dockerfile}:{number}: the line has bytes that are not UTF-8, which envctl "
+                                  "cannot pass to a secret step as they are",
+                                  fix="save the Dockerfile as UTF-8, or write such bytes with printf escapes "
+                                  "(printf '\\351')") from None
 
 
 def _secret_step(number: int, rest: str, dockerfile: Path) -> SecretStep:

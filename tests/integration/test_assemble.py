@@ -110,6 +110,19 @@ def config(engine: Engine, image: str) -> dict:
     return {key: found.get(key) for key in CONFIG_KEYS}
 
 
+def settings(engine: Engine, image: str) -> dict:
+    """What the builder's image and the assembled one must share: the whole Config but its Image, and the
+    image's Author, Os, Architecture, Variant and OsVersion. Config.Image names the image the last step
+    ran on: the builder's own image of the step before its LABEL step, where the assembled image names
+    the base or prefix it was written on (no such step image exists for it). The rest of what inspect
+    shows differs by how each was made: Id, Created and History (the builder dates each step as it runs
+    it), Container, ContainerConfig and DockerVersion (the builder commits through a container), RootFS
+    and GraphDriver (the builder's layer tars are its own bytes; the files are compared with `files`)."""
+    found = engine.inspect_image(image)
+    return {"Config": {k: v for k, v in found["Config"].items() if k != "Image"},
+            **{key: found.get(key) for key in ("Author", "Os", "Architecture", "Variant", "OsVersion")}}
+
+
 def test_assembled_image_equals_the_builders(engine: Engine, codeonly_stack: Path, made: list[str],
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     ref, built_id = build(engine, codeonly_stack, monkeypatch, assemble=False)
@@ -122,7 +135,7 @@ def test_assembled_image_equals_the_builders(engine: Engine, codeonly_stack: Pat
     assert "/ctx:ctx/secret.txt" not in assembled and "/srv:srv/app/lib/inner/deep.py" in assembled
     assert "/etc:etc/app.d/app.conf" in assembled
     assert assembled == by_builder
-    assert config(engine, ref) == config(engine, built)
+    assert settings(engine, ref) == settings(engine, built)
     assert config(engine, ref)["Labels"]["envctl.input-hash"] == ref.rsplit(":", 1)[1]
 
     first = keep_as(engine, ref, "assembled-first", made)
@@ -196,7 +209,7 @@ def test_a_tail_assembled_on_the_builders_prefix_equals_the_builders_image(
     paths = ("/opt/made", "/srv", "/etc/passwd")
     assert "/opt/made:made/stamp" in files(engine, assembled, paths)
     assert files(engine, assembled, paths) == files(engine, ref, paths)
-    assert config(engine, assembled) == config(engine, ref)
+    assert settings(engine, assembled) == settings(engine, ref)
     found = config(engine, assembled)
     assert "RELEASE=two" in found["Env"] and "AFTER=yes" in found["Env"] and found["User"] == "1000:1000"
     assert found["Labels"]["envctl.input-hash"] == ref.rsplit(":", 1)[1]
@@ -247,4 +260,44 @@ def test_workdir_copy_run_copy_is_assembled_on_its_prefix_and_equals_the_builder
     assert built_ref == ref
     assert "/app:app/src/app.py" in files(engine, assembled, ("/app",))
     assert files(engine, assembled, ("/app",)) == files(engine, ref, ("/app",))
-    assert config(engine, assembled) == config(engine, ref)
+    assert settings(engine, assembled) == settings(engine, ref)
+
+
+ODD_DOCKERFILES = {  # on a base whose config the builder changes: ArgsEscaped, stdin open, an author
+    "oddcopy": "FROM {base}\nCOPY app.py /srv/\nCMD [\"python3\", \"/srv/app.py\"]\n",
+    "oddtail": "FROM {base}\nMAINTAINER team@example.invalid\nRUN echo {token} > /stamp\nCOPY app.py /srv/\n"
+               "ENTRYPOINT python3 /srv/app.py\n",
+}
+
+
+def test_what_the_builder_changes_in_a_bases_config_the_assembler_changes_too(
+        engine: Engine, stack_dir: Path, made: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from envctl.images import assemble
+    topology = load_topology(stack_dir / "envctl.yaml", environ={})
+    os_base = ImageBuilder(topology, engine).ensure(["store"])["base:os"]
+    inspected = engine.inspect_image(os_base.ref)
+    odd = f"{os_base.ref.rsplit(':', 1)[0]}:odd-{os.urandom(4).hex()}"
+    changed = {"ArgsEscaped": True, "OpenStdin": True, "StdinOnce": True}
+    history = assemble._history(engine, inspected, None)
+    loaded = assemble.image_config(inspected, changed, {}, None, 1_700_000_000, history, "test", "test: odd base",
+                                   author="base-author")
+    engine.load_image(loaded, odd, [None] * len(inspected["RootFS"]["Layers"]))
+    made.append(odd)
+    assert engine.inspect_image(odd)["Config"]["ArgsEscaped"] is True
+    token = os.urandom(6).hex()
+    for name, text in ODD_DOCKERFILES.items():
+        context = stack_dir / name
+        context.mkdir()
+        (context / "Dockerfile").write_text(text.format(base=odd, token=token))
+        (context / "app.py").write_text("print('odd')\n")
+        add_services(stack_dir, f"  {name}:\n    build: {{context: {name}}}\n")
+    for name in ODD_DOCKERFILES:
+        ref, _ = build_service(engine, stack_dir, monkeypatch, name, assemble=True)
+        made.append(ref)
+        assembled = keep_as(engine, ref, "assembled", made)
+        build_service(engine, stack_dir, monkeypatch, name, assemble=False)
+        made.append(ref)
+        assert settings(engine, assembled) == settings(engine, ref), name
+        found = settings(engine, assembled)
+        assert "ArgsEscaped" not in found["Config"] and found["Config"]["OpenStdin"] is False
+        assert found["Author"] == ("team@example.invalid" if name == "oddtail" else "")

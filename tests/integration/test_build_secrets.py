@@ -25,6 +25,10 @@ DOCKERFILE = textwrap.dedent("""\
     ARG BASE_IMAGE
     FROM ${BASE_IMAGE}
     ARG GREETING=hello
+    RUN printf '%s' "a\\
+       b" > /joined && ec\\
+    ho x > /echoed && echo trailing\\\\
+    RUN echo separate > /separate
     RUN --mount=type=secret,id=api_token,env=API_TOKEN \\
         sh -c 'test "$API_TOKEN" = "$(cat /run/secrets/api_token)" && echo "token is $API_TOKEN" && echo "len=${#API_TOKEN}" > /token-used && echo "$GREETING" > /greeting'
     RUN --mount=type=secret,id=signing_key,target=/etc/app/key.pem sha256sum /etc/app/key.pem > /key-digest
@@ -81,6 +85,11 @@ def test_secrets_reach_the_build_and_no_image(engine, stack_dir, stack_env, ssh_
                          capture_output=True, text=True, check=True).stdout.split()
     assert out[:3] == [f"len={len(env_canary)}", "hi", "12"], out  # 12: the agent's identities answer
     assert out[3] == "0", "only an empty mount point may remain where the file secret was mounted"
+    # The parts before a secret step run as the builder reads the file: continued lines joined as they are,
+    # and a line ending in an escaped backslash not continued.
+    joined = subprocess.run(["docker", "run", "--rm", ref, "sh", "-c", "cat /joined; echo; cat /echoed /separate"],
+                            capture_output=True, text=True, check=True).stdout
+    assert joined == "a   b\nx\nseparate\n", joined
 
     new_images = [image["Id"] for image in engine.images({eng.PROJECT: PROJECT}) if image["Id"] not in before]
     assert new_images

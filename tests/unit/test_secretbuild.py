@@ -28,7 +28,7 @@ RUN --mount=type=ssh ["git", "clone", "x"]
     assert result.head == ["ARG BASE_IMAGE", "FROM ${BASE_IMAGE}", "ARG MODE=dev"]
     assert result.args == ["ARG BASE_IMAGE", "ARG MODE=dev"]
     (first, after_first), (second, after_second) = result.parts
-    assert first.line == 5 and first.command == "make install"
+    assert first.line == 5 and first.command == "make       install"  # the parts joined as the builder joins them
     assert first.mounts == (SecretMount("secret", "tok", None, "TOKEN", True),)
     assert after_first == ["COPY . /app"]
     assert second.command == ["git", "clone", "x"] and second.mounts[0].kind == "ssh" and after_second == []
@@ -65,7 +65,7 @@ def test_empty_lines_inside_a_continued_instruction_are_skipped_as_docker_does()
     result = plan(text, DOCKERFILE)
     assert result.head == ["FROM x"]
     [(step, after)] = result.parts
-    assert step.command == "make install" and after == []
+    assert step.command == "make     install" and after == []
 
 
 def test_only_newline_ends_a_line_as_the_builder_reads_it():
@@ -74,3 +74,29 @@ def test_only_newline_ends_a_line_as_the_builder_reads_it():
     result = plan(text, DOCKERFILE)
     step, after = result.parts[0]
     assert after == ["RUN printf 'a\x0cRUN b'", "ENV A=1"]
+
+
+def test_continued_parts_are_joined_as_the_builder_joins_them():
+    # The builder removes the backslash (and spaces after it) and adds nothing: `ec\` + `ho x` is `echo x`,
+    # and the next part keeps its leading spaces (inside quotes, they are the command's).
+    text = 'FROM x\nRUN --mount=type=secret,id=tok echo "a\\\n   b" && ec\\ \t\nho x\nENV A=1 \\\n    B=2\n'
+    [(step, after)] = plan(text, DOCKERFILE).parts
+    assert step.command == 'echo "a   b" && echo x'
+    assert after == ["ENV A=1     B=2"]
+
+
+def test_an_escaped_backslash_at_the_end_of_a_line_does_not_continue_it():
+    text = "FROM x\nENV A=trailing\\\\\nRUN --mount=type=secret,id=tok make\n\\\nENV B=1\n"
+    result = plan(text, DOCKERFILE)
+    assert result.head == ["FROM x", "ENV A=trailing\\\\"]
+    [(step, after)] = result.parts
+    assert step.line == 3 and step.command == "make" and after == ["ENV B=1"]
+
+
+def test_a_secret_steps_dockerfile_with_another_escape_character_is_refused():
+    # With `# escape=\``, a backtick continues a line: envctl would cut the file elsewhere than the builder.
+    text = "# escape=`\nFROM x\nRUN --mount=type=secret,id=tok make `\n  install\n"
+    with pytest.raises(EnvctlError, match="another escape character"):
+        plan(text, DOCKERFILE)
+    assert plan("# escape=\\\nFROM x\nRUN --mount=type=secret,id=tok make\n", DOCKERFILE).needs_secrets
+    assert plan("FROM x\n# escape=`\nRUN --mount=type=secret,id=tok make\n", DOCKERFILE).needs_secrets  # a comment
