@@ -35,8 +35,9 @@ from envctl.topology import Base, Topology
 
 # Bump when the meaning of a hash changes, to rebuild everything once. 2: the target platform is part of
 # every hash. 3: the assembler's output changed (the base's parent directories keep their mode, owner and
-# mtime; a Dockerfile's code-only tail is written on the builder's image of its prefix).
-HASH_VERSION = "3"
+# mtime; a Dockerfile's code-only tail is written on the builder's image of its prefix). 4: assembled
+# images reset the base's ArgsEscaped and stdin settings and take the author as the builder does.
+HASH_VERSION = "4"
 CA_TARGET = "/etc/ssl/certs/ca-certificates.crt"
 CA_ENV = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

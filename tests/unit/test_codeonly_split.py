@@ -137,6 +137,9 @@ class Engine:
         self.calls: list[str] = []
         self.refuse = refuse
 
+    def inspect_image(self, ref: str) -> dict:
+        return {"Id": ref, "RepoTags": []}  # untagged: the prefix may go
+
     def remove_image(self, ref: str) -> None:
         self.calls.append(f"remove {ref}")
         if self.refuse:
@@ -218,11 +221,3 @@ def test_the_builder_reads_a_dockerfile_with_its_own_line_ends(tmp_path: Path) -
     text, parsed = builder._dockerfile(tmp_path / "Dockerfile")
     assert text == "FROM a\r\nRUN echo a\rCOPY x /x\r\n" and parsed == NotCodeOnly("RUN needs the builder")
     assert cut(text).prefix == text and cut(text).tail.instructions == ()
-
-
-def test_images_made_before_the_assemblers_changes_are_made_again() -> None:
-    import hashlib
-    import json
-    from envctl.images import builder
-    before = hashlib.sha256(json.dumps({"envctl-hash": "2", "x": 1}, sort_keys=True).encode()).hexdigest()[:16]
-    assert builder._hash({"x": 1}) != before  # HASH_VERSION 3: a new hash for the same inputs
