@@ -144,8 +144,6 @@ def _refused_on_the_prefix(prefix_names: list[str], tail: tuple[tuple[str, str],
     if "ONBUILD" in prefix_names:
         return NotCodeOnly("an ONBUILD before the last RUN: its image carries the trigger, which the "
                            "assembler leaves to the builder")
-    if "MAINTAINER" in prefix_names:  # the image's Author, which the assembler does not carry
-        return NotCodeOnly("a MAINTAINER (the image's author is the builder's to set)")
     tail_names = [name for name, _ in tail]
     if "CMD" in prefix_names and "ENTRYPOINT" in tail_names:  # the builder keeps a CMD set anywhere in the stage
         return NotCodeOnly("an ENTRYPOINT after the last RUN with a CMD before it (the builder keeps that CMD)")

@@ -179,10 +179,13 @@ def test_only_a_first_source_with_a_bracket_is_the_json_form() -> None:
 
 # -- 11, heredocs: what the assembler does not carry ------------------------------------------------------------
 
-def test_a_maintainer_anywhere_is_refused() -> None:
+def test_a_maintainer_is_the_builders_step() -> None:
+    # Without a RUN it makes the Dockerfile the builder's; before the cut it goes to the builder with the
+    # prefix, and the assembler keeps the prefix's Author (tests/integration/test_assemble.py compares it).
     refused("FROM a\nMAINTAINER me\nCOPY x /x\n", "MAINTAINER")
-    refused_in_a_split("FROM a\nMAINTAINER me\nRUN true\nCOPY x /x\n", "MAINTAINER")
-    refused_in_a_split("FROM a\nRUN true\nMAINTAINER me\nCOPY x /x\n", "MAINTAINER")
+    for text in ("FROM a\nMAINTAINER me\nRUN true\nCOPY x /x\n", "FROM a\nRUN true\nMAINTAINER me\nCOPY x /x\n"):
+        cut = codeonly.split(text)
+        assert isinstance(cut, Split) and "MAINTAINER me" in cut.prefix, cut
 
 
 def test_a_here_document_in_a_copy_is_refused() -> None:
