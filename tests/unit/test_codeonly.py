@@ -244,6 +244,14 @@ def test_a_dockerfile_ending_in_run_has_an_empty_tail() -> None:
     ("FROM a\nENV X=1\nARG V=$X\nRUN true\nCOPY x /x\n", "ARG"),
     ("FROM a\nCOPY . /src\nRUN make\nCOPY x /x\n", "COPY of the context's top"),
     ("FROM a\nCOPY * /src/\nRUN make\n", "COPY of the context's top"),
+    # refused up front, before the builder makes a prefix: the tail could not go on it whatever the base
+    ("FROM --platform=linux/arm64 a\nRUN make\nCOPY x /x\n", "FROM with flags"),
+    ("ARG P\nFROM --platform=$P a\nRUN make\nCOPY x /x\n", "FROM with flags"),
+    ("FROM scratch\nRUN make\nCOPY x /x\n", "scratch"),
+    ("FROM a b\nRUN make\nCOPY x /x\n", "not understood"),
+    ('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nCMD run\n', "SHELL"),
+    ('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nENTRYPOINT run\n', "SHELL"),
+    ("FROM a\nONBUILD RUN x\nRUN make\nCOPY x /x\n", "ONBUILD"),
 ])
 def test_what_cannot_be_split(text: str, reason: str) -> None:
     cut = codeonly.split(text)

@@ -97,20 +97,6 @@ def test_a_tail_refused_whatever_the_base_is_refused_before_the_builder_runs(tai
     assert isinstance(parsed, NotCodeOnly) and reason in parsed.reason, parsed
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("FROM --platform=linux/arm64 a\nRUN make\nCOPY x /x\n", "FROM with flags"),
-    ("ARG P\nFROM --platform=$P a\nRUN make\nCOPY x /x\n", "FROM with flags"),
-    ("FROM scratch\nRUN make\nCOPY x /x\n", "scratch"),
-    ("FROM a b\nRUN make\nCOPY x /x\n", "not understood"),
-    ('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nCMD run\n', "SHELL"),
-    ('FROM a\nSHELL ["/bin/bash", "-c"]\nRUN make\nENTRYPOINT run\n', "SHELL"),
-    ("FROM a\nONBUILD RUN x\nRUN make\nCOPY x /x\n", "ONBUILD"),
-])
-def test_a_split_whose_tail_could_not_go_on_the_prefix_is_refused_up_front(text: str, reason: str) -> None:
-    result = codeonly.split(text)
-    assert isinstance(result, NotCodeOnly) and reason in result.reason, result
-
-
 def test_what_depends_on_the_arguments_or_the_base_is_decided_later() -> None:
     split = cut("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN make\nARG SOURCES=x\nCOPY $SOURCES /x/\nCMD run\n")
     assert isinstance(codeonly.decide(split.tail, {"BASE_IMAGE": "b"}, BASE), CodeOnly)
